@@ -1,0 +1,85 @@
+"""Input validation at the boundary: typed errors that name the argument,
+what was expected, what arrived, and how to fix it."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_positive_int(value, name: str, *, allow_none: bool = False, minimum: int = 1) -> int | None:
+    """Return ``value`` as an int >= ``minimum``; ``TypeError``/``ValueError`` otherwise."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_n_bits(n_bits, name: str = "n_bits", maximum: int | None = None) -> int:
+    """``n_bits`` must be a positive multiple of 8 (codes are whole bytes)."""
+    n_bits = check_positive_int(n_bits, name)
+    if n_bits % 8:
+        raise ValueError(f"{name} must be a multiple of 8 (codes are packed into whole bytes), got {n_bits}.")
+    if maximum is not None and n_bits > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {n_bits}.")
+    return n_bits
+
+
+def check_features(X, name: str = "X", *, n_features: int | None = None, dtype=np.float32, min_samples: int = 1) -> np.ndarray:
+    """Return ``X`` as a C-contiguous 2-D float array of finite values."""
+    if hasattr(X, "detach"):  # a torch tensor
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array, got dtype {X.dtype}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got a {X.ndim}-D array of shape {X.shape}. "
+            "Reshape your data, e.g. X.reshape(len(X), -1) for images."
+        )
+    if X.shape[0] < min_samples:
+        raise ValueError(f"{name} must have at least {min_samples} sample(s), got shape {X.shape}.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features, but this estimator was fitted with {n_features} features.")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first.")
+    return X
+
+
+def check_labels(labels, name: str = "labels", *, n_samples: int | None = None) -> np.ndarray:
+    """Single-label ``(n,)`` integer labels or multi-hot ``(n, n_classes)`` 0/1 labels."""
+    if hasattr(labels, "detach"):
+        labels = labels.detach().cpu().numpy()
+    labels = np.asarray(labels)
+    if labels.ndim not in (1, 2):
+        raise ValueError(
+            f"{name} must be 1-D integer labels or 2-D multi-hot labels, got a {labels.ndim}-D array of shape {labels.shape}."
+        )
+    if labels.ndim == 1:
+        if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+            if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
+                labels = labels.astype(np.int64)
+            else:
+                raise TypeError(f"{name} must hold integer class ids, got dtype {labels.dtype}.")
+        labels = labels.astype(np.int64, copy=False)
+    else:
+        if not np.isin(labels, (0, 1)).all():
+            raise ValueError(f"multi-hot {name} must contain only 0 and 1.")
+        labels = labels.astype(np.uint8, copy=False)
+    if n_samples is not None and labels.shape[0] != n_samples:
+        raise ValueError(f"{name} has {labels.shape[0]} rows but the data has {n_samples} samples; they must match.")
+    return labels
+
+
+def check_random_state(seed) -> np.random.Generator:
+    """Turn ``None``, an int or a Generator into a ``numpy.random.Generator``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {type(seed).__name__}.")

@@ -1,0 +1,5 @@
+"""Datasets (registry), protocols (splits), features (frozen encoders + cache)."""
+
+from hashlearn.data.datasets import Dataset, dataset_available, get_dataset_info, list_datasets, load_dataset, register_dataset
+
+__all__ = ["Dataset", "dataset_available", "get_dataset_info", "list_datasets", "load_dataset", "register_dataset"]

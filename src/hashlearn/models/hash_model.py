@@ -1,0 +1,115 @@
+"""HashModel = backbone + hash head; saved as safetensors weights + JSON config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hashlearn._io import atomic_write_bytes, atomic_write_json
+from hashlearn._validation import check_n_bits
+from hashlearn.codes import sign_to_codes
+from hashlearn.errors import CorruptFileError
+from hashlearn.models.backbones import build_backbone
+
+FORMAT_VERSION = 1
+
+
+class HashHead(nn.Module):
+    """Linear layer to ``n_bits`` outputs squashed into ``[-1, 1]`` by ``tanh``."""
+
+    def __init__(self, in_features: int, n_bits: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, n_bits)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(features))
+
+
+class HashModel(nn.Module):
+    """A deep hash model.
+
+    ``forward(x)`` returns continuous codes in ``[-1, 1]`` of shape ``(B, n_bits)``;
+    ``features(x)`` the backbone's latent features; ``encode(x)`` packed ``uint8`` codes.
+
+    Parameters
+    ----------
+    backbone : str
+        Registered backbone name (``"mlp"``, ``"small_cnn"``, ...).
+    n_bits : int
+        Code length, a multiple of 8.
+    backbone_kwargs : dict
+        Arguments of the backbone (JSON-serialisable: they are saved with the weights).
+    """
+
+    def __init__(self, backbone: str, n_bits: int, backbone_kwargs: dict | None = None):
+        super().__init__()
+        self.n_bits = check_n_bits(n_bits)
+        self.backbone_name = backbone
+        self.backbone_kwargs = dict(backbone_kwargs or {})
+        self.backbone = build_backbone(backbone, **self.backbone_kwargs)
+        self.head = HashHead(self.backbone.out_features, self.n_bits)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    @property
+    def config(self) -> dict:
+        return {"backbone": self.backbone_name, "n_bits": self.n_bits, "backbone_kwargs": self.backbone_kwargs}
+
+    @torch.no_grad()
+    def transform(self, x, batch_size: int = 1024) -> np.ndarray:
+        """Continuous outputs for a numpy array or tensor, in eval mode (mode restored after)."""
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32)
+            outputs = [self(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+            return torch.cat(outputs).numpy() if outputs else np.zeros((0, self.n_bits), np.float32)
+        finally:
+            self.train(was_training)
+
+    def encode(self, x, batch_size: int = 1024) -> np.ndarray:
+        """Packed ``uint8`` codes ``(n, n_bits // 8)``."""
+        return sign_to_codes(self.transform(x, batch_size=batch_size))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``model.json`` into ``directory`` (atomically)."""
+        from safetensors.torch import save
+
+        directory = Path(directory)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        atomic_write_bytes(directory / "model.safetensors", save(state))
+        atomic_write_json(directory / "model.json", {"format_version": FORMAT_VERSION, "class": "HashModel", **self.config})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "HashModel":
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path = directory / "model.json"
+        if not config_path.exists():
+            raise FileNotFoundError(f"no model.json in {directory}; expected a folder written by HashModel.save.")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as error:
+            raise CorruptFileError(f"{config_path} is not valid JSON: {error}") from error
+        if config.get("format_version", 0) > FORMAT_VERSION:
+            raise CorruptFileError(
+                f"{config_path} has format version {config.get('format_version')}, newer than {FORMAT_VERSION}; upgrade hashlearn."
+            )
+        model = cls(config["backbone"], config["n_bits"], config.get("backbone_kwargs"))
+        try:
+            state = load_file(str(directory / "model.safetensors"))
+        except Exception as error:  # safetensors raises its own error types
+            raise CorruptFileError(f"cannot read weights {directory / 'model.safetensors'}: {error}") from error
+        model.load_state_dict(state)
+        return model
