@@ -57,8 +57,8 @@ def test_leaking_split_raises():
 def test_stratified_draw_with_too_few_items_explains():
     labels = np.array([0, 0] + [1] * 20 + [2] * 20)
     skewed = Dataset("skewed", np.zeros((len(labels), 2)), labels, "vector")
-    with pytest.raises(ValueError, match="class 0 has only 0 items left for train.*non-stratified"):
-        make_split(skewed, Protocol("p", n_query=6, n_train=6, n_val=3))
+    with pytest.raises(ValueError, match="class 0 has only 1 items left for train.*non-stratified"):
+        make_split(skewed, Protocol("p", n_query=3, n_train=6, n_val=3))
 
 
 def test_unknown_protocol_and_oversized_protocol():
