@@ -163,7 +163,7 @@ class Trainer:
                 stopped_early = True
                 break
             started = time.perf_counter()
-            if hasattr(objective, "on_epoch_start"):
+            if hasattr(objective, "on_epoch_start"):  # per-epoch schedules of the loss
                 objective.on_epoch_start(epoch)
             train_loss, train_seconds = self._train_epoch(model, objective, optimizer, X, y, epoch, batch_transform, device)
             lr = optimizer.param_groups[0]["lr"]
@@ -228,6 +228,8 @@ class Trainer:
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
             optimizer.step()
+            if hasattr(objective, "step"):  # per-step schedules of the loss (e.g. HashNet)
+                objective.step()
             total += loss.item() * len(index)
             count += len(index)
         return total / max(count, 1), time.perf_counter() - started

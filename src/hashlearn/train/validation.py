@@ -11,37 +11,10 @@ import torch
 
 
 def retrieval_map(query_codes, db_codes, query_labels, db_labels, k: int | None = 1000) -> float:
-    """mAP@k with ties broken by ascending database id (the one switch point to the metrics module)."""
-    try:
-        from hashlearn.eval.metrics import mean_average_precision
-    except ImportError:  # the metrics module is not on this branch yet
-        return _fallback_map(query_codes, db_codes, query_labels, db_labels, k)
+    """mAP@k with ties broken by ascending database id (the metrics module's definition)."""
+    from hashlearn.eval.metrics import mean_average_precision
+
     return float(mean_average_precision(query_codes, db_codes, query_labels, db_labels, k=k))
-
-
-def _fallback_map(query_codes, db_codes, query_labels, db_labels, k):
-    from hashlearn.codes import codes_to_pm1, validate_codes
-
-    query_codes, db_codes = validate_codes(query_codes), validate_codes(db_codes)
-    n_bits = query_codes.shape[1] * 8
-    q, d = codes_to_pm1(query_codes, n_bits), codes_to_pm1(db_codes, n_bits)
-    k = len(d) if k is None else min(k, len(d))
-    query_labels, db_labels = np.asarray(query_labels), np.asarray(db_labels)
-    scores = []
-    for start in range(0, len(q), 256):
-        distances = np.rint((n_bits - q[start : start + 256] @ d.T) / 2).astype(np.int32)
-        order = np.argsort(distances, axis=1, kind="stable")[:, :k]  # stable: ties by ascending id
-        for row, ranked in enumerate(order):
-            label = query_labels[start + row]
-            if db_labels.ndim == 1:
-                relevant = db_labels[ranked] == label
-            else:
-                relevant = ((db_labels[ranked] > 0) & (label > 0)).any(axis=1)
-            hits = np.cumsum(relevant)
-            n_relevant = hits[-1] if len(hits) else 0
-            ranks = np.arange(1, len(ranked) + 1)
-            scores.append(float((relevant * hits / ranks).sum() / n_relevant) if n_relevant else 0.0)
-    return float(np.mean(scores)) if scores else 0.0
 
 
 @torch.no_grad()
