@@ -58,7 +58,12 @@ class TrainResult:
 
 
 def as_tensors(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, y)`` as float32 inputs and int64 / float32 multi-hot labels."""
+    """``(X, y)`` as float32 inputs and targets.
+
+    ``y`` is int64 class ids ``(n,)``, float32 multi-hot ``(n, C)``, or -- for
+    unsupervised objectives -- float32 feature vectors ``(n, d)`` (any 2-D float
+    array that is not 0/1).
+    """
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{name} must be a pair (X, y), got {type(data).__name__}.")
     X, y = data
@@ -68,9 +73,20 @@ def as_tensors(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     X = X.float()
     if X.ndim < 2 or len(X) == 0:
         raise ValueError(f"{name}[0] (X) must have shape (n_samples, ...) with n_samples >= 1, got {tuple(X.shape)}.")
-    labels = check_labels(y, f"{name}[1] (y)", n_samples=len(X))
-    y = torch.from_numpy(labels.astype(np.float32) if labels.ndim == 2 else labels)
-    return X, y
+    y_array = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
+    if y_array.ndim == 2 and np.issubdtype(y_array.dtype, np.floating) and not np.isin(y_array, (0, 1)).all():
+        if len(y_array) != len(X):
+            raise ValueError(f"{name}[1] (y) has {len(y_array)} rows but X has {len(X)}; they must match.")
+        if not np.isfinite(y_array).all():
+            raise ValueError(f"{name}[1] (y) feature targets contain NaN or infinite values.")
+        return X, torch.from_numpy(np.ascontiguousarray(y_array, dtype=np.float32))
+    labels = check_labels(y_array, f"{name}[1] (y)", n_samples=len(X))
+    return X, torch.from_numpy(labels.astype(np.float32) if labels.ndim == 2 else labels)
+
+
+def is_feature_target(y: torch.Tensor) -> bool:
+    """True for float feature targets (unsupervised objectives), False for class labels."""
+    return y.ndim == 2 and bool(((y != 0) & (y != 1)).any())
 
 
 def build_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:

@@ -29,12 +29,34 @@ def model_outputs(model: torch.nn.Module, X: torch.Tensor, batch_size: int, devi
     return torch.cat(chunks).numpy()
 
 
+def retrieval_recall(query_codes, db_codes, query_features, db_features, n_neighbors: int = 10, k: int = 10) -> float:
+    """Recall ``n_neighbors``@``k``: share of each query's float nearest neighbours found in its top ``k``."""
+    from hashlearn.eval.metrics import float_knn, recall_at_k
+
+    truth = float_knn(query_features, db_features, n_neighbors)
+    return float(recall_at_k(query_codes, db_codes, truth, k))
+
+
 def default_val_metric(train, val, k: int, batch_size: int, device: str):
-    """mAP@k of the val split's codes as queries against the train split's codes."""
+    """mAP@k of the val split's codes as queries against the train split's codes.
+
+    With float feature targets (unsupervised training) it is recall 10@10
+    against the float 10 nearest neighbours in the target space instead.
+    """
     from hashlearn.codes import sign_to_codes
+    from hashlearn.train.trainer import is_feature_target
 
     X_train, y_train = train
     X_val, y_val = val
+    if is_feature_target(y_train):
+        truth_db, truth_query = y_train.numpy(), y_val.numpy()
+
+        def recall_metric(model, X_val_=None, y_val_=None) -> float:
+            db_codes = sign_to_codes(model_outputs(model, X_train, batch_size, device))
+            query_codes = sign_to_codes(model_outputs(model, X_val, batch_size, device))
+            return retrieval_recall(query_codes, db_codes, truth_query, truth_db)
+
+        return recall_metric
 
     def val_metric(model, X_val_=None, y_val_=None) -> float:
         db_codes = sign_to_codes(model_outputs(model, X_train, batch_size, device))
