@@ -15,6 +15,9 @@ import sys
 SUBCOMMANDS = [
     "hashlearn.cli.datasets",
     "hashlearn.cli.demo",
+    "hashlearn.cli.train",
+    "hashlearn.cli.encode",
+    "hashlearn.cli.evaluate",
 ]
 
 
