@@ -41,9 +41,11 @@ class TrainResult:
     """What a :meth:`Trainer.fit` call measured.
 
     ``history`` holds one dict per epoch (``epoch``, ``train_loss``,
-    ``val_metric``, ``lr``, ``seconds``); ``seconds_per_epoch`` is the median
-    training time of an epoch (validation excluded); ``seconds_to_best`` the
-    wall time from the start of training to the end of the best epoch.
+    ``val_metric``, ``lr``, ``seconds``, ``cpu_seconds``); ``seconds_per_epoch``
+    is the median wall time of an epoch's training (validation excluded),
+    ``cpu_seconds_per_epoch`` the same in process CPU time (robust when other
+    jobs share the cores); ``seconds_to_best`` the wall time from the start of
+    training to the end of the best epoch.
     """
 
     best_epoch: int
@@ -52,6 +54,7 @@ class TrainResult:
     seconds_per_epoch: float = 0.0
     seconds_to_best: float = 0.0
     stopped_early: bool = False
+    cpu_seconds_per_epoch: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -181,7 +184,9 @@ class Trainer:
             started = time.perf_counter()
             if hasattr(objective, "on_epoch_start"):  # per-epoch schedules of the loss
                 objective.on_epoch_start(epoch)
+            cpu_started = time.process_time()
             train_loss, train_seconds = self._train_epoch(model, objective, optimizer, X, y, epoch, batch_transform, device)
+            cpu_seconds = time.process_time() - cpu_started
             lr = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step()
@@ -196,7 +201,7 @@ class Trainer:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
             state["history"].append(
-                {"epoch": epoch + 1, "train_loss": train_loss, "val_metric": metric if val_data is not None else None, "lr": lr, "seconds": train_seconds}
+                {"epoch": epoch + 1, "train_loss": train_loss, "val_metric": metric if val_data is not None else None, "lr": lr, "seconds": train_seconds, "cpu_seconds": cpu_seconds}
             )
             bar.set_postfix(loss=f"{train_loss:.4f}", val_map=f"{metric:.4f}" if val_data is not None else "-")
             if checkpoint_dir is not None:
@@ -212,6 +217,7 @@ class Trainer:
             seconds_per_epoch=float(np.median(seconds)) if seconds else 0.0,
             seconds_to_best=float(state["seconds_to_best"]),
             stopped_early=stopped_early,
+            cpu_seconds_per_epoch=float(np.median([row.get("cpu_seconds", 0.0) for row in state["history"]])) if seconds else 0.0,
         )
         if run_dir is not None:
             atomic_write_json(Path(run_dir) / "train_result.json", result.to_dict())
