@@ -38,8 +38,9 @@ def random_directions(n_bits: int, n_projections: int, generator: torch.Generato
 
 def sliced_wasserstein(outputs: torch.Tensor, targets: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
     """Mean over directions and order statistics of the squared difference of sorted projections."""
-    projected_outputs = torch.sort(outputs @ directions, dim=0).values
-    projected_targets = torch.sort(targets @ directions, dim=0).values
+    # (n_projections, B) rows: sorting along the contiguous last dimension is faster
+    projected_outputs = torch.sort(directions.T @ outputs.T, dim=1).values
+    projected_targets = torch.sort(directions.T @ targets.T, dim=1).values
     return (projected_outputs - projected_targets).pow(2).mean()
 
 
