@@ -32,7 +32,7 @@ def test_matches_slow_loop(random_outputs, approx, dtype, batch):
 def test_sampled_target_matches_slow_loop(random_outputs, approx, dtype):
     outputs = random_outputs(9, 8, dtype, seed=3)
     generator = torch.Generator().manual_seed(4)
-    sample = torch.sort(torch.randint(0, 2, (9, 8), generator=generator) * 2 - 1, dim=0).values
+    sample = torch.sort(torch.randint(0, 2, (8, 9), generator=generator) * 2 - 1, dim=1).values.T  # drawn one row per bit
     expected = reference_hswd(outputs, sample.double().tolist())
     assert HSWDQuantizer(target="sample", random_state=4)(outputs).item() == approx(expected, dtype)
 
