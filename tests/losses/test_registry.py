@@ -62,3 +62,17 @@ def test_hswd_suffix_gives_the_documented_value():
     objective = build_objective("csq+hswd", 16, 4, quantization_weight=2.0)
     expected = LOSSES["csq"](16, 4, own_quantization=False)(outputs, labels) + 2.0 * HSWDQuantizer()(outputs)
     assert objective(outputs, labels).item() == pytest.approx(expected.item())
+
+
+@pytest.mark.parametrize("name", ["dsdh+hswd", "hashnet", "csq+swd", "greedyhash"])
+def test_objective_state_round_trips_through_safetensors(name):
+    """Checkpoints hold objective.state_dict() as safetensors: plain tensors only, no pickle."""
+    from safetensors.torch import load, save
+
+    objective = build_objective(name, 16, 4)
+    objective.step()
+    state = {key: value.contiguous() for key, value in objective.state_dict().items()}
+    restored = build_objective(name, 16, 4)
+    restored.load_state_dict(load(save(state)))
+    for key, value in restored.state_dict().items():
+        assert torch.equal(value, state[key]), key
