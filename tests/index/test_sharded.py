@@ -1,0 +1,113 @@
+"""ShardedIndex on a real dask.distributed cluster: results equal one unsharded index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from hashlearn.codes import hamming_distances, reference_search  # noqa: E402
+from hashlearn.index.io import index_from_bytes, index_to_bytes, load_index, save_index  # noqa: E402
+from hashlearn.index.sharded import ShardedIndex  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0")
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture
+def data(make_codes):
+    codes = make_codes(500, 32, seed=11, clustered=True)  # many distance ties across shards
+    queries = make_codes(30, 32, seed=12, clustered=True)
+    return codes, queries
+
+
+def check_equal(got, want):
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_search_equals_single_index(client, bruteforce_cls, data):
+    codes, queries = data
+    index = ShardedIndex(32, n_shards=3, shard_factory=bruteforce_cls, client=client)
+    for start in range(0, len(codes), 170):  # several adds: ids stay global
+        index.add(codes[start : start + 170])
+    assert index.ntotal == len(codes)
+    for k in (1, 10, 600):
+        check_equal(index.search(queries, k), reference_search(queries, codes, k))
+    single = bruteforce_cls(32)
+    single.add(codes)
+    for radius in (0, 6, 12):
+        check_equal(index.range_search(queries, radius), single.range_search(queries, radius))
+    index.close()
+    assert not client.status == "closed"  # a client we passed is left open
+
+
+def test_explicit_ids_remove_and_reconstruct(client, bruteforce_cls, data):
+    codes, queries = data
+    ids = np.random.default_rng(0).permutation(50_000)[: len(codes)]
+    index = ShardedIndex(32, n_shards=4, shard_factory=bruteforce_cls, client=client)
+    index.add(codes, ids)
+    np.testing.assert_array_equal(index.reconstruct(int(ids[42])), codes[42])
+    assert index.remove_ids(ids[:200]) == 200 and index.ntotal == 300
+    with pytest.raises(KeyError):
+        index.reconstruct(int(ids[0]))
+    check_equal(index.search(queries, 7), reference_search(queries, codes[200:], 7, ids=ids[200:]))
+
+
+def test_save_and_load_rebuild_shards(client, bruteforce_cls, data, tmp_path):
+    codes, queries = data
+    index = ShardedIndex(32, n_shards=2, shard_factory=bruteforce_cls, client=client)
+    index.add(codes)
+    want = index.search(queries, 5)
+    loaded = ShardedIndex.from_state(*index.state(), client=client)
+    check_equal(loaded.search(queries, 5), want)
+    loaded.add(codes[:3])  # round-robin continues where it stopped
+    assert loaded.ntotal == len(codes) + 3
+    with load_index(save_index(index, tmp_path / "s.hlx")) as from_file:  # its own LocalCluster
+        assert from_file.n_shards == 2 and from_file._cluster is not None
+        check_equal(from_file.search(queries, 5), want)
+    assert from_file._cluster is None
+    with index_from_bytes(index_to_bytes(index)) as from_bytes:
+        check_equal(from_bytes.search(queries, 5), want)
+
+
+def test_own_cluster_and_scheduler_address(bruteforce_cls, data):
+    codes, queries = data
+    with ShardedIndex(32, n_shards=2, shard_factory=bruteforce_cls) as index:
+        cluster = index._cluster
+        index.add(codes)
+        check_equal(index.search(queries, 3), reference_search(queries, codes, 3))
+    assert cluster.status.name == "closed"
+    with pytest.raises(RuntimeError, match="closed"):
+        index.search(queries, 3)
+
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+    try:
+        with ShardedIndex(32, n_shards=2, shard_factory=bruteforce_cls, address=cluster.scheduler_address) as index:
+            index.add(codes[:50])
+            d = hamming_distances(queries, codes[:50]).min(axis=1)
+            np.testing.assert_array_equal(index.search(queries, 1).distances[:, 0], d)
+    finally:
+        cluster.close()
+
+
+def test_validation(client, bruteforce_cls, data):
+    codes, queries = data
+    with pytest.raises(ValueError, match="either client or address"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client, address="tcp://x:1")
+    with pytest.raises(TypeError, match="client must be"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client="tcp://x:1")
+    with pytest.raises(TypeError, match="shard_factory must build a BinaryIndex of 32 bits"):
+        ShardedIndex(32, shard_factory=lambda n_bits: bruteforce_cls(64), client=client)
+    with pytest.raises(ValueError, match="n_shards"):
+        ShardedIndex(32, n_shards=0, shard_factory=bruteforce_cls, client=client)
+    with ShardedIndex(32, shard_factory=bruteforce_cls, client=client) as index:
+        with pytest.raises(ValueError, match="4 bytes per code"):
+            index.add(codes[:, :2])
