@@ -247,3 +247,13 @@ def test_failed_fsync_leaves_existing_file_untouched(index, bruteforce_cls, tmp_
 def test_save_rejects_non_index(tmp_path):
     with pytest.raises(TypeError, match="BinaryIndex"):
         save_index(np.zeros((3, 8), dtype=np.uint8), tmp_path / "a.hlx")
+
+
+def test_resave_mapped_index_over_its_own_file(index, queries, tmp_path):
+    path = save_index(index, tmp_path / "a.hlx")
+    mapped = load_index(path, mmap=True)
+    mapped.add(np.zeros((2, 8), dtype=np.uint8), ids=[10_000, 10_001])
+    save_index(mapped, path)  # the old mapping stays valid while the new file replaces it
+    again = load_index(path, mmap=False)
+    assert again.ntotal == index.ntotal + 2
+    assert_same_results(again, mapped, queries)
