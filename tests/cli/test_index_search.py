@@ -56,6 +56,7 @@ def test_build_from_outputs_with_ids_and_radius_search(files, capsys):
         for q in range(4):
             hit = np.flatnonzero(full[q] <= 3)
             assert sorted(found[lims[q] : lims[q + 1]]) == sorted(ids[hit])
+    capsys.readouterr()
     assert main(["search", "--index", str(out), "--query-outputs", str(tmp / "qout.npy"), "-k", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith("0\t0:0")  # query 0 finds itself (id 0) at distance 0

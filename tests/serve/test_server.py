@@ -27,6 +27,7 @@ def data():
 def address(data):
     index = FlatIndex(N_BITS)
     index.add(data[0])
+    index.search(data[1], 3), index.range_search(data[1], 3)  # compile the kernels before timing out requests
     server = make_server(index, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -37,7 +38,7 @@ def address(data):
 
 
 def request(address, method, path, body=None, raw: bytes | None = None, headers=None):
-    connection = http.client.HTTPConnection(*address, timeout=10)
+    connection = http.client.HTTPConnection(*address, timeout=60)
     try:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         connection.request(method, path, body=data, headers=headers or {"Content-Type": "application/json"})
