@@ -111,3 +111,23 @@ def test_validation(client, bruteforce_cls, data):
     with ShardedIndex(32, shard_factory=bruteforce_cls, client=client) as index:
         with pytest.raises(ValueError, match="4 bytes per code"):
             index.add(codes[:, :2])
+
+
+@pytest.mark.slow
+def test_process_cluster_with_flat_shards(data, tmp_path):
+    """Shards in separate worker processes (real serialisation), built by a factory string."""
+    codes, queries = data
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    try:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            index = ShardedIndex(32, n_shards=2, shard_factory="Flat", client=client)
+            index.add(codes)
+            pids = {pid for pid in client.run(__import__("os").getpid).values()}
+            assert __import__("os").getpid() not in pids
+            check_equal(index.search(queries, 9), reference_search(queries, codes, 9))
+            path = save_index(index, tmp_path / "p.hlx")
+            loaded = ShardedIndex.from_state(*index.state(), client=client)
+            check_equal(loaded.search(queries, 9), index.search(queries, 9))
+            assert load_index(path, mmap=False).close() is None
+    finally:
+        cluster.close()

@@ -118,7 +118,8 @@ class ShardedIndex(BinaryIndex):
             for i, (entry, arrays) in enumerate(states)
         ]
         self._actor_futures = futures  # the actors live only as long as their futures are referenced
-        self.shards = [future.result() for future in futures]
+        with self.client.as_current():  # the actor handles bind to this client, default or not
+            self.shards = [future.result() for future in futures]
         self._ntotal = sum(self._gather(shard.ntotal() for shard in self.shards))
         self._next_shard = self._ntotal % len(self.shards)
 
