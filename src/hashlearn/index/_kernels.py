@@ -413,7 +413,7 @@ def _first_visit(qsub, db, offset, starts, lengths, radius, table):
 @njit(**_JIT)
 def mih_knn(
     qbytes, qwords, db, n_bytes, starts, lengths, offsets, offset_base, positions,
-    ids, by_position, max_cost, probe_cost, heap_d, heap_k, aborted,
+    ids, by_position, max_cost, probe_cost, heap_d, heap_k, aborted, work,
 ):  # fmt: skip
     """Exact k-NN by multi-index hashing (Norouzi, Punjani & Fleet, 2012).
 
@@ -422,6 +422,7 @@ def mih_knn(
     is at least ``m * r + j + 1`` and the search stops once the k-th distance is below
     that bound. A query whose work (probes * probe_cost + candidates) passes
     ``max_cost`` row-equivalents is flagged in ``aborted`` for a flat scan instead.
+    ``work[q]`` receives (probes, candidates) of query q.
     """
     m = starts.shape[0]
     max_length = lengths.max()
@@ -446,6 +447,8 @@ def mih_knn(
                         key = qsub[j] ^ mask
                         lo, hi = offsets[base + key], offsets[base + key + 1]
                         cost += probe_cost + (hi - lo)
+                        work[q, 0] += 1
+                        work[q, 1] += hi - lo
                         for p in range(lo, hi):
                             pos = positions[j, p]
                             d = row_distance(qw, db, pos * n_bytes, n_bytes)
@@ -519,4 +522,93 @@ def mih_range(
             if cost > max_cost:
                 aborted[q] = True
                 break
+    return counts, out_d[:n_out], out_p[:n_out]
+
+
+# --- hash table over whole short codes ---------------------------------------------------
+@njit(inline="always", **_JIT)
+def _bucket_of(keys, key):
+    """Index of ``key`` in the sorted unique ``keys``, or -1."""
+    u = np.searchsorted(keys, key)
+    if u < keys.shape[0] and keys[u] == key:
+        return u
+    return -1
+
+
+@njit(**_JIT)
+def table_knn(qbytes, n_bits, keys, bucket_offsets, positions, n_probes, ids, by_position, heap_d, heap_k):
+    """Exact k-NN over buckets of identical codes: probe every code at radius 0, 1, ...
+    until the k-th distance is within the radius; once a radius has more codes
+    (``n_probes[r]``) than there are buckets, compare the query with every bucket instead."""
+    n_keys = keys.shape[0]
+    for q in range(qbytes.shape[0]):
+        hd = heap_d[q]
+        hk = heap_k[q]
+        qkey = substring(qbytes[q], 0, 0, n_bits)
+        worst = hd[0]
+        for radius in range(n_bits + 1):
+            if n_probes[radius] > n_keys:
+                for u in range(n_keys):
+                    d = popcount(keys[u] ^ qkey)
+                    if d >= radius and d <= worst:
+                        for p in range(bucket_offsets[u], bucket_offsets[u + 1]):
+                            worst = offer(hd, hk, d, positions[p], ids, by_position)
+                break
+            mask = np.int64(0) if radius == 0 else np.int64((1 << radius) - 1)
+            limit = np.int64(1) << n_bits
+            while mask < limit:
+                u = _bucket_of(keys, qkey ^ mask)
+                if u >= 0 and radius <= worst:
+                    for p in range(bucket_offsets[u], bucket_offsets[u + 1]):
+                        worst = offer(hd, hk, radius, positions[p], ids, by_position)
+                if radius == 0:
+                    break
+                mask = next_mask(mask)
+            if worst <= radius:  # every unseen code is farther than the radius
+                break
+
+
+@njit(inline="always", **_JIT)
+def _emit_bucket(out_d, out_p, n_out, d, positions, lo, hi):
+    """Append the rows ``positions[lo:hi]`` at distance ``d``."""
+    for p in range(lo, hi):
+        out_d = _grow(out_d, n_out)
+        out_p = _grow(out_p, n_out)
+        out_d[n_out] = d
+        out_p[n_out] = positions[p]
+        n_out += 1
+    return out_d, out_p, n_out
+
+
+@njit(**_JIT)
+def table_range(qbytes, n_bits, keys, bucket_offsets, positions, radius_max, enumerate_codes):
+    """All rows within ``radius_max``: probe every code in the ball when ``enumerate_codes``,
+    else compare with every bucket. Returns ``(counts, distances, rows)`` grouped by query."""
+    nq = qbytes.shape[0]
+    counts = np.zeros(nq, dtype=np.int64)
+    out_d = np.empty(1024, dtype=np.int32)
+    out_p = np.empty(1024, dtype=np.int64)
+    n_out = 0
+    limit = np.int64(1) << n_bits
+    for q in range(nq):
+        start = n_out
+        qkey = substring(qbytes[q], 0, 0, n_bits)
+        if enumerate_codes:
+            for radius in range(radius_max + 1):
+                mask = np.int64(0) if radius == 0 else np.int64((1 << radius) - 1)
+                while mask < limit:
+                    u = _bucket_of(keys, qkey ^ mask)
+                    if u >= 0:
+                        out_d, out_p, n_out = _emit_bucket(
+                            out_d, out_p, n_out, radius, positions, bucket_offsets[u], bucket_offsets[u + 1]
+                        )
+                    if radius == 0:
+                        break
+                    mask = next_mask(mask)
+        else:
+            for u in range(keys.shape[0]):
+                d = popcount(keys[u] ^ qkey)
+                if d <= radius_max:
+                    out_d, out_p, n_out = _emit_bucket(out_d, out_p, n_out, d, positions, bucket_offsets[u], bucket_offsets[u + 1])
+        counts[q] = n_out - start
     return counts, out_d[:n_out], out_p[:n_out]
