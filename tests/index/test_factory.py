@@ -12,8 +12,8 @@ from hashlearn.index.two_stage import TwoStageIndex
 
 @pytest.mark.parametrize(
     "description, kind",
-    [("Flat", "flat"), ("MIH", "mih"), ("MIH4", "mih"), ("Table", "table"), ("TwoStage(MIH,Flat)", "two_stage"),
-     (" TwoStage16( Flat , Flat ) ", "two_stage")],
+    [("Flat", "flat"), ("MIH", "mih"), ("MIH4", "mih"), ("TwoStage(MIH,Flat)", "two_stage"),
+     (" TwoStage16( Flat , Flat ) ", "two_stage"), ("TwoStage16(Table,Flat)", "two_stage")],
 )
 def test_builds_working_indexes(description, kind, make_codes):
     codes, queries = make_codes(300, 64, seed=61, clustered=True), make_codes(10, 64, seed=62, clustered=True)
@@ -31,7 +31,10 @@ def test_builds_working_indexes(description, kind, make_codes):
 
 
 def test_mih_substrings_and_two_stage_parameters():
-    assert index_factory("MIH4", 64).n_substrings == 4
+    assert index_factory("MIH4", 64).n_tables == 4
+    assert type(index_factory("Table", 32)).kind == "table"
+    with pytest.raises(ValueError, match="at most 32 bits"):
+        index_factory("Table", 64)
     two = index_factory("TwoStage(MIH,Flat)", 128, n_candidates=33)
     assert isinstance(two, TwoStageIndex) and two.n_first_bits == 64 and two.n_candidates == 33
     assert type(two.first_stage).kind == "mih" and two.rerank == "hamming"

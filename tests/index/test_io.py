@@ -257,3 +257,21 @@ def test_resave_mapped_index_over_its_own_file(index, queries, tmp_path):
     again = load_index(path, mmap=False)
     assert again.ntotal == index.ntotal + 2
     assert_same_results(again, mapped, queries)
+
+
+@pytest.mark.parametrize("description", ["Flat", "MIH", "MIH2", "Table", "TwoStage(MIH,Flat)", "TwoStage8(Table,Flat)"])
+def test_real_indexes_round_trip(description, make_codes, tmp_path):
+    """Every index class round-trips through bytes and files, mapped or not, with identical results."""
+    from hashlearn.index.factory import index_factory
+
+    codes, queries = make_codes(500, 32, seed=71, clustered=True), make_codes(25, 32, seed=72, clustered=True)
+    index = index_factory(description, 32)
+    index.add(codes, ids=np.arange(500) * 3 + 1)
+    index.remove_ids([1, 4, 7])
+    path = save_index(index, tmp_path / "r.hlx")
+    for loaded in (index_from_bytes(index_to_bytes(index)), load_index(path), load_index(path, mmap=False)):
+        assert type(loaded) is type(index) and loaded.ntotal == 497
+        assert_same_results(loaded, index, queries)
+        loaded.add(codes[:3], ids=[5000, 5001, 5002])  # loaded indexes stay usable, mapped ones too
+        assert loaded.ntotal == 500
+    assert path.read_bytes() == index_to_bytes(index)

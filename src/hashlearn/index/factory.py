@@ -4,7 +4,7 @@ Accepted descriptions (``n_bits`` is always the code length of the whole index):
 
 ============================  ==========================================================
 ``Flat``                      exact scan (:class:`~hashlearn.index.flat.FlatIndex`)
-``MIH`` / ``MIH4``            multi-index hashing, default / 4 substrings
+``MIH`` / ``MIH4``            multi-index hashing, default / 4 substring tables
 ``Table``                     hash table over whole codes (exact-match buckets)
 ``TwoStage(MIH,Flat)``        first stage MIH over the first half of the bits, re-ranked by
                               the Hamming distance of the full codes; ``TwoStage16(...)``
@@ -28,14 +28,14 @@ from hashlearn.index.io import index_class
 #: one line per index class
 LEAVES: dict[str, tuple[str, str | None]] = {
     "Flat": ("flat", None),
-    "MIH": ("mih", "n_substrings"),
+    "MIH": ("mih", "n_tables"),
     "Table": ("table", None),
 }
 #: re-rankers of ``TwoStage(first,RERANK)``
 RERANKERS = {"Flat": "hamming", "Cosine": "cosine", "L2": "l2"}
 
 ACCEPTED = (
-    "Flat, MIH, MIH<n_substrings> (e.g. MIH4), Table, TwoStage(<first>,<Flat|Cosine|L2>), "
+    "Flat, MIH, MIH<n_tables> (e.g. MIH4), Table, TwoStage(<first>,<Flat|Cosine|L2>), "
     "TwoStage<prefix_bits>(<first>,<Flat|Cosine|L2>), Shard<n_shards>(<index>)"
 )
 
@@ -51,7 +51,7 @@ def index_factory(description: str, n_bits: int, **kwargs) -> BinaryIndex:
     >>> index_factory("Bogus", 64)
     Traceback (most recent call last):
     ...
-    ValueError: unknown index description 'Bogus'; accepted: Flat, MIH, MIH<n_substrings> (e.g. MIH4), Table, TwoStage(<first>,<Flat|Cosine|L2>), TwoStage<prefix_bits>(<first>,<Flat|Cosine|L2>), Shard<n_shards>(<index>)
+    ValueError: unknown index description 'Bogus'; accepted: Flat, MIH, MIH<n_tables> (e.g. MIH4), Table, TwoStage(<first>,<Flat|Cosine|L2>), TwoStage<prefix_bits>(<first>,<Flat|Cosine|L2>), Shard<n_shards>(<index>)
     """
     if not isinstance(description, str):
         raise TypeError(f"description must be a string such as 'Flat' or 'MIH4', got {type(description).__name__}.")
