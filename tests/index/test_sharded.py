@@ -117,7 +117,7 @@ def test_validation(client, bruteforce_cls, data):
 def test_process_cluster_with_flat_shards(data, tmp_path):
     """Shards in separate worker processes (real serialisation), built by a factory string."""
     codes, queries = data
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
     try:
         with distributed.Client(cluster, set_as_default=False) as client:
             index = ShardedIndex(32, n_shards=2, shard_factory="Flat", client=client)

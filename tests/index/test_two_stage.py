@@ -172,3 +172,21 @@ def test_validation(bruteforce_cls, data):
     cos.add(codes, vectors=np.ones((len(codes), 3)))
     with pytest.raises(ValueError, match="3 features"):
         cos.search(queries, 2, query_vectors=np.ones((len(queries), 4)))
+
+
+def test_default_ids_then_removal(data):
+    """Default ids take the row-number fast path; after a removal the general lookup takes over."""
+    from hashlearn.index.flat import FlatIndex
+
+    codes, queries, _ = data
+    index = TwoStageIndex(N_BITS, FlatIndex(N_FIRST), n_candidates=len(codes))
+    index.add(codes)
+    want = reference_search(queries, codes, 5)
+    np.testing.assert_array_equal(index.search(queries, 5).ids, want.ids)
+    index.remove_ids(np.arange(0, 400, 2))
+    keep = np.arange(1, 400, 2)
+    want = reference_search(queries, codes[keep], 5, ids=keep)
+    got = index.search(queries, 5)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.distances, want.distances)
+    np.testing.assert_array_equal(index.reconstruct(7), codes[7])

@@ -19,6 +19,14 @@ Float re-ranking needs ``vectors=`` in :meth:`TwoStageIndex.add` and ``query_vec
 codes it is exact (a prefix's distance never exceeds the full distance, so the first
 stage's range search over prefixes returns a superset); with separate short codes it can
 only filter the k-NN candidates and may miss items.
+
+>>> import numpy as np
+>>> from hashlearn.index import FlatIndex
+>>> codes = np.array([[0, 0], [0, 255], [1, 0], [1, 1]], dtype=np.uint8)
+>>> index = TwoStageIndex(16, FlatIndex(8), n_candidates=2)   # candidates from the first byte
+>>> index.add(codes)
+>>> index.search(np.array([[1, 1]], dtype=np.uint8), k=2).ids.tolist()
+[[3, 2]]
 """
 
 from __future__ import annotations
@@ -227,9 +235,14 @@ class TwoStageIndex(BinaryIndex):
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id in ``self.codes`` (-1 where unknown)."""
         if self._lookup is None:
-            order = np.argsort(self.ids, kind="stable")
-            self._lookup = (self.ids[order], order)
+            if np.array_equal(self.ids, np.arange(len(self.ids))):
+                self._lookup = ("identity", None)  # the common case: ids are the row numbers
+            else:
+                order = np.argsort(self.ids, kind="stable")
+                self._lookup = (self.ids[order], order)
         sorted_ids, order = self._lookup
+        if order is None:
+            return np.where((ids >= 0) & (ids < len(self.ids)), ids, -1)
         if not len(sorted_ids):
             return np.full(ids.shape, -1, dtype=np.int64)
         pos = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
