@@ -130,3 +130,36 @@ def test_body_size_limit(address, monkeypatch):
 def test_make_server_rejects_non_index():
     with pytest.raises(TypeError, match="BinaryIndex"):
         make_server(np.zeros((2, 4), dtype=np.uint8), "127.0.0.1", 0)
+
+
+def test_float_reranking_index_over_http(data):
+    """A TwoStageIndex re-ranking by cosine takes query_vectors; missing results come back as null."""
+    from hashlearn.index.two_stage import TwoStageIndex
+
+    codes, queries = data
+    rng = np.random.default_rng(32)
+    vectors, query_vectors = rng.normal(size=(len(codes), 6)), rng.normal(size=(len(queries), 6))
+    index = TwoStageIndex(N_BITS, FlatIndex(16), n_candidates=50, rerank="cosine")
+    index.add(codes, vectors=vectors)
+    small = TwoStageIndex(N_BITS, FlatIndex(16), rerank="l2")
+    small.add(codes[:2], vectors=vectors[:2])
+    for served, k in ((index, 5), (small, 4)):
+        server = make_server(served, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            body = {"queries": [q.tolist() for q in queries], "k": k, "query_vectors": query_vectors.tolist()}
+            status, result = request(server.server_address[:2], "POST", "/search", body)
+            want = served.search(queries, k, query_vectors=query_vectors)
+            assert status == 200 and result["ids"] == want.ids.tolist()
+            got = np.array([[np.inf if d is None else d for d in row] for row in result["distances"]])
+            np.testing.assert_allclose(got, want.distances, rtol=1e-6)
+            status, result = request(server.server_address[:2], "POST", "/search", {"queries": [queries[0].tolist()]})
+            assert status == 400 and "query_vectors is required" in result["error"]
+            status, result = request(server.server_address[:2], "POST", "/search",
+                                     {"queries": [queries[0].tolist()], "query_vectors": [[1, "x"]]})
+            assert status == 400 and "query_vectors" in result["error"]
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert (small.search(queries, 4, query_vectors=query_vectors).ids[:, 2:] == -1).all()

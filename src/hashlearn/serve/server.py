@@ -5,6 +5,7 @@ Endpoints (the full reference is ``docs/serve.md``):
 - ``GET /health`` -> ``{"status": "ok", "ntotal": N}``
 - ``GET /info`` -> kind, n_bits, n_bytes, ntotal, description of the index
 - ``POST /search`` ``{"queries": [...], "k": 10}`` -> ``{"distances": [[...]], "ids": [[...]]}``
+  (plus ``"query_vectors"`` for a :class:`~hashlearn.index.two_stage.TwoStageIndex` that re-ranks by float vectors)
 - ``POST /range_search`` ``{"queries": [...], "radius": 5}`` -> ``{"results": [{"distances": [...], "ids": [...]}, ...]}``
 
 A query is a hex string of the code's bytes (``"01ff..."``, ``2 * n_bytes`` characters)
@@ -60,6 +61,18 @@ def parse_queries(value, n_bytes: int) -> np.ndarray:
     return out
 
 
+def _float_rows(value, n_rows: int) -> np.ndarray:
+    if not isinstance(value, list) or len(value) != n_rows:
+        raise RequestError(f"'query_vectors' must be a list with one vector per query ({n_rows}).")
+    try:
+        vectors = np.array(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise RequestError("'query_vectors' must be a list of equally long lists of numbers.") from None
+    if vectors.ndim != 2:
+        raise RequestError("'query_vectors' must be a list of equally long lists of numbers.")
+    return vectors
+
+
 def _int_field(body: dict, name: str, minimum: int, maximum: int, default=None) -> int:
     value = body.get(name, default)
     if value is None:
@@ -91,9 +104,15 @@ class SearchService:
     def search(self, body: dict) -> dict:
         queries = parse_queries(body.get("queries"), self.index.n_bytes)
         k = _int_field(body, "k", 1, MAX_K, default=10)
+        extra = {}
+        if "query_vectors" in body:  # a TwoStageIndex re-ranking by float vectors
+            extra["query_vectors"] = _float_rows(body["query_vectors"], len(queries))
         with self._lock:
-            result = self.index.search(queries, k)
-        return {"distances": result.distances.tolist(), "ids": result.ids.tolist()}
+            result = self.index.search(queries, k, **extra)
+        distances = result.distances.tolist()
+        if result.distances.dtype.kind == "f":  # JSON has no infinity: missing float distances become null
+            distances = [[d if np.isfinite(d) else None for d in row] for row in distances]
+        return {"distances": distances, "ids": result.ids.tolist()}
 
     def range_search(self, body: dict) -> dict:
         queries = parse_queries(body.get("queries"), self.index.n_bytes)
