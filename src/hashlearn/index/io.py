@@ -312,7 +312,10 @@ def load_index(path: str | os.PathLike, mmap: bool = True, verify: bool = True) 
     """
     path = _existing(path)
     if not mmap:
-        return _index_from_buffer(bytearray(path.read_bytes()), str(path))
+        buffer = bytearray(path.stat().st_size)
+        with open(path, "rb") as handle:
+            handle.readinto(buffer)
+        return _index_from_buffer(buffer, str(path))
     header = verify_file(path) if verify else read_header(path)
     _check_size(header, header["file_nbytes"], str(path))
     arrays = {}
