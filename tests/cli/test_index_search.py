@@ -20,7 +20,7 @@ def files(tmp_path):
     return tmp_path, codes, queries
 
 
-@pytest.mark.parametrize("factory", ["Flat", "MIH4", "TwoStage(Flat,Flat)"])
+@pytest.mark.parametrize("factory", ["Flat", "MIH4", "TwoStage(Flat,Flat)", "Shard2(Flat)"])
 def test_build_then_search(files, factory, capsys):
     tmp, codes, queries = files
     out = tmp / "index.hlx"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 distributed = pytest.importorskip("distributed")
 
 from hashlearn.codes import hamming_distances, reference_search  # noqa: E402
+from hashlearn.index.base import RangeResult  # noqa: E402
 from hashlearn.index.io import index_from_bytes, index_to_bytes, load_index, save_index  # noqa: E402
 from hashlearn.index.sharded import ShardedIndex  # noqa: E402
 
@@ -122,8 +125,7 @@ def test_process_cluster_with_flat_shards(data, tmp_path):
         with distributed.Client(cluster, set_as_default=False) as client:
             index = ShardedIndex(32, n_shards=2, shard_factory="Flat", client=client)
             index.add(codes)
-            pids = {pid for pid in client.run(__import__("os").getpid).values()}
-            assert __import__("os").getpid() not in pids
+            assert os.getpid() not in set(client.run(os.getpid).values())  # shards really live elsewhere
             check_equal(index.search(queries, 9), reference_search(queries, codes, 9))
             path = save_index(index, tmp_path / "p.hlx")
             loaded = ShardedIndex.from_state(*index.state(), client=client)
@@ -131,3 +133,32 @@ def test_process_cluster_with_flat_shards(data, tmp_path):
             assert load_index(path, mmap=False).close() is None
     finally:
         cluster.close()
+
+
+def test_merge_equals_global_sort(make_codes):
+    """Merging per-shard top-k lists of any split (ties across shards included) is the global top-k."""
+    from hashlearn.index.sharded import merge_range_results, merge_search_results
+
+    codes, queries = make_codes(300, 16, seed=13, clustered=True), make_codes(20, 16, seed=14, clustered=True)
+    rng = np.random.default_rng(15)
+    ids = rng.permutation(10_000)[:300]
+    for n_shards in (1, 2, 5):
+        owner = rng.integers(0, n_shards, size=300)
+        for k in (1, 4, 70):
+            parts = [reference_search(queries, codes[owner == s], k, ids=ids[owner == s]) for s in range(n_shards)]
+            check_equal(merge_search_results(parts, k), reference_search(queries, codes, k, ids=ids))
+        full = hamming_distances(queries, codes)
+        parts = []
+        for s in range(n_shards):
+            mask = owner == s
+            hits = [np.flatnonzero(row <= 3) for row in full[:, mask]]
+            orders = [np.lexsort((ids[mask][h], row[h])) for row, h in zip(full[:, mask], hits)]
+            lims = np.r_[0, np.cumsum([len(h) for h in hits])]
+            d = np.concatenate([row[h][o] for row, h, o in zip(full[:, mask], hits, orders)]).astype(np.int32)
+            i = np.concatenate([ids[mask][h][o] for h, o in zip(hits, orders)]).astype(np.int64)
+            parts.append((lims, d, i))
+        merged = merge_range_results([RangeResult(*part) for part in parts])
+        for q in range(len(queries)):
+            hit = np.flatnonzero(full[q] <= 3)
+            order = np.lexsort((ids[hit], full[q, hit]))
+            np.testing.assert_array_equal(merged.ids[merged.lims[q] : merged.lims[q + 1]], ids[hit][order])

@@ -190,3 +190,18 @@ def test_default_ids_then_removal(data):
     np.testing.assert_array_equal(got.ids, want.ids)
     np.testing.assert_array_equal(got.distances, want.distances)
     np.testing.assert_array_equal(index.reconstruct(7), codes[7])
+
+
+def test_inconsistent_state_is_refused(bruteforce_cls, data):
+    """A file whose arrays disagree (forged with valid checksums) is refused, not served."""
+    from hashlearn.errors import CorruptFileError
+    from hashlearn.index.io import index_from_state, index_state
+
+    codes, _, ids = data
+    index = TwoStageIndex(N_BITS, bruteforce_cls(N_FIRST), rerank="l2")
+    index.add(codes, ids, vectors=np.ones((len(codes), 3)))
+    entry, arrays = index_state(index)
+    for name, bad in [("vectors", arrays["vectors"][:-1]), ("ids", arrays["ids"][:-1]), ("ids", arrays["ids"].astype(np.float64)),
+                      ("codes", arrays["codes"][:, :3])]:
+        with pytest.raises(CorruptFileError, match="cannot rebuild a 'two_stage' index"):
+            index_from_state(entry, {**arrays, name: bad})

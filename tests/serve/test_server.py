@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 
 import numpy as np
@@ -106,7 +107,7 @@ def test_concurrent_requests(address, data):
 def test_search_validation(address, body, message):
     status, result = request(address, "POST", "/search", body)
     assert status == 400
-    assert __import__("re").search(message, result["error"]), result["error"]
+    assert re.search(message, result["error"]), result["error"]
 
 
 def test_range_validation_and_http_errors(address):

@@ -202,8 +202,13 @@ class TwoStageIndex(BinaryIndex):
         index.codes = validate_codes(np.asarray(arrays["codes"]), n_bits=index.n_bits, name="stored codes")
         index.ids = np.asarray(arrays["ids"])
         index.vectors = np.asarray(arrays["vectors"]) if index.rerank != "hamming" else None
+        if index.ids.ndim != 1 or index.ids.dtype != np.int64:
+            raise ValueError(f"stored ids must be a 1-D int64 array, got {index.ids.dtype} {index.ids.shape}.")
         if len(index.ids) != len(index.codes) or first_stage.ntotal != len(index.ids):
             raise ValueError("stored codes, ids and first stage disagree on the number of items.")
+        if index.vectors is not None and (index.vectors.ndim != 2 or index.vectors.dtype != np.float32
+                                          or len(index.vectors) != len(index.ids)):
+            raise ValueError(f"stored vectors must be float32 with one row per item, got {index.vectors.dtype} {index.vectors.shape}.")
         index._lookup = None
         return index
 
