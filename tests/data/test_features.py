@@ -177,3 +177,40 @@ def test_bad_arguments(tmp_path):
 def test_dataset_input_uses_its_data(tmp_path):
     dataset = Dataset("toy", images(), np.arange(10), "image")
     np.testing.assert_allclose(extract_features(dataset, CountingEncoder(), cache_dir=tmp_path), reference(images()), rtol=1e-6)
+
+
+def test_interrupted_run_resumes_from_its_checkpoints(tmp_path):
+    class FailsAfter(CountingEncoder):
+        def encode_batch(self, batch):
+            if len(self.batch_sizes) == 3:
+                raise KeyboardInterrupt
+            return super().encode_batch(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(images(n=20), FailsAfter(), cache_dir=tmp_path, batch_size=4, checkpoint_s=0)
+    partial = next((tmp_path / "counting").glob("*.partial"))
+    assert len(list(partial.glob("*.npy"))) == 3  # rows 0-4, 4-8, 8-12
+    resumed = CountingEncoder()
+    features = extract_features(images(n=20), resumed, cache_dir=tmp_path, batch_size=4, checkpoint_s=0)
+    assert resumed.batch_sizes == [4, 4]  # only rows 12-20 were computed
+    np.testing.assert_allclose(features, reference(images(n=20)), rtol=1e-6)
+    assert not partial.exists()
+
+
+def test_damaged_checkpoint_chunk_is_recomputed(tmp_path):
+    class FailsAfter(CountingEncoder):
+        def encode_batch(self, batch):
+            if len(self.batch_sizes) == 3:
+                raise RuntimeError("power cut")
+            return super().encode_batch(batch)
+
+    with pytest.raises(RuntimeError):
+        extract_features(images(n=20), FailsAfter(), cache_dir=tmp_path, batch_size=4, checkpoint_s=0)
+    chunks = sorted(next((tmp_path / "counting").glob("*.partial")).glob("*.npy"))
+    chunks[1].write_bytes(chunks[1].read_bytes()[:50])  # rows 4-8 damaged: resume after rows 0-4 only
+    resumed = CountingEncoder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        features = extract_features(images(n=20), resumed, cache_dir=tmp_path, batch_size=4, checkpoint_s=0)
+    assert resumed.batch_sizes == [4, 4, 4, 4]
+    np.testing.assert_allclose(features, reference(images(n=20)), rtol=1e-6)
