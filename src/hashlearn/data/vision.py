@@ -59,14 +59,15 @@ def load_idx_split(folder: str | os.PathLike, *, name: str, verify: dict[str, st
         path = _find_idx_file(folder, file_name)
         if path is None:
             raise FileNotFoundError(f"{name}: {file_name} (or its uncompressed form) is missing from {str(folder)!r}.")
-        if verify is not None and path.name == file_name:
+        if verify is not None:
             verify_content(path, verify[file_name])
         arrays[role] = read_idx(path)
     for part in ("train", "test"):
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or images.dtype != np.uint8:
             raise CorruptFileError(
-                f"{name}: {part} images have shape {images.shape} and labels {labels.shape}; expected (n, H, W) images and n labels."
+                f"{name}: {part} images are {images.dtype} {images.shape} and labels {labels.shape}; "
+                "expected uint8 (n, H, W) images and n labels."
             )
     images = np.concatenate([arrays["train_images"], arrays["test_images"]])
     labels = np.concatenate([arrays["train_labels"], arrays["test_labels"]]).astype(np.int64)
