@@ -15,6 +15,9 @@ import sys
 SUBCOMMANDS = [
     "hashlearn.cli.datasets",
     "hashlearn.cli.demo",
+    "hashlearn.cli.index",
+    "hashlearn.cli.search",
+    "hashlearn.cli.serve",
 ]
 
 
