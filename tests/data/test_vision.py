@@ -95,6 +95,9 @@ def test_fashion_mnist_download_path(tmp_path, monkeypatch):
     assert len(dataset) == 10
     assert sorted(p.name for p in (tmp_path / "cache" / "fashion-mnist").iterdir()) == sorted(checksums)
     assert dataset_available("fashion-mnist")  # the cache is part of the search path
+    cached = tmp_path / "cache" / "fashion-mnist" / "train-images-idx3-ubyte.gz"
+    cached.write_bytes(cached.read_bytes()[:100])  # a damaged cached file is fetched again
+    assert len(load_dataset("fashion-mnist", download=True, base_url=server.as_uri())) == 10
     (server / "t10k-labels-idx1-ubyte.gz").write_bytes(b"tampered")
     (tmp_path / "cache" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(CorruptFileError, match="checksum mismatch"):

@@ -121,10 +121,11 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *, download: b
             raise FileNotFoundError(f"Fashion-MNIST files {missing} are missing from data_dir={str(folder)!r}. {_FASHION_MNIST_HINT}")
     else:
         folder = _find_fashion_mnist()
-    if folder is None and download:
-        folder = default_cache_dir() / "fashion-mnist"
+    cache = default_cache_dir() / "fashion-mnist"
+    if download and (folder is None or folder == cache):  # fetch() keeps verified files, replaces damaged ones
         for file_name, sha256 in FASHION_MNIST_SHA256.items():
-            fetch(base_url.rstrip("/") + "/" + file_name, folder / file_name, sha256)
+            fetch(base_url.rstrip("/") + "/" + file_name, cache / file_name, sha256)
+        folder = cache
     if folder is None:
         searched = ", ".join(repr(str(f)) for f in fashion_mnist_search_path())
         raise FileNotFoundError(f"Fashion-MNIST files ({', '.join(IDX_FILES.values())}) were not found in any of: {searched}. {_FASHION_MNIST_HINT}")
