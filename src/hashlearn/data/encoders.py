@@ -170,6 +170,7 @@ class MiniLMEncoder(FrozenEncoder):
     version = "1"
     modality = "text"
     output_dim = 384
+    micro_batch_size = 8
 
     def __init__(self, device: str = "cpu"):
         self.device = device
@@ -192,6 +193,8 @@ class MiniLMEncoder(FrozenEncoder):
     def encode_batch(self, batch) -> np.ndarray:
         if self._model is None:
             self._load()
-        embeddings = self._model.encode(list(batch), batch_size=max(len(batch), 1), normalize_embeddings=True,
+        # encode() sorts the batch by length, so micro-batches of 8 pad far less than one
+        # padded batch: about 30% less CPU on news text (see docs/data.md)
+        embeddings = self._model.encode(list(batch), batch_size=self.micro_batch_size, normalize_embeddings=True,
                                         convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(embeddings, dtype=np.float32)
