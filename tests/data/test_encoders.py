@@ -91,3 +91,8 @@ def test_minilm_embeddings(tmp_path):
     assert similarity[0, 1] > 0.4 > similarity[0, 2]  # paraphrases are close, unrelated texts are not
     cached = extract_features(texts, get_encoder("minilm"), cache_dir=tmp_path)  # a fresh, unloaded encoder
     np.testing.assert_array_equal(cached, features)
+    varied = [" ".join(["word"] * n) + " end" for n in (1, 40, 3, 200, 7, 90, 2, 15, 60, 5)]
+    encoder = get_encoder("minilm")
+    micro = encoder.encode_batch(varied)
+    whole = encoder._model.encode(varied, batch_size=len(varied), normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(micro, whole, atol=1e-5)  # micro-batching changes padding, not embeddings
