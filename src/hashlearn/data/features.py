@@ -2,8 +2,8 @@
 
 Encoding is the slow step (per idle CPU core, all-MiniLM-L6-v2 embeds about
 11 news posts/s and EfficientNet-Lite0 about 12 images/s at 224 px; see
-docs/data.md), so each result is stored once under ``<cache_dir>/<encoder>/<key>.npy`` with a JSON sidecar.
-The key is the SHA-256 of the encoder name, version and settings and of the
+docs/data.md), so each result is stored once under
+``<cache_dir>/<encoder>/<key>.npy`` with a JSON sidecar. The key is the SHA-256 of the encoder name, version and settings and of the
 input itself (array dtype, shape and bytes, or the texts), so a changed input
 or encoder never hits a stale entry. Entries are written atomically and
 verified on every hit (the sidecar records the ``.npy`` file's SHA-256); a
