@@ -144,7 +144,7 @@ class Trainer:
         X_val, y_val) -> float`` (higher is better) defaults to mAP@``val_k`` of
         validation codes against training codes. With ``run_dir`` the resolved
         config, history and a resumable checkpoint are written there after every
-        epoch; ``resume=True`` continues from that checkpoint.
+        epoch; ``resume=True`` continues from that checkpoint (or starts afresh if there is none).
         """
         config = self.config.validate()
         if not isinstance(model, nn.Module) or not isinstance(objective, nn.Module):
