@@ -317,8 +317,8 @@ def main():
                    "efficientnet_image_size": EFFICIENTNET_IMAGE_SIZE, "text_chars": TEXT_CHARS, "quantization_weight": 0.1},
         "note": ("Reduced configuration (2 shared CPU cores): protocol splits sub-sampled to the sizes above, "
                  "the epochs given in each section, no early stopping (the best validation epoch is kept). "
-                 "fmnist-pixels (small CNN) ran at 32 bits only, one seed, 3 epochs: a run took about 3 minutes "
-                 "of wall time on the shared cores, so the full grid did not fit before the deadline. "
+                 "fmnist-pixels (small CNN) ran 3 epochs (a CNN run took minutes while the cores were shared), "
+                 "the extra 32-bit seeds only as far as the deadline allowed (see the brackets). "
                  "The feature datasets ran the full grid (16/32/64 bits, 6 epochs; 3 seeds at 32 bits where the "
                  "bracket says so). Each cell is one run "
                  "unless the bracket says otherwise; 'plain' = the loss with its own quantization term, "
