@@ -37,6 +37,11 @@ class StoredCodesIndex(BinaryIndex):
             self.build()
 
     @property
+    def flat(self) -> FlatIndex:
+        """The flat store holding the codes (searching it scans them all)."""
+        return self._flat
+
+    @property
     def ntotal(self) -> int:
         return self._flat.ntotal
 

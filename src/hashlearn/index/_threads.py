@@ -24,9 +24,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_CORES = available_cores()
+
+
 def get_num_threads() -> int:
-    """Threads the indexes use for one call (default: all available cores)."""
-    return _n_threads or available_cores()
+    """Threads the indexes use for one call (default: all cores available at import)."""
+    return _n_threads or _CORES
 
 
 def set_num_threads(n_threads: int | None) -> None:

@@ -27,11 +27,12 @@ import math
 import numpy as np
 
 from hashlearn._validation import check_positive_int
-from hashlearn.codes import MISSING_DISTANCE, SearchResult
+from hashlearn.codes import SearchResult
 from hashlearn.index import _kernels as kernels
 from hashlearn.index._threads import get_num_threads, run_tasks
 from hashlearn.index._stored import StoredCodesIndex
 from hashlearn.index.base import RangeResult
+from hashlearn.index.flat import pad_result
 
 #: longest substring a table indexes (a table has 2**bits + 1 offsets)
 MAX_SUBSTRING_BITS = 24
@@ -161,13 +162,10 @@ class MultiIndexHashing(StoredCodesIndex):
                 tables["offsets"], tables["offset_base"], tables["positions"], ids, by_position,
                 max_cost, PROBE_COST, heap_d[q0:q1], heap_k[q0:q1], aborted[q0:q1], work[q0:q1],
             )  # fmt: skip
-            kernels.sort_heaps(heap_d[q0:q1], heap_k[q0:q1])
+            kernels.finish_heaps(heap_d[q0:q1], heap_k[q0:q1], ids, by_position)
 
         run_tasks(task, _query_chunks(nq))
-        out_d = np.full((nq, k), MISSING_DISTANCE, dtype=np.int32)
-        out_i = np.full((nq, k), -1, dtype=np.int64)
-        out_d[:, :k_kept] = heap_d
-        out_i[:, :k_kept] = self._flat._keys_to_ids(heap_k)
+        out_d, out_i = pad_result(heap_d, heap_k, k)
         if aborted.any():
             scanned = self._flat._search(queries[aborted], k)
             out_d[aborted], out_i[aborted] = scanned.distances, scanned.ids
