@@ -75,6 +75,8 @@ class StoredCodesIndex(BinaryIndex):
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
+        if meta.get("kind", cls.kind) != cls.kind:
+            raise ValueError(f"{cls.__name__}.from_state got the state of a {meta['kind']!r} index, expected {cls.kind!r}.")
         params = {key: meta[key] for key in cls(meta["n_bits"])._params() if key in meta}
         index = cls(meta["n_bits"], **params)
         index._flat._load_storage(meta, arrays)

@@ -166,10 +166,11 @@ class FlatIndex(BinaryIndex):
         """Query chunks and database chunks: queries split across threads, or, for fewer
         queries than threads, the database split across threads."""
         n_threads = get_num_threads()
-        n_parts = n_threads if (nq < n_threads and self._n >= n_threads * _MIN_ROWS_PER_THREAD) else 1
+        # 4 database chunks per thread, so threads that start late leave their share to the others
+        n_parts = 4 * n_threads if (nq < n_threads and self._n >= n_threads * _MIN_ROWS_PER_THREAD) else 1
         edges = [self._n * part // n_parts for part in range(n_parts + 1)]
         db_chunks = list(zip(edges[:-1], edges[1:]))
-        per_task = max(1, min(_QUERIES_PER_TASK, -(-nq // n_threads)))
+        per_task = max(1, min(_QUERIES_PER_TASK, -(-nq // (4 * n_threads)) if n_threads > 1 else nq))
         query_chunks = [(start, min(start + per_task, nq)) for start in range(0, nq, per_task)]
         return query_chunks, db_chunks
 
@@ -244,6 +245,8 @@ class FlatIndex(BinaryIndex):
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "FlatIndex":
+        if meta.get("kind", cls.kind) != cls.kind:
+            raise ValueError(f"FlatIndex.from_state got the state of a {meta['kind']!r} index, expected 'flat'.")
         index = cls(meta["n_bits"])
         index._load_storage(meta, arrays)
         return index

@@ -203,7 +203,7 @@ class MultiIndexHashing(StoredCodesIndex):
 
 def _query_chunks(nq: int) -> list[tuple[int, int]]:
     """Small query chunks, so threads stay balanced when some queries cost more."""
-    per_task = max(1, min(16, -(-nq // get_num_threads())))
+    per_task = max(1, min(16, -(-nq // (4 * get_num_threads()))))
     return [(start, min(start + per_task, nq)) for start in range(0, nq, per_task)]
 
 
