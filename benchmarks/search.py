@@ -279,7 +279,10 @@ def write_report(results, path_md, path_json):
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM; numba {m['numba']}, faiss {m['faiss']}, numpy {m['numpy']}.",
         f"Load average at start {tuple(round(x, 1) for x in m['load_average_at_start'])}, at end "
         f"{tuple(round(x, 1) for x in results['load_average_at_end'])}: the machine was shared with other jobs, so absolute "
-        "numbers are noisy; faiss ran in the same process, interleaved with hashlearn, so the ratios are fair.",
+        "numbers are noisy; faiss ran in the same process, timed in alternation with hashlearn, so the 1-thread ratios are "
+        "fair. faiss's 2-thread numbers suffer most from the load (its OpenMP threads wait for each other when a core is "
+        "taken away, hashlearn's threads take over unstarted work), so read the 2-thread ratios as what a loaded machine "
+        "does, not as faiss's best.",
         f"Mode: {results['mode']}. Medians of repeated runs. Memory bandwidth measured here (numba read loop over 512 MB): "
         f"{results['bandwidth_gbs'][1]:.1f} GB/s with 1 thread, {results['bandwidth_gbs'][2]:.1f} GB/s with 2.",
         "",

@@ -136,7 +136,7 @@ class MultiIndexHashing(StoredCodesIndex):
     def _record(self, n_scanned: int, nq: int) -> None:
         self.last_scanned_queries = n_scanned
         if nq:
-            self._scan_rate = 0.7 * self._scan_rate + 0.3 * (n_scanned / nq)
+            self._scan_rate = 0.5 * self._scan_rate + 0.5 * (n_scanned / nq)
 
     # --- search ---------------------------------------------------------------------
     def search(self, queries, k: int) -> SearchResult:
