@@ -339,7 +339,8 @@ def write_report(results, path_md, path_json):
         f"against this machine's {m['memory_gb']} GB, so "
         + ("a billion codes fit with MIH." if per_billion(s["mih_nbytes_gb"]) < 0.8 * m["memory_gb"]
            else "a billion codes fit for the flat scan but MIH needs shards (or a bigger machine).")
-        + f" MIH latency grows with the bucket sizes, i.e. roughly linearly in n at a fixed table count: ~{per_billion(s['mih_latency_ms_1t']):.0f} ms.",
+        + f" MIH latency grows at most linearly with n at a fixed table count (it follows the bucket sizes): at most "
+        f"~{per_billion(s['mih_latency_ms_1t']):.0f} ms per query.",
         "",
         "## Memory of FlatIndex relative to the raw codes",
         "",
