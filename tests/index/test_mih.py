@@ -128,6 +128,16 @@ def test_results_identical_to_flat_index(rng):
         np.testing.assert_array_equal(a, b)
 
 
+def test_meta_is_strict_json_even_without_a_budget(rng):
+    import json
+
+    index = MultiIndexHashing(32, max_cost_fraction=math.inf)
+    index.add(rng.integers(0, 256, size=(10, 4), dtype=np.uint8))
+    meta, arrays = index.state()
+    meta = json.loads(json.dumps(meta, allow_nan=False))
+    assert MultiIndexHashing.from_state(meta, arrays).max_cost_fraction == math.inf
+
+
 def test_default_n_tables_follows_log2_ntotal():
     assert default_n_tables(64, 1_000_000) == 3
     assert default_n_tables(64, 10_000_000) == 3
@@ -146,6 +156,8 @@ def test_bad_parameters_raise_typed_errors():
         MultiIndexHashing(16, n_tables=2.5)
     with pytest.raises(ValueError, match="max_cost_fraction"):
         MultiIndexHashing(16, max_cost_fraction=-1)
+    with pytest.raises(ValueError, match="max_cost_fraction"):
+        MultiIndexHashing(16, max_cost_fraction="a lot")
     with pytest.raises(TypeError, match="queries must have dtype uint8"):
         MultiIndexHashing(16).search(np.zeros((1, 2), np.int8), 1)
     with pytest.raises(ValueError, match="radius"):

@@ -81,15 +81,20 @@ class MultiIndexHashing(StoredCodesIndex):
                 f"n_tables={self.n_tables} gives substrings longer than {MAX_SUBSTRING_BITS} bits for n_bits={self.n_bits}; "
                 f"use at least {-(-self.n_bits // MAX_SUBSTRING_BITS)} tables."
             )
-        if not isinstance(max_cost_fraction, (int, float)) or isinstance(max_cost_fraction, bool) or not max_cost_fraction >= 0:
-            raise ValueError(f"max_cost_fraction must be a number >= 0, got {max_cost_fraction!r}.")
-        self.max_cost_fraction = float(max_cost_fraction)
+        try:  # "inf" is accepted so the value survives a round trip through strict JSON
+            fraction = float(max_cost_fraction) if not isinstance(max_cost_fraction, bool) else math.nan
+        except (TypeError, ValueError):
+            fraction = math.nan
+        if not fraction >= 0:
+            raise ValueError(f"max_cost_fraction must be a number >= 0 (or 'inf'), got {max_cost_fraction!r}.")
+        self.max_cost_fraction = fraction
         self._tables: dict | None = None
         self._scan_rate = 0.0  # running share of queries the tables handed to the scan
         self._calls = 0
 
     def _params(self) -> dict:
-        return {"n_tables": self.n_tables, "max_cost_fraction": self.max_cost_fraction}
+        fraction = self.max_cost_fraction if math.isfinite(self.max_cost_fraction) else "inf"
+        return {"n_tables": self.n_tables, "max_cost_fraction": fraction}
 
     @property
     def nbytes(self) -> int:
