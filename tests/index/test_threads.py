@@ -44,3 +44,30 @@ def test_set_num_threads_validates():
     assert get_num_threads() == 3
     set_num_threads(None)
     assert get_num_threads() >= 1
+
+
+def test_concurrent_searches_from_several_threads_are_correct():
+    """A service calls search from many threads at once; the shared pool must neither
+    deadlock nor mix up results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from hashlearn.codes import reference_search
+    from hashlearn.index import FlatIndex, MultiIndexHashing
+
+    rng = np.random.default_rng(7)
+    database = rng.integers(0, 256, size=(3000, 8), dtype=np.uint8)
+    queries = rng.integers(0, 256, size=(40, 8), dtype=np.uint8)
+    expected = reference_search(queries, database, 5)
+    set_num_threads(2)
+    try:
+        for index in (FlatIndex(64), MultiIndexHashing(64, max_cost_fraction=float("inf"))):
+            index.add(database)
+            with ThreadPoolExecutor(max_workers=4) as users:
+                results = list(users.map(lambda q: index.search(queries[q : q + 1], 5), range(40)))
+            for q, result in enumerate(results):
+                np.testing.assert_array_equal(result.ids[0], expected.ids[q])
+                np.testing.assert_array_equal(result.distances[0], expected.distances[q])
+    finally:
+        set_num_threads(None)

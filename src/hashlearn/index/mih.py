@@ -103,9 +103,8 @@ class MultiIndexHashing(StoredCodesIndex):
         return self._flat.nbytes + tables
 
     # --- tables ---------------------------------------------------------------------
-    def build(self) -> None:
-        """Build the substring tables now (otherwise the first search does)."""
-        super().build()
+    def _build(self) -> None:
+        """Build the substring tables (one counting sort per table, tables in parallel)."""
         n = self.ntotal
         m = self.n_tables or default_n_tables(self.n_bits, n)
         lengths = np.full(m, self.n_bits // m, dtype=np.int64)

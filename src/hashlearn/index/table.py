@@ -60,9 +60,8 @@ class HashTableIndex(StoredCodesIndex):
         self._ensure_built()
         return len(self._keys)
 
-    def build(self) -> None:
+    def _build(self) -> None:
         """Group the rows into buckets of identical codes (sorted keys + CSR rows)."""
-        super().build()
         codes = self._flat.codes
         padded = np.zeros((len(codes), 8), dtype=np.uint8)
         padded[:, : self.n_bytes] = codes
