@@ -91,6 +91,8 @@ class MultiIndexHashing(StoredCodesIndex):
         self._tables: dict | None = None
         self._scan_rate = 0.0  # running share of queries the tables handed to the scan
         self._calls = 0
+        #: diagnostics of the last k-NN search through the tables: (probes, candidates) per query
+        self.last_work: np.ndarray | None = None
 
     def _params(self) -> dict:
         fraction = self.max_cost_fraction if math.isfinite(self.max_cost_fraction) else "inf"
