@@ -43,7 +43,12 @@ def digits():
 @pytest.fixture(scope="session")
 def trained_model(digits):
     x, y = digits
-    return train_tiny_hash_model(x[:1200], y[:1200])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only contend
+    try:
+        return train_tiny_hash_model(x[:1200], y[:1200])
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture()
