@@ -33,6 +33,12 @@ def train_tiny_hash_model(x: torch.Tensor, y: torch.Tensor, n_bits: int = 16, ep
 
 
 @pytest.fixture(scope="session")
+def train_model():
+    """The tiny training loop, for tests that need a second model."""
+    return train_tiny_hash_model
+
+
+@pytest.fixture(scope="session")
 def digits():
     data = load_digits()
     x = torch.tensor(data.data / 16.0, dtype=torch.float32)

@@ -15,8 +15,6 @@ from hashlearn.attacks.evaluation import (
 from hashlearn.codes import hamming_distances, pack_bits, unpack_bits
 from hashlearn.eval.metrics import mean_average_precision
 
-from .conftest import train_tiny_hash_model
-
 
 def slow_precision(query_codes, db_codes, query_labels, db_labels, k):
     """Reference: stable sort by distance (ties keep ascending index), count matches."""
@@ -93,10 +91,10 @@ def test_model_codes_restores_mode(trained_model, queries):
     np.testing.assert_array_equal(codes, trained_model.encode(x))
 
 
-def test_transfer_matrix(trained_model, digits, queries):
+def test_transfer_matrix(trained_model, train_model, digits, queries):
     x_all, y_all = digits
     x, y = queries
-    other = train_tiny_hash_model(x_all[:600], y_all[:600], epochs=3, seed=1)
+    other = train_model(x_all[:600], y_all[:600], epochs=3, seed=1)
     models = {"a": trained_model, "b": other}
     databases = {name: model.encode(x_all[:1200]) for name, model in models.items()}
     db_labels = y_all[:1200].numpy()
