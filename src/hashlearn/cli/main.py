@@ -15,6 +15,7 @@ import sys
 SUBCOMMANDS = [
     "hashlearn.cli.datasets",
     "hashlearn.cli.demo",
+    "hashlearn.cli.attack",
 ]
 
 
