@@ -47,8 +47,8 @@ RESULTS = Path(__file__).parent / "results"
 EPS = 8 / 255
 K = 1000
 
-FULL = dict(bits=(32, 64), adv_bits=(32,), epochs=12, adv_epochs=4, n_database=20000, n_attack_queries=250,
-            n_long_queries=100, steps=(100, 500), adv_steps=3, width=16)
+FULL = dict(bits=(32, 64), adv_bits=(32,), epochs=10, adv_epochs=4, n_database=20000, n_attack_queries=200,
+            n_long_queries=50, steps=(100, 500), adv_steps=3, width=16)
 QUICK = dict(bits=(32,), adv_bits=(32,), epochs=2, adv_epochs=1, n_database=2000, n_attack_queries=40,
              n_long_queries=20, steps=(10, 20), adv_steps=2, width=8)
 
@@ -85,7 +85,7 @@ def adversarially_train(model: HashModel, objective, data: dict, settings: dict,
                     "epochs": settings["adv_epochs"], "transform": repr(transform)}
 
 
-def attack_suite(model: HashModel, data: dict, settings: dict, untargeted_only: bool = False) -> tuple[dict, dict]:
+def attack_suite(model: HashModel, data: dict, settings: dict, long_attacks: bool = True) -> tuple[dict, dict]:
     """Every attack on ``model``; returns (reports, adversarial queries of HAG for the transfer matrix)."""
     db_codes = model_codes(model, data["db_x"])
     db_labels = data["db_y"]
@@ -99,21 +99,23 @@ def attack_suite(model: HashModel, data: dict, settings: dict, untargeted_only: 
         (f"hag-{short_steps}", HAG(model, eps=EPS, steps=short_steps), short_x, short_y),
         (f"pgd-{short_steps}", PGD(model, eps=EPS, steps=short_steps, seed=0), short_x, short_y),
         ("fgsm", FGSM(model, eps=EPS), short_x, short_y),
-        (f"hag-{long_steps}", HAG(model, eps=EPS, steps=long_steps), long_x, long_y),
-        (f"pgd-{long_steps}", PGD(model, eps=EPS, steps=long_steps, seed=0), long_x, long_y),
     ]
+    if long_attacks:
+        runs += [
+            (f"hag-{long_steps}", HAG(model, eps=EPS, steps=long_steps), long_x, long_y),
+            (f"pgd-{long_steps}", PGD(model, eps=EPS, steps=long_steps, seed=0), long_x, long_y),
+        ]
     for name, attack, x, y in runs:
         result = attack.attack(x)
         reports[name] = evaluate_attack(attack, x, y, db_codes, db_labels, k=K, result=result)
         if name == f"hag-{short_steps}":
             kept["hag"] = result.x_adv
-    if not untargeted_only:
-        targets = data["targets"]
-        for name, attack in [
-            (f"dhta-{short_steps}", DHTA(model, db_codes, db_labels, k=9, eps=EPS, steps=short_steps, seed=0)),
-            (f"prototype-{short_steps}", PrototypeAttack(model, db_codes, db_labels, eps=EPS, steps=short_steps)),
-        ]:
-            reports[name] = evaluate_attack(attack, short_x, short_y, db_codes, db_labels, target_labels=targets, k=K)
+    targets = data["targets"]
+    for name, attack in [
+        (f"dhta-{short_steps}", DHTA(model, db_codes, db_labels, k=9, eps=EPS, steps=short_steps, seed=0)),
+        (f"prototype-{short_steps}", PrototypeAttack(model, db_codes, db_labels, eps=EPS, steps=short_steps)),
+    ]:
+        reports[name] = evaluate_attack(attack, short_x, short_y, db_codes, db_labels, target_labels=targets, k=K)
     return reports, kept
 
 
@@ -251,10 +253,17 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     parser.add_argument("--work-dir", default="runs/security", help="where trained models and splits are written")
     parser.add_argument("--out", default=None, help="results name (default security, or security_quick with --quick)")
+    parser.add_argument("--bits", type=int, nargs="+", default=None, help="only these code lengths (to run them in parallel)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="combine partial results into --out, run nothing")
     args = parser.parse_args(argv)
+    name = args.out or ("security_quick" if args.quick else "security")
+    if args.merge:
+        return write_results(merge([json.loads(Path(path).read_text()) for path in args.merge]), name)
     torch.set_num_threads(args.threads)
     set_quiet(True)
     settings = dict(QUICK if args.quick else FULL)
+    if args.bits:
+        settings["bits"] = tuple(args.bits)
     started = time.perf_counter()
     data = prepare_data(settings)
     work = Path(args.work_dir)
@@ -264,32 +273,48 @@ def main(argv=None) -> int:
     models, robust_models, kept, kept_robust = {}, {}, {}, {}
     for n_bits in settings["bits"]:
         for loss in ("dpsh", "csq"):
-            name = f"{loss}-{n_bits}"
+            model_name = f"{loss}-{n_bits}"
             step = time.perf_counter()
-            model, objective, training = train_model(loss, n_bits, data, settings, work / name)
+            model, objective, training = train_model(loss, n_bits, data, settings, work / model_name)
             reports, adversarial = attack_suite(model, data, settings)
-            models[name], kept[name] = model, adversarial["hag"]
-            results["models"][name] = {"training": training, "attacks": reports}
-            print(f"{name}: clean {reports['clean']['map']:.3f} ({time.perf_counter() - step:.0f} s)", file=sys.stderr)
+            models[model_name], kept[model_name] = model, adversarial["hag"]
+            results["models"][model_name] = {"training": training, "attacks": reports}
+            print(f"{model_name}: clean {reports['clean']['map']:.3f} ({time.perf_counter() - step:.0f} s)", file=sys.stderr)
             if n_bits in settings["adv_bits"]:
                 step = time.perf_counter()
-                robust, adv_training = adversarially_train(model, objective, data, settings, work / f"{name}-adv")
-                reports, adversarial = attack_suite(robust, data, settings)
-                robust_models[name], kept_robust[name] = robust, adversarial["hag"]
-                results["robust"][name] = {"training": adv_training, "attacks": reports}
-                print(f"{name} adv: clean {reports['clean']['map']:.3f} ({time.perf_counter() - step:.0f} s)", file=sys.stderr)
+                robust, adv_training = adversarially_train(model, objective, data, settings, work / f"{model_name}-adv")
+                reports, adversarial = attack_suite(robust, data, settings, long_attacks=False)
+                robust_models[model_name], kept_robust[model_name] = robust, adversarial["hag"]
+                results["robust"][model_name] = {"training": adv_training, "attacks": reports}
+                print(f"{model_name} adv: clean {reports['clean']['map']:.3f} ({time.perf_counter() - step:.0f} s)", file=sys.stderr)
         pair = [f"dpsh-{n_bits}", f"csq-{n_bits}"]
         results["transfer"][n_bits] = transfer({n: models[n] for n in pair}, {n: kept[n] for n in pair}, data)
         if n_bits in settings["adv_bits"]:
             results["transfer_robust"][n_bits] = transfer({n: robust_models[n] for n in pair}, {n: kept_robust[n] for n in pair}, data)
     results["seconds"] = time.perf_counter() - started
+    return write_results(results, name)
+
+
+def write_results(results: dict, name: str) -> int:
+    results = json.loads(json.dumps(results, default=float))  # JSON keys (bits) become strings
     results["targets"] = check_targets(results)
-    name = args.out or ("security_quick" if args.quick else "security")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / f"{name}.json", json.loads(json.dumps(results, default=float)))
+    atomic_write_json(RESULTS / f"{name}.json", results)
     atomic_write_text(RESULTS / f"{name}.md", markdown(results))
     print(markdown(results))
     return 0
+
+
+def merge(parts: list[dict]) -> dict:
+    """Partial runs (e.g. one per code length, run in parallel) as one result."""
+    merged = json.loads(json.dumps(parts[0]))
+    merged["settings"]["bits"] = sorted({b for part in parts for b in part["settings"]["bits"]})
+    merged["seconds"] = max(part["seconds"] for part in parts)
+    merged["machine"] += f"; {len(parts)} runs in parallel, time = the longest"
+    for part in parts[1:]:
+        for key in ("models", "robust", "transfer", "transfer_robust"):
+            merged[key].update(part[key])
+    return merged
 
 
 if __name__ == "__main__":
