@@ -140,6 +140,19 @@ class HashAttack:
     batch_size : int
         Queries attacked at once (memory bound, results do not depend on it
         unless ``random_start`` is set).
+
+    Examples
+    --------
+    With the default objective the base class is a plain code-space PGD; a
+    custom objective (here: pull toward the all-ones code) plugs in directly.
+
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh())
+    >>> pull = lambda outputs, reference: -outputs.sum(dim=1)
+    >>> attack = HashAttack(model, eps=0.1, norm="l2", steps=3, objective=pull)
+    >>> result = attack.attack(torch.full((2, 4), 0.5))
+    >>> result.x_adv.shape, bool(result.records["l2"].max() <= 0.1 + 1e-6)
+    (torch.Size([2, 4]), True)
     """
 
     #: name used in ``repr``, reports and the CLI
