@@ -4,7 +4,6 @@ Trained with a minimal local pairwise loop (DPSH-like likelihood on codes plus
 a quantisation term) so the tests stand alone and take about a second.
 """
 
-import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
@@ -68,7 +67,3 @@ def database(digits, trained_model):
     x, y = digits
     return trained_model.encode(x[:1200]), y[:1200].numpy()
 
-
-@pytest.fixture()
-def rng():
-    return np.random.default_rng(0)
