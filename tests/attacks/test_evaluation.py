@@ -105,3 +105,18 @@ def test_transfer_matrix(trained_model, train_model, digits, queries):
     assert matrix["a"]["a"] < matrix["clean"]["a"]
     with pytest.raises(ValueError, match="databases"):
         transfer_matrix(models, PGD, x, y, {"a": databases["a"]}, db_labels)
+
+
+def test_robustness_report(trained_model, queries, database):
+    from hashlearn.attacks.evaluation import robustness_report
+
+    x, y = queries
+    db_codes, db_labels = database
+    attacks = {"fgsm": FGSM(trained_model, eps=0.1), "dhta": DHTA(trained_model, db_codes, db_labels, eps=0.1, steps=3)}
+    report = robustness_report(trained_model, attacks, x, y, db_codes, db_labels, target_labels=(y + 1) % 10, k=100)
+    assert set(report) == {"clean", "fgsm", "dhta"}
+    assert report["clean"]["map"] == pytest.approx(report["fgsm"]["clean_map"])
+    assert "adv_tmap" in report["dhta"] and "adv_tmap" not in report["fgsm"]
+    other = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.Tanh())
+    with pytest.raises(ValueError, match="different model"):
+        robustness_report(trained_model, {"x": FGSM(other)}, x, y, db_codes, db_labels)

@@ -162,3 +162,31 @@ def transfer_matrix(
             for target, victim in models.items()
         }
     return matrix
+
+
+def robustness_report(
+    model: torch.nn.Module,
+    attacks: dict[str, HashAttack],
+    queries,
+    query_labels,
+    db_codes,
+    db_labels,
+    *,
+    target_labels=None,
+    k: int = 1000,
+) -> dict[str, dict]:
+    """Clean mAP@k and :func:`evaluate_attack` of every attack in ``attacks`` (name -> attack on ``model``).
+
+    The summary a defense is judged by: ``report["clean"]["map"]`` and, per
+    attack, ``adv_map`` (and ``adv_tmap`` for targeted attacks, which use
+    ``target_labels``).
+    """
+    for name, attack in attacks.items():
+        if attack.model is not model:
+            raise ValueError(f"attacks[{name!r}] attacks a different model than the one evaluated.")
+    clean = mean_average_precision(model_codes(model, queries), db_codes, query_labels, db_labels, k=k)
+    report = {"clean": {"map": clean, "n_queries": int(len(queries))}}
+    for name, attack in attacks.items():
+        targets = target_labels if attack.targeted else None
+        report[name] = evaluate_attack(attack, queries, query_labels, db_codes, db_labels, target_labels=targets, k=k)
+    return report
