@@ -13,6 +13,9 @@ from a reference code, then the unchanged objective trains on it:
   "Targeted Attack and Defense for Deep Hashing", SIGIR 2021): the
   reference is the item's own clean code.
 
+Judge the result with :func:`hashlearn.attacks.evaluation.robustness_report`
+(clean mAP and mAP under every attack).
+
 >>> import numpy as np, torch
 >>> from hashlearn.models import HashModel
 >>> transform = AdversarialTraining(eps=0.1, steps=2)
