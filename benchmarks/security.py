@@ -155,6 +155,30 @@ def transfer(models: dict[str, HashModel], adversarial: dict[str, torch.Tensor],
     return matrix
 
 
+def eps_sweep(work: Path, data: dict, settings: dict, n_bits: int = 32, n_queries: int = 100) -> dict:
+    """HAG and DHTA at larger budgets on the trained ``n_bits`` models of ``work`` (written by a full run)."""
+    short = settings["steps"][0]
+    positions = stratified_subset(data["attack_y"], n_queries, seed=4)
+    x, y, targets = data["attack_x"][positions], data["attack_y"][positions], data["targets"][positions]
+    sweep = {}
+    for name in (f"dpsh-{n_bits}", f"csq-{n_bits}", f"dpsh-{n_bits}-adv", f"csq-{n_bits}-adv"):
+        if not (work / name / "model" / "model.json").exists():
+            continue
+        model = HashModel.load(work / name / "model").eval()
+        db_codes = model_codes(model, data["db_x"])
+        for eps_255 in (8, 16, 32):
+            eps = eps_255 / 255
+            hag = evaluate_attack(HAG(model, eps=eps, steps=short), x, y, db_codes, data["db_y"], k=K)
+            row = {"eps": f"{eps_255}/255", "clean_map": hag["clean_map"], "hag_map": hag["adv_map"], "hag_bits": hag["bits_flipped_mean"]}
+            if not name.endswith("-adv"):
+                dhta = DHTA(model, db_codes, data["db_y"], k=9, eps=eps, steps=short, seed=0)
+                targeted = evaluate_attack(dhta, x, y, db_codes, data["db_y"], target_labels=targets, k=K)
+                row.update(dhta_tmap=targeted["adv_tmap"], dhta_success=targeted["success_rate"])
+            sweep.setdefault(name, []).append(row)
+            print(f"sweep {name} {row}", file=sys.stderr)
+    return {"n_queries": int(len(positions)), "steps": short, "rows": sweep}
+
+
 # -- report ------------------------------------------------------------------------
 
 def fmt(value, spec=".3f"):
@@ -210,6 +234,15 @@ def markdown(results: dict) -> str:
                       "| crafted on \\ evaluated on | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
             for row, values in matrix.items():
                 lines.append(f"| {row} | " + " | ".join(f"{values[n]:.3f}" for n in names) + " |")
+    if results.get("eps_sweep"):
+        sweep = results["eps_sweep"]
+        lines += ["", f"## Larger budgets ({sweep['steps']}-step HAG and DHTA, {sweep['n_queries']} stratified queries, same models)", "",
+                  "| model | eps | clean mAP | HAG mAP | ratio | bits flipped | DHTA t-mAP | DHTA success |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, rows in sweep["rows"].items():
+            for r in rows:
+                lines.append(f"| {name} | {r['eps']} | {r['clean_map']:.3f} | {r['hag_map']:.3f} | {r['hag_map'] / max(r['clean_map'], 1e-12):.2f} | "
+                             f"{r['hag_bits']:.1f} | {fmt(r.get('dhta_tmap'))} | {fmt(r.get('dhta_success'), '.2f')} |")
     if results.get("robust"):
         lines += ["", "## Adversarial training (CgAT-style class-center PGD, fine-tuned from the standard model)", "",
                   "| model | attack | standard mAP | adv-trained mAP | gain (x) |", "| --- | --- | --- | --- | --- |"]
@@ -242,7 +275,9 @@ def check_targets(results: dict) -> list[dict]:
         standard = results["models"][name]["attacks"]
         gain = robust["attacks"][f"hag-{short}"]["adv_map"] / max(standard[f"hag-{short}"]["adv_map"], 1e-12)
         loss = 1 - robust["attacks"]["clean"]["map"] / standard["clean"]["map"]
-        checks.append({"target": f"adversarial training at least doubles mAP under HAG-{short} ({name})", "met": gain >= 2, "detail": f"x{gain:.2f}"})
+        ceiling = robust["attacks"][f"hag-{short}"]["clean_map"] / max(standard[f"hag-{short}"]["adv_map"], 1e-12)
+        checks.append({"target": f"adversarial training at least doubles mAP under HAG-{short} ({name})", "met": gain >= 2,
+                       "detail": f"x{gain:.2f}; the adv-trained model's own clean mAP caps it at x{ceiling:.2f}"})
         checks.append({"target": f"adversarial training loses at most 10% relative clean mAP ({name})", "met": loss <= 0.10, "detail": f"{100 * loss:.1f}% lost"})
     return checks
 
@@ -254,6 +289,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", default="runs/security", help="where trained models and splits are written")
     parser.add_argument("--out", default=None, help="results name (default security, or security_quick with --quick)")
     parser.add_argument("--bits", type=int, nargs="+", default=None, help="only these code lengths (to run them in parallel)")
+    parser.add_argument("--eps-sweep", action="store_true", help="only HAG/DHTA at 8, 16, 32/255 on the models of --work-dir")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="combine partial results into --out, run nothing")
     args = parser.parse_args(argv)
     name = args.out or ("security_quick" if args.quick else "security")
@@ -264,6 +300,13 @@ def main(argv=None) -> int:
     settings = dict(QUICK if args.quick else FULL)
     if args.bits:
         settings["bits"] = tuple(args.bits)
+    if args.eps_sweep:
+        started = time.perf_counter()
+        data = prepare_data(settings)
+        sweep = eps_sweep(Path(args.work_dir), data, settings)
+        results = {"eps_sweep": sweep, "seconds": time.perf_counter() - started}
+        atomic_write_json(RESULTS / f"{name}.json", results)
+        return 0
     started = time.perf_counter()
     data = prepare_data(settings)
     work = Path(args.work_dir)
@@ -307,13 +350,17 @@ def write_results(results: dict, name: str) -> int:
 
 def merge(parts: list[dict]) -> dict:
     """Partial runs (e.g. one per code length, run in parallel) as one result."""
-    merged = json.loads(json.dumps(parts[0]))
-    merged["settings"]["bits"] = sorted({b for part in parts for b in part["settings"]["bits"]})
-    merged["seconds"] = max(part["seconds"] for part in parts)
-    merged["machine"] += f"; {len(parts)} runs in parallel, time = the longest"
-    for part in parts[1:]:
+    runs = [part for part in parts if "models" in part]
+    merged = json.loads(json.dumps(runs[0]))
+    merged["settings"]["bits"] = sorted({b for part in runs for b in part["settings"]["bits"]})
+    merged["seconds"] = max(part["seconds"] for part in runs)
+    merged["machine"] += f"; {len(runs)} runs in parallel, time = the longest"
+    for part in runs[1:]:
         for key in ("models", "robust", "transfer", "transfer_robust"):
             merged[key].update(part[key])
+    for part in parts:
+        if "eps_sweep" in part:
+            merged["eps_sweep"] = part["eps_sweep"]
     return merged
 
 
