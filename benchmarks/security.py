@@ -244,7 +244,8 @@ def markdown(results: dict) -> str:
                 lines.append(f"| {name} | {r['eps']} | {r['clean_map']:.3f} | {r['hag_map']:.3f} | {r['hag_map'] / max(r['clean_map'], 1e-12):.2f} | "
                              f"{r['hag_bits']:.1f} | {fmt(r.get('dhta_tmap'))} | {fmt(r.get('dhta_success'), '.2f')} |")
     if results.get("robust"):
-        lines += ["", "## Adversarial training (CgAT-style class-center PGD, fine-tuned from the standard model)", "",
+        lines += ["", f"## Adversarial training (CgAT-style class-center PGD-{s['adv_steps']} at 8/255 on half of each batch, "
+                  f"{s['adv_epochs']} epochs fine-tuning the standard model, Adam 5e-4)", "",
                   "| model | attack | standard mAP | adv-trained mAP | gain (x) |", "| --- | --- | --- | --- | --- |"]
         for name, robust in results["robust"].items():
             standard = results["models"][name]["attacks"]
@@ -257,7 +258,40 @@ def markdown(results: dict) -> str:
                 label = f"{attack} (t-mAP)" if key == "adv_tmap" else attack
                 lines.append(f"| {name} | {label} | {standard[attack][key]:.3f} | {r[key]:.3f} | {r[key] / max(standard[attack][key], 1e-12):.2f} |")
     lines += ["", "## Targets", ""] + [f"- {t['target']}: **{'met' if t['met'] else 'missed'}** ({t['detail']})" for t in results["targets"]]
+    lines += ["", "## Reading the numbers", ""] + notes(results)
     return "\n".join(lines) + "\n"
+
+
+def notes(results: dict) -> list[str]:
+    """Observations computed from the results (no number is typed in by hand)."""
+    short = results["settings"]["steps"][0]
+    models = results["models"]
+    out = []
+    clean = {name: m["attacks"]["clean"]["map"] for name, m in models.items()}
+    weak = [n for n in clean if n.startswith("dpsh")]
+    if weak and any(n.startswith("csq") for n in clean):
+        out.append(f"- The DPSH models reach a much lower clean mAP ({', '.join(f'{n} {clean[n]:.3f}' for n in sorted(weak))}) than CSQ "
+                   f"({', '.join(f'{n} {clean[n]:.3f}' for n in sorted(clean) if n.startswith('csq'))}) under the same trainer settings; "
+                   "their HAG queries flip few bits, so the DPSH rows say more about that training than about the attacks.")
+    sweep = results.get("eps_sweep", {}).get("rows", {})
+    for name, rows in sweep.items():
+        by_eps = {r["eps"]: r for r in rows}
+        if name.endswith("-adv") or "16/255" not in by_eps:
+            continue
+        r16, r32 = by_eps["16/255"], by_eps.get("32/255")
+        text = f"- {name}: HAG-{short} keeps {r16['hag_map'] / r16['clean_map']:.2f} of the clean mAP at 16/255"
+        if r32 is not None:
+            text += f" and {r32['hag_map'] / r32['clean_map']:.2f} at 32/255; DHTA reaches t-mAP {r32.get('dhta_tmap', float('nan')):.3f} at 32/255"
+        robust = {r["eps"]: r for r in sweep.get(f"{name}-adv", [])}
+        if "16/255" in robust:
+            text += (f"; adversarial training (at 8/255) raises mAP under HAG at 16/255 from {r16['hag_map']:.3f} to "
+                     f"{robust['16/255']['hag_map']:.3f} (x{robust['16/255']['hag_map'] / max(r16['hag_map'], 1e-12):.2f})")
+        out.append(text + ".")
+    for bits, matrix in results.get("transfer", {}).items():
+        names = list(matrix["clean"])
+        drops = [f"{a} -> {b}: {matrix[a][b] / matrix['clean'][b]:.2f}" for a in names for b in names if a != b]
+        out.append(f"- Transfer at {bits} bits is weak (share of clean mAP kept on the other model: {', '.join(drops)}).")
+    return out or ["- (nothing to add)"]
 
 
 def check_targets(results: dict) -> list[dict]:
@@ -354,7 +388,8 @@ def merge(parts: list[dict]) -> dict:
     merged = json.loads(json.dumps(runs[0]))
     merged["settings"]["bits"] = sorted({b for part in runs for b in part["settings"]["bits"]})
     merged["seconds"] = max(part["seconds"] for part in runs)
-    merged["machine"] += f"; {len(runs)} runs in parallel, time = the longest"
+    if len(runs) > 1:
+        merged["machine"] += f"; {len(runs)} runs in parallel, time = the longest"
     for part in runs[1:]:
         for key in ("models", "robust", "transfer", "transfer_robust"):
             merged[key].update(part[key])
