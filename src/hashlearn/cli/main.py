@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "hashlearn.cli.index",
     "hashlearn.cli.search",
     "hashlearn.cli.serve",
+    "hashlearn.cli.attack",
 ]
 
 
