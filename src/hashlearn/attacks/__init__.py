@@ -1,1 +1,2 @@
 """hashlearn.attacks."""
+from hashlearn.attacks import backdoor  # noqa: F401
