@@ -1,1 +1,29 @@
-"""hashlearn.eval."""
+"""Evaluation: metrics (pure functions), the evaluator, reports and plots."""
+
+from hashlearn.eval.evaluator import evaluate_codes
+from hashlearn.eval.metrics import (
+    PRCurve,
+    average_precisions,
+    float_knn,
+    hamming_distance_matrix,
+    mean_average_precision,
+    pr_curve,
+    precision_at_k,
+    precision_recall_at_radius,
+    rank_by_hamming,
+    recall_at_k,
+)
+
+__all__ = [
+    "PRCurve",
+    "average_precisions",
+    "evaluate_codes",
+    "float_knn",
+    "hamming_distance_matrix",
+    "mean_average_precision",
+    "pr_curve",
+    "precision_at_k",
+    "precision_recall_at_radius",
+    "rank_by_hamming",
+    "recall_at_k",
+]

@@ -1,1 +1,35 @@
-"""hashlearn.losses."""
+"""Locality-preserving losses of deep hashing, and the objective builder.
+
+Every loss is ``loss(outputs, labels) -> scalar`` with ``outputs`` the
+continuous codes ``(B, n_bits)`` in [-1, 1]; ``build_objective("dsdh+hswd",
+n_bits, n_classes)`` composes a loss with a quantizer (``hashlearn.quantization``).
+"""
+
+from hashlearn.losses.base import LocalityLoss, pairwise_similarity
+from hashlearn.losses.composite import CompositeLoss
+from hashlearn.losses.csq import CSQLoss, make_hash_centers
+from hashlearn.losses.dch import DCHLoss
+from hashlearn.losses.dpsh import DPSHLoss
+from hashlearn.losses.dsdh import DSDHLoss
+from hashlearn.losses.greedyhash import GreedyHashLoss
+from hashlearn.losses.hashnet import HashNetLoss
+from hashlearn.losses.registry import LOSSES, available_methods, build_objective, parse_method_name
+from hashlearn.losses.unsupervised import UnsupervisedLoss
+
+__all__ = [
+    "LOSSES",
+    "CSQLoss",
+    "CompositeLoss",
+    "DCHLoss",
+    "DPSHLoss",
+    "DSDHLoss",
+    "GreedyHashLoss",
+    "HashNetLoss",
+    "LocalityLoss",
+    "UnsupervisedLoss",
+    "available_methods",
+    "build_objective",
+    "make_hash_centers",
+    "pairwise_similarity",
+    "parse_method_name",
+]

@@ -3,11 +3,17 @@
 from hashlearn.methods.base import BaseHasher
 from hashlearn.methods.itq import ITQ
 from hashlearn.methods.lsh import LSH
+from hashlearn.methods.pcah import PCAH
+from hashlearn.methods.sh import SpectralHashing
+from hashlearn.methods.sign import SignHasher
 
 #: name -> estimator class (one line per method)
 SHALLOW_METHODS: dict[str, type[BaseHasher]] = {
     "lsh": LSH,
     "itq": ITQ,
+    "sign": SignHasher,
+    "pcah": PCAH,
+    "sh": SpectralHashing,
 }
 
 
@@ -17,4 +23,4 @@ def build_shallow(name: str, **kwargs) -> BaseHasher:
     return SHALLOW_METHODS[name](**kwargs)
 
 
-__all__ = ["BaseHasher", "ITQ", "LSH", "SHALLOW_METHODS", "build_shallow"]
+__all__ = ["BaseHasher", "ITQ", "LSH", "PCAH", "SignHasher", "SpectralHashing", "SHALLOW_METHODS", "build_shallow"]

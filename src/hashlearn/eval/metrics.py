@@ -1,0 +1,235 @@
+"""Retrieval metrics: pure functions of query codes, database codes and labels.
+
+Conventions, the same everywhere in hashlearn:
+
+* the database is ranked by Hamming distance, **ties broken by ascending
+  database index** (the position in ``db_codes``, which is the id);
+* relevance: single-label items are relevant when labels are equal,
+  multi-label items when they share at least one label;
+* average precision at k (the definition used by the deep-hashing literature)::
+
+      AP@k(q) = (1 / R_k) * sum_{i <= k, rel_i} P@i(q)
+
+  where ``R_k`` is the number of relevant items **retrieved within the top k**
+  and ``P@i`` the precision of the top ``i``; ``AP@k = 0`` when no relevant item
+  is retrieved. mAP@k is its mean over queries; ``k=None`` ranks the whole database.
+* P@k divides by the number of items actually retrieved, ``min(k, n_db)``.
+* precision within radius ``r`` is 0 for a query that retrieves nothing.
+
+>>> import numpy as np
+>>> from hashlearn.codes import pack_bits
+>>> db = pack_bits(np.array([[0] * 8, [1] + [0] * 7, [1] * 8]))
+>>> q = pack_bits(np.array([[0] * 8]))
+>>> mean_average_precision(q, db, np.array([0]), np.array([1, 0, 0]), k=2)
+0.5
+>>> precision_at_k(q, db, np.array([0]), np.array([1, 0, 0]), k=2)
+0.5
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from hashlearn._validation import check_features, check_labels, check_positive_int
+from hashlearn.codes import unpack_bits, validate_codes
+
+#: queries processed per block (bounds memory: block x n_db distances)
+QUERY_BLOCK = 64
+
+
+class PRCurve(NamedTuple):
+    """Mean precision and recall over queries, for every radius ``0..n_bits``."""
+
+    radii: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+
+
+# --------------------------------------------------------------------------------------
+# building blocks
+# --------------------------------------------------------------------------------------
+def _check_pair(query_codes, db_codes) -> tuple[np.ndarray, np.ndarray]:
+    query_codes = validate_codes(query_codes, name="query_codes")
+    db_codes = validate_codes(db_codes, name="db_codes")
+    if query_codes.shape[1] != db_codes.shape[1]:
+        raise ValueError(
+            f"query_codes and db_codes must have the same number of bits, got {query_codes.shape[1] * 8} and {db_codes.shape[1] * 8}."
+        )
+    if len(db_codes) == 0:
+        raise ValueError("db_codes is empty: there is nothing to retrieve.")
+    return query_codes, db_codes
+
+
+def _check_label_pair(query_labels, db_labels, n_queries: int, n_db: int) -> tuple[np.ndarray, np.ndarray]:
+    query_labels = check_labels(query_labels, "query_labels", n_samples=n_queries)
+    db_labels = check_labels(db_labels, "db_labels", n_samples=n_db)
+    if query_labels.ndim != db_labels.ndim or (query_labels.ndim == 2 and query_labels.shape[1] != db_labels.shape[1]):
+        raise ValueError(
+            f"query_labels and db_labels must be of the same kind, got shapes {query_labels.shape} and {db_labels.shape}."
+        )
+    return query_labels, db_labels
+
+
+def _check_k(k, n_db: int) -> int:
+    if k is None:
+        return n_db
+    return min(check_positive_int(k, "k"), n_db)
+
+
+def _pm1(codes: np.ndarray) -> np.ndarray:
+    return unpack_bits(codes).astype(np.float32) * 2 - 1
+
+
+def hamming_distance_matrix(query_codes, db_codes) -> np.ndarray:
+    """Exact Hamming distances ``int32 (nq, n_db)`` through a ±1 matrix product
+    (exact in float32 for up to 2^24 bits)."""
+    query_codes, db_codes = _check_pair(query_codes, db_codes)
+    n_bits = query_codes.shape[1] * 8
+    inner = _pm1(query_codes) @ _pm1(db_codes).T
+    return np.rint((n_bits - inner) / 2).astype(np.int32)
+
+
+def rank_by_hamming(distances: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` nearest items per row, sorted by (distance, index)."""
+    n_db = distances.shape[1]
+    keys = distances.astype(np.int64) * n_db + np.arange(n_db, dtype=np.int64)  # unique: ties by index
+    if k < n_db:
+        keys = np.partition(keys, k - 1, axis=1)[:, :k]
+    keys.sort(axis=1)
+    return keys % n_db
+
+
+def _relevance(query_labels: np.ndarray, db_labels: np.ndarray, db_index: np.ndarray) -> np.ndarray:
+    """Boolean relevance of ``db_index`` (nq, k) items to each query."""
+    if query_labels.ndim == 1:
+        return db_labels[db_index] == query_labels[:, None]
+    return np.einsum("qkc,qc->qk", db_labels[db_index].astype(np.int32), query_labels.astype(np.int32)) > 0
+
+
+def _relevant_counts(query_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
+    """Number of relevant database items per query."""
+    if query_labels.ndim == 1:
+        values, counts = np.unique(db_labels, return_counts=True)
+        lookup = dict(zip(values.tolist(), counts.tolist()))
+        return np.array([lookup.get(label, 0) for label in query_labels.tolist()], dtype=np.int64)
+    return ((query_labels.astype(np.int32) @ db_labels.T.astype(np.int32)) > 0).sum(axis=1)
+
+
+def _blocks(n: int) -> Iterator[slice]:
+    for start in range(0, n, QUERY_BLOCK):
+        yield slice(start, min(start + QUERY_BLOCK, n))
+
+
+def _ranked_relevance(query_codes, db_codes, query_labels, db_labels, k) -> tuple[np.ndarray, int]:
+    query_codes, db_codes = _check_pair(query_codes, db_codes)
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels, len(query_codes), len(db_codes))
+    k = _check_k(k, len(db_codes))
+    relevance = np.empty((len(query_codes), k), dtype=bool)
+    for block in _blocks(len(query_codes)):
+        ranked = rank_by_hamming(hamming_distance_matrix(query_codes[block], db_codes), k)
+        relevance[block] = _relevance(query_labels[block], db_labels, ranked)
+    return relevance, k
+
+
+# --------------------------------------------------------------------------------------
+# metrics
+# --------------------------------------------------------------------------------------
+def average_precisions(query_codes, db_codes, query_labels, db_labels, k: int | None = None) -> np.ndarray:
+    """AP@k of every query (see the module docstring for the definition)."""
+    relevance, k = _ranked_relevance(query_codes, db_codes, query_labels, db_labels, k)
+    hits = np.cumsum(relevance, axis=1)
+    precision_at_i = hits / np.arange(1, k + 1)
+    n_retrieved_relevant = hits[:, -1]
+    sums = (precision_at_i * relevance).sum(axis=1)
+    return np.divide(sums, n_retrieved_relevant, out=np.zeros(len(sums)), where=n_retrieved_relevant > 0)
+
+
+def mean_average_precision(query_codes, db_codes, query_labels, db_labels, k: int | None = None) -> float:
+    """mAP@k over queries; ``k=None`` ranks the whole database."""
+    return float(average_precisions(query_codes, db_codes, query_labels, db_labels, k).mean())
+
+
+def precision_at_k(query_codes, db_codes, query_labels, db_labels, k: int) -> float:
+    """Mean fraction of relevant items among the top ``min(k, n_db)``."""
+    relevance, k = _ranked_relevance(query_codes, db_codes, query_labels, db_labels, k)
+    return float(relevance.mean())
+
+
+def precision_recall_at_radius(query_codes, db_codes, query_labels, db_labels, radius: int) -> tuple[float, float]:
+    """Mean precision and recall of the items within Hamming distance ``radius`` (inclusive)."""
+    radius = check_positive_int(radius, "radius", minimum=0)
+    curve = pr_curve(query_codes, db_codes, query_labels, db_labels)
+    radius = min(radius, len(curve.radii) - 1)
+    return float(curve.precision[radius]), float(curve.recall[radius])
+
+
+def pr_curve(query_codes, db_codes, query_labels, db_labels) -> PRCurve:
+    """Precision and recall within every radius ``0..n_bits``, averaged over queries.
+
+    A query that retrieves nothing within a radius counts precision 0; one
+    with no relevant item in the database counts recall 0.
+    """
+    query_codes, db_codes = _check_pair(query_codes, db_codes)
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels, len(query_codes), len(db_codes))
+    n_bits = query_codes.shape[1] * 8
+    precision_sum = np.zeros(n_bits + 1)
+    recall_sum = np.zeros(n_bits + 1)
+    all_index = np.arange(len(db_codes))
+    for block in _blocks(len(query_codes)):
+        distances = hamming_distance_matrix(query_codes[block], db_codes)
+        relevant = _relevance(query_labels[block], db_labels, np.broadcast_to(all_index, distances.shape))
+        offsets = (np.arange(distances.shape[0]) * (n_bits + 1))[:, None]
+        size = distances.shape[0] * (n_bits + 1)
+        retrieved = np.bincount((distances + offsets).ravel(), minlength=size).reshape(-1, n_bits + 1).cumsum(axis=1)
+        hits = np.bincount((distances + offsets)[relevant], minlength=size).reshape(-1, n_bits + 1).cumsum(axis=1)
+        n_relevant = relevant.sum(axis=1, keepdims=True)
+        precision_sum += np.divide(hits, retrieved, out=np.zeros(hits.shape), where=retrieved > 0).sum(axis=0)
+        recall_sum += np.divide(hits, n_relevant, out=np.zeros(hits.shape), where=n_relevant > 0).sum(axis=0)
+    n_queries = len(query_codes)
+    return PRCurve(np.arange(n_bits + 1), precision_sum / n_queries, recall_sum / n_queries)
+
+
+def float_knn(queries, database, k: int, metric: str = "l2") -> np.ndarray:
+    """Exact float k-NN ids ``(nq, k)`` (ground truth for unlabelled data); ties by ascending id.
+
+    ``metric`` is ``"l2"`` or ``"cosine"``.
+    """
+    queries = check_features(queries, "queries")
+    database = check_features(database, "database", n_features=queries.shape[1])
+    k = min(check_positive_int(k, "k"), len(database))
+    if metric == "cosine":
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        database = database / np.maximum(np.linalg.norm(database, axis=1, keepdims=True), 1e-12)
+    elif metric != "l2":
+        raise ValueError(f"metric must be 'l2' or 'cosine', got {metric!r}.")
+    db_norms = (database.astype(np.float64) ** 2).sum(axis=1)
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for block in _blocks(len(queries)):
+        q = queries[block].astype(np.float64)
+        distances = db_norms[None, :] - 2 * q @ database.T.astype(np.float64)  # + |q|^2, constant per row
+        order = np.argpartition(distances, k - 1, axis=1)[:, :k] if k < len(database) else np.tile(np.arange(len(database)), (len(q), 1))
+        rows = np.arange(len(q))[:, None]
+        picked = distances[rows, order]
+        sort = np.lexsort((order, picked), axis=1)
+        out[block] = order[rows, sort]
+    return out
+
+
+def recall_at_k(query_codes, db_codes, ground_truth_ids, k: int) -> float:
+    """Mean fraction of each query's float nearest neighbours (``ground_truth_ids``,
+    ``(nq, k_gt)``) found among its top ``k`` by Hamming distance (recall k_gt@k)."""
+    query_codes, db_codes = _check_pair(query_codes, db_codes)
+    ground_truth_ids = np.asarray(ground_truth_ids)
+    if ground_truth_ids.ndim != 2 or len(ground_truth_ids) != len(query_codes):
+        raise ValueError(
+            f"ground_truth_ids must have shape (n_queries={len(query_codes)}, k_gt), got {ground_truth_ids.shape}."
+        )
+    k = _check_k(k, len(db_codes))
+    found = 0
+    for block in _blocks(len(query_codes)):
+        ranked = rank_by_hamming(hamming_distance_matrix(query_codes[block], db_codes), k)
+        for row, truth in zip(ranked, ground_truth_ids[block]):
+            found += np.isin(truth, row).sum()
+    return float(found / ground_truth_ids.size)

@@ -1,0 +1,67 @@
+"""Per-bit (histogram) sliced Wasserstein quantizer (``"hswd"``).
+
+For each bit, the squared 1-D 2-Wasserstein distance between the batch's
+values of that bit and Bernoulli(0.5) on {-1, +1}: sort the column and
+compare it with the sorted target, then average over order statistics and
+bits. The sorted target is deterministic by default (``target="quantile"``):
+the first ``floor(B/2)`` entries -1 and the rest +1, the exact quantiles of a
+balanced ±1 bit, so the loss is 0 exactly for a balanced ±1 batch and has no
+sampling noise. ``target="sample"`` draws a Bernoulli sample per call instead.
+
+It asks for binary and balanced bits in one term (not for independent bits,
+which the multi-dimensional ``"swd"`` also sees), at ``O(n_bits * B log B)``
+cost with no projections.
+
+>>> import torch
+>>> hswd = HSWDQuantizer()
+>>> float(hswd(torch.tensor([[1.0, -1.0], [-1.0, 1.0]])))
+0.0
+>>> float(hswd(torch.tensor([[1.0, 1.0], [1.0, 1.0]])))   # unbalanced: half the entries are off by 2
+2.0
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hashlearn.quantization.base import Quantizer, make_generator
+
+TARGETS = ("quantile", "sample")
+
+
+def balanced_sorted_target(batch: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``(batch,)``: ``floor(batch/2)`` times -1, then +1."""
+    target = torch.ones(batch, dtype=dtype, device=device)
+    target[: batch // 2] = -1
+    return target
+
+
+class HSWDQuantizer(Quantizer):
+    """Per-bit Wasserstein distance to a balanced ±1 bit, averaged over bits.
+
+    Parameters
+    ----------
+    target : {"quantile", "sample"}, default "quantile"
+    random_state : int or None, default 0
+        Seed of the generator used by ``target="sample"``.
+    """
+
+    def __init__(self, *, target: str = "quantile", random_state: int | None = 0):
+        super().__init__()
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}.")
+        self.target, self.random_state = target, random_state
+        self.generator = make_generator(random_state)
+
+    def compute(self, outputs):
+        batch, n_bits = outputs.shape
+        sorted_outputs = torch.sort(outputs, dim=0).values
+        if self.target == "quantile":
+            target = balanced_sorted_target(batch, outputs.dtype, outputs.device)[:, None]
+        else:
+            sample = torch.randint(0, 2, (batch, n_bits), generator=self.generator) * 2 - 1
+            target = torch.sort(sample, dim=0).values.to(dtype=outputs.dtype, device=outputs.device)
+        return (sorted_outputs - target).pow(2).mean()
+
+    def extra_repr(self) -> str:
+        return f"target={self.target!r}, random_state={self.random_state}"

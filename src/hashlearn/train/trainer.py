@@ -1,0 +1,247 @@
+"""The one training loop behind every deep hashing method, attack defence and benchmark.
+
+>>> import numpy as np, torch
+>>> from hashlearn.models import HashModel
+>>> X = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+>>> y = np.arange(64) % 2
+>>> class Pull(torch.nn.Module):  # toy objective: same label -> same code
+...     def forward(self, outputs, labels):
+...         same = (labels[:, None] == labels[None, :]).float()
+...         return ((outputs @ outputs.T / outputs.shape[1] - (2 * same - 1)) ** 2).mean()
+>>> torch.manual_seed(0) and None
+>>> model = HashModel("mlp", 8, {"in_features": 8, "hidden": [16]})
+>>> result = Trainer(TrainConfig(epochs=2, batch_size=32)).fit(model, Pull(), train=(X, y), val=(X[:16], y[:16]))
+>>> result.best_epoch in (1, 2), len(result.history)
+(True, 2)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from hashlearn._io import atomic_write_json
+from hashlearn._progress import progress
+from hashlearn._validation import check_labels
+from hashlearn.train.checkpoint import checkpoint_exists, load_checkpoint, restore_states, save_checkpoint
+from hashlearn.train.config import TrainConfig
+from hashlearn.train.validation import default_val_metric
+
+
+@dataclass
+class TrainResult:
+    """What a :meth:`Trainer.fit` call measured.
+
+    ``history`` holds one dict per epoch (``epoch``, ``train_loss``,
+    ``val_metric``, ``lr``, ``seconds``); ``seconds_per_epoch`` is the median
+    training time of an epoch (validation excluded); ``seconds_to_best`` the
+    wall time from the start of training to the end of the best epoch.
+    """
+
+    best_epoch: int
+    best_metric: float
+    history: list[dict] = field(default_factory=list)
+    seconds_per_epoch: float = 0.0
+    seconds_to_best: float = 0.0
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def as_tensors(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, y)`` as float32 inputs and int64 / float32 multi-hot labels."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"{name} must be a pair (X, y), got {type(data).__name__}.")
+    X, y = data
+    X = X.detach().cpu() if torch.is_tensor(X) else torch.from_numpy(np.ascontiguousarray(X))
+    if not (X.is_floating_point() or X.dtype in (torch.uint8, torch.int64, torch.int32)):
+        raise TypeError(f"{name}[0] (X) must be a numeric array, got dtype {X.dtype}.")
+    X = X.float()
+    if X.ndim < 2 or len(X) == 0:
+        raise ValueError(f"{name}[0] (X) must have shape (n_samples, ...) with n_samples >= 1, got {tuple(X.shape)}.")
+    labels = check_labels(y, f"{name}[1] (y)", n_samples=len(X))
+    y = torch.from_numpy(labels.astype(np.float32) if labels.ndim == 2 else labels)
+    return X, y
+
+
+def build_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def build_scheduler(config: TrainConfig, optimizer):
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    return None
+
+
+def _state_copy(module: nn.Module) -> dict:
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+class Trainer:
+    """Fits a model to an objective with early stopping and checkpoint selection on validation.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Optimizer, schedule, seed, patience, device ... (see :class:`TrainConfig`).
+    """
+
+    def __init__(self, config: TrainConfig | None = None):
+        self.config = TrainConfig() if config is None else config
+
+    def fit(
+        self,
+        model: nn.Module,
+        objective: nn.Module,
+        train,
+        val=None,
+        *,
+        batch_transform: Callable | None = None,
+        val_metric: Callable | None = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+    ) -> TrainResult:
+        """Train ``model`` on ``train = (X, y)``; keep the weights of the best validation epoch.
+
+        ``objective(model(x), y)`` is the loss; its own parameters are trained
+        too. ``batch_transform(model, x, y) -> x`` rewrites each training batch
+        before the forward pass (adversarial training). ``val_metric(model,
+        X_val, y_val) -> float`` (higher is better) defaults to mAP@``val_k`` of
+        validation codes against training codes. With ``run_dir`` the resolved
+        config, history and a resumable checkpoint are written there after every
+        epoch; ``resume=True`` continues from that checkpoint.
+        """
+        config = self.config.validate()
+        if not isinstance(model, nn.Module) or not isinstance(objective, nn.Module):
+            raise TypeError(f"model and objective must be torch.nn.Module, got {type(model).__name__} and {type(objective).__name__}.")
+        X, y = as_tensors(train, "train")
+        val_data = as_tensors(val, "val") if val is not None else None
+        if resume and run_dir is None:
+            raise ValueError("resume=True needs run_dir, the folder holding the checkpoint to resume from.")
+        device = torch.device(config.device)
+        model.to(device)
+        objective.to(device)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+
+        parameters = [p for p in list(model.parameters()) + list(objective.parameters()) if p.requires_grad]
+        optimizer = build_optimizer(config, parameters)
+        scheduler = build_scheduler(config, optimizer)
+        if val_data is not None and val_metric is None:
+            val_metric = default_val_metric((X, y), val_data, config.val_k, config.val_batch_size, config.device)
+
+        checkpoint_dir = Path(run_dir) / "checkpoint" if run_dir is not None else None
+        state = {"epoch": 0, "best_epoch": 0, "best_metric": -math.inf, "bad_epochs": 0, "history": [], "elapsed": 0.0, "seconds_to_best": 0.0}
+        best_model, best_objective = _state_copy(model), _state_copy(objective)
+        if resume and checkpoint_exists(checkpoint_dir):
+            tensors, meta = load_checkpoint(checkpoint_dir)
+            best_model, best_objective = restore_states(tensors, meta, model=model, objective=objective, optimizer=optimizer, scheduler=scheduler)
+            state.update(meta["state"])
+        if run_dir is not None:
+            atomic_write_json(Path(run_dir) / "trainer_config.json", asdict(config))
+
+        bar = progress(range(state["epoch"], config.epochs), desc="train", unit="epoch", initial=state["epoch"], total=config.epochs)
+        stopped_early = False
+        for epoch in bar:
+            if state["bad_epochs"] and config.patience is not None and state["bad_epochs"] >= config.patience:
+                stopped_early = True
+                break
+            started = time.perf_counter()
+            if hasattr(objective, "on_epoch_start"):
+                objective.on_epoch_start(epoch)
+            train_loss, train_seconds = self._train_epoch(model, objective, optimizer, X, y, epoch, batch_transform, device)
+            lr = optimizer.param_groups[0]["lr"]
+            if scheduler is not None:
+                scheduler.step()
+
+            # model selection on the validation split only
+            metric = float(val_metric(model, *val_data)) if val_data is not None else -train_loss
+            state["elapsed"] += time.perf_counter() - started
+            if metric > state["best_metric"] or state["best_epoch"] == 0:
+                state.update(best_epoch=epoch + 1, best_metric=metric, bad_epochs=0, seconds_to_best=state["elapsed"])
+                best_model, best_objective = _state_copy(model), _state_copy(objective)
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            state["history"].append(
+                {"epoch": epoch + 1, "train_loss": train_loss, "val_metric": metric if val_data is not None else None, "lr": lr, "seconds": train_seconds}
+            )
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_map=f"{metric:.4f}" if val_data is not None else "-")
+            if checkpoint_dir is not None:
+                self._write_run(run_dir, checkpoint_dir, model, objective, optimizer, scheduler, best_model, best_objective, state)
+
+        model.load_state_dict(best_model)
+        objective.load_state_dict(best_objective)
+        seconds = [row["seconds"] for row in state["history"]]
+        result = TrainResult(
+            best_epoch=state["best_epoch"],
+            best_metric=float(state["best_metric"]),
+            history=list(state["history"]),
+            seconds_per_epoch=float(np.median(seconds)) if seconds else 0.0,
+            seconds_to_best=float(state["seconds_to_best"]),
+            stopped_early=stopped_early,
+        )
+        if run_dir is not None:
+            atomic_write_json(Path(run_dir) / "train_result.json", result.to_dict())
+            if hasattr(model, "save") and hasattr(model, "n_bits"):
+                model.save(Path(run_dir) / "model")
+        return result
+
+    def _train_epoch(self, model, objective, optimizer, X, y, epoch, batch_transform, device) -> tuple[float, float]:
+        """One pass over shuffled mini-batches; returns (mean loss, seconds)."""
+        config = self.config
+        started = time.perf_counter()
+        # the shuffle depends only on (seed, epoch): a resumed run sees the same batches
+        order = torch.randperm(len(X), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        model.train()
+        objective.train()
+        total, count = 0.0, 0
+        for start in range(0, len(X), config.batch_size):
+            index = order[start : start + config.batch_size]
+            if len(index) < 2 and len(X) > 1:  # pairwise losses need two items; drop a lone tail
+                continue
+            inputs, labels = X[index].to(device), y[index].to(device)
+            if batch_transform is not None:
+                inputs = batch_transform(model, inputs, labels)
+                model.train()  # the transform may have switched to eval mode
+            loss = objective(model(inputs), labels)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the training loss became {loss.item()} at epoch {epoch + 1}; lower trainer.lr.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
+            optimizer.step()
+            total += loss.item() * len(index)
+            count += len(index)
+        return total / max(count, 1), time.perf_counter() - started
+
+    def _write_run(self, run_dir, checkpoint_dir, model, objective, optimizer, scheduler, best_model, best_objective, state) -> None:
+        meta = {"state": state, "config": asdict(self.config)}
+        save_checkpoint(
+            checkpoint_dir,
+            model=model,
+            objective=objective,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            best_model_state=best_model,
+            best_objective_state=best_objective,
+            meta=meta,
+        )
+        atomic_write_json(Path(run_dir) / "history.json", state["history"])

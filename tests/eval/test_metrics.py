@@ -1,0 +1,157 @@
+"""Metrics against slow, obviously correct references (explicit loops, sorted by (distance, id))."""
+
+import numpy as np
+import pytest
+
+from hashlearn.codes import hamming_distances, pack_bits
+from hashlearn.eval import metrics
+
+
+def ranked(query, database):
+    dist = hamming_distances(query[None], database)[0]
+    return sorted(range(len(database)), key=lambda i: (dist[i], i)), dist
+
+
+def is_relevant(q_label, db_label):
+    if np.ndim(q_label) == 0:
+        return q_label == db_label
+    return bool(np.any(np.logical_and(q_label, db_label)))
+
+
+def ref_map(qc, dbc, ql, dbl, k):
+    aps = []
+    for q in range(len(qc)):
+        order, _ = ranked(qc[q], dbc)
+        order = order[: (k or len(dbc))]
+        hits, total = 0, 0.0
+        for i, item in enumerate(order, start=1):
+            if is_relevant(ql[q], dbl[item]):
+                hits += 1
+                total += hits / i
+        aps.append(total / hits if hits else 0.0)
+    return float(np.mean(aps))
+
+
+def ref_precision_at_k(qc, dbc, ql, dbl, k):
+    values = []
+    for q in range(len(qc)):
+        order, _ = ranked(qc[q], dbc)
+        top = order[:k]
+        values.append(sum(is_relevant(ql[q], dbl[i]) for i in top) / len(top))
+    return float(np.mean(values))
+
+
+def ref_radius(qc, dbc, ql, dbl, r):
+    precisions, recalls = [], []
+    for q in range(len(qc)):
+        _, dist = ranked(qc[q], dbc)
+        inside = [i for i in range(len(dbc)) if dist[i] <= r]
+        relevant = [i for i in range(len(dbc)) if is_relevant(ql[q], dbl[i])]
+        hits = len(set(inside) & set(relevant))
+        precisions.append(hits / len(inside) if inside else 0.0)
+        recalls.append(hits / len(relevant) if relevant else 0.0)
+    return float(np.mean(precisions)), float(np.mean(recalls))
+
+
+def make_data(seed, n_q=6, n_db=40, n_bits=16, n_classes=3, multi=False, tie_heavy=False):
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, size=(n_db, n_bits))
+    if tie_heavy:  # few distinct codes: many ties in distance
+        bits = bits[rng.integers(0, 4, size=n_db)]
+    q_bits = rng.integers(0, 2, size=(n_q, n_bits))
+    if multi:
+        ql = rng.integers(0, 2, size=(n_q, n_classes)).astype(np.uint8)
+        dbl = rng.integers(0, 2, size=(n_db, n_classes)).astype(np.uint8)
+    else:
+        ql = rng.integers(0, n_classes, size=n_q)
+        dbl = rng.integers(0, n_classes, size=n_db)
+    return pack_bits(q_bits), pack_bits(bits), ql, dbl
+
+
+@pytest.mark.parametrize("multi", [False, True])
+@pytest.mark.parametrize("tie_heavy", [False, True])
+@pytest.mark.parametrize("k", [1, 5, 40, 100, None])
+def test_map_and_precision_match_reference(multi, tie_heavy, k):
+    qc, dbc, ql, dbl = make_data(3, multi=multi, tie_heavy=tie_heavy)
+    assert metrics.mean_average_precision(qc, dbc, ql, dbl, k=k) == pytest.approx(ref_map(qc, dbc, ql, dbl, k))
+    kk = k or len(dbc)
+    assert metrics.precision_at_k(qc, dbc, ql, dbl, k=kk) == pytest.approx(ref_precision_at_k(qc, dbc, ql, dbl, kk))
+
+
+def test_ties_are_broken_by_ascending_database_index():
+    # all database codes identical: the ranking is the database order
+    dbc = pack_bits(np.zeros((4, 8), dtype=int))
+    qc = pack_bits(np.zeros((1, 8), dtype=int))
+    # relevant item last: AP@4 = 1/4; relevant item first: AP@4 = 1
+    assert metrics.mean_average_precision(qc, dbc, np.array([1]), np.array([0, 0, 0, 1]), k=4) == pytest.approx(0.25)
+    assert metrics.mean_average_precision(qc, dbc, np.array([1]), np.array([1, 0, 0, 0]), k=4) == pytest.approx(1.0)
+    np.testing.assert_array_equal(metrics.rank_by_hamming(np.zeros((1, 4), np.int32), 3), [[0, 1, 2]])
+
+
+def test_query_without_relevant_item_scores_zero():
+    qc, dbc, _, dbl = make_data(1)
+    ql = np.full(len(qc), 99)
+    assert metrics.mean_average_precision(qc, dbc, ql, dbl, k=10) == 0.0
+    assert metrics.precision_recall_at_radius(qc, dbc, ql, dbl, 2) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_radius_and_pr_curve_match_reference(multi):
+    qc, dbc, ql, dbl = make_data(5, multi=multi, tie_heavy=True)
+    curve = metrics.pr_curve(qc, dbc, ql, dbl)
+    assert len(curve.radii) == 17
+    for r in (0, 3, 8, 16):
+        expected = ref_radius(qc, dbc, ql, dbl, r)
+        assert (curve.precision[r], curve.recall[r]) == pytest.approx(expected)
+        assert metrics.precision_recall_at_radius(qc, dbc, ql, dbl, r) == pytest.approx(expected)
+    assert curve.recall[-1] == pytest.approx(np.mean([any(is_relevant(l, d) for d in dbl) for l in ql]))
+
+
+def test_hamming_matrix_matches_popcount_reference():
+    qc, dbc, _, _ = make_data(7, n_bits=72)
+    np.testing.assert_array_equal(metrics.hamming_distance_matrix(qc, dbc), hamming_distances(qc, dbc))
+
+
+def test_float_knn_and_recall():
+    rng = np.random.default_rng(0)
+    database = rng.normal(size=(50, 5))
+    queries = database[:3] + 1e-3
+    truth = metrics.float_knn(queries, database, k=1)
+    np.testing.assert_array_equal(truth[:, 0], [0, 1, 2])
+    brute = np.argsort(((queries[:, None] - database[None]) ** 2).sum(-1), axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(metrics.float_knn(queries, database, k=4), brute)
+    codes = pack_bits((database[:, :1] > 0).repeat(8, axis=1).astype(int))
+    assert metrics.recall_at_k(codes[:3], codes, truth, k=50) == 1.0
+    perfect = pack_bits(np.eye(8, dtype=int)[np.arange(50) % 8])
+    assert 0 <= metrics.recall_at_k(perfect[:3], perfect, truth, k=1) <= 1
+
+
+def test_k_larger_than_database_uses_whole_database():
+    qc, dbc, ql, dbl = make_data(2, n_db=10)
+    assert metrics.mean_average_precision(qc, dbc, ql, dbl, k=1000) == metrics.mean_average_precision(qc, dbc, ql, dbl)
+    assert metrics.precision_at_k(qc, dbc, ql, dbl, k=1000) == pytest.approx(ref_precision_at_k(qc, dbc, ql, dbl, 10))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(k=0), ValueError, "k must be"),
+        (dict(k=2.5), TypeError, "k must be"),
+        (dict(query_labels=np.zeros(2)), ValueError, "query_labels has 2 rows"),
+        (dict(query_codes=np.zeros((6, 2), np.int32)), TypeError, "uint8"),
+        (dict(query_codes=np.zeros((6, 3), np.uint8)), ValueError, "same number of bits"),
+        (dict(db_labels=np.zeros((40, 3), np.uint8)), ValueError, "same kind"),
+    ],
+)
+def test_bad_input_raises_typed_errors(kwargs, error, match):
+    qc, dbc, ql, dbl = make_data(0)
+    args = dict(query_codes=qc, db_codes=dbc, query_labels=ql, db_labels=dbl, k=5)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        metrics.mean_average_precision(**args)
+
+
+def test_empty_database_is_an_error():
+    qc, _, ql, _ = make_data(0)
+    with pytest.raises(ValueError, match="empty"):
+        metrics.mean_average_precision(qc, np.zeros((0, 2), np.uint8), ql, np.zeros(0, int), k=5)
