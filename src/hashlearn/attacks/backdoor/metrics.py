@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hashlearn._validation import check_labels, check_positive_int
-from hashlearn.codes import hamming_distances
+from hashlearn.eval.metrics import mean_average_precision, precision_at_k
 
 
 def _eval_outputs(model, X, batch_size: int = 1024) -> np.ndarray:
@@ -59,45 +59,19 @@ def _codes(model, X) -> np.ndarray:
     return sign_to_codes(_eval_outputs(model, X))
 
 
-def _ranking(query_codes, db_codes, top_k: int | None) -> np.ndarray:
-    """Database ids per query sorted by (Hamming distance, id) -- ties by ascending id."""
-    distances = hamming_distances(query_codes, db_codes)
-    order = np.argsort(distances, axis=1, kind="stable")  # stable: equal distances keep ascending ids
-    return order if top_k is None else order[:, :top_k]
-
-
-def average_precision(relevant_ranked: np.ndarray, n_relevant: np.ndarray | None = None) -> np.ndarray:
-    """AP per row of a 0/1 relevance matrix in ranked order (AP@k when the rows are cut at k).
-
-    Normalised by the number of relevant items retrieved in the row (the usual
-    mAP@k of deep-hashing papers); rows with none score 0.
-
-    >>> average_precision(np.array([[1, 0, 1, 0]]))
-    array([0.83333333])
-    """
-    relevant_ranked = np.asarray(relevant_ranked, dtype=np.float64)
-    hits = np.cumsum(relevant_ranked, axis=1)
-    ranks = np.arange(1, relevant_ranked.shape[1] + 1)
-    total = relevant_ranked.sum(1) if n_relevant is None else np.asarray(n_relevant, dtype=np.float64)
-    summed = (relevant_ranked * hits / ranks).sum(1)
-    return np.divide(summed, total, out=np.zeros_like(summed), where=total > 0)
-
-
 def clean_map(model, X_db, y_db, X_query, y_query, top_k: int | None = None) -> float:
     """mAP(@top_k) of clean queries against a clean database; relevant = same label."""
-    y_db = check_labels(y_db, "y_db", n_samples=len(X_db))
-    y_query = check_labels(y_query, "y_query", n_samples=len(X_query))
-    ranked = _ranking(_codes(model, X_query), _codes(model, X_db), top_k)
-    return float(average_precision(y_db[ranked] == y_query[:, None]).mean())
+    return mean_average_precision(_codes(model, X_query), _codes(model, X_db), y_query, y_db, top_k)
 
 
 def targeted_retrieval(model, X_db, y_db, X_query, y_query, attack, top_k: int | None = None, top_n: int = 100) -> dict:
     """Retrieval with triggered queries: t-mAP and the share of the top ``top_n`` from the target class.
 
-    Queries are the test inputs the mapping flips, each triggered; item ``j``
-    of the database is relevant to query ``i`` when ``y_db[j] == eta(y_i)``.
-    Also reports the same metrics for the clean versions of those queries
-    (the baseline: how often the target class comes up anyway).
+    Queries are the test inputs the mapping flips, each triggered; database
+    item ``j`` is relevant to query ``i`` when ``y_db[j] == eta(y_i)`` (so the
+    standard mAP with the queries relabelled by ``eta``). The same numbers for
+    the clean versions of those queries are the baseline: how often the
+    target class comes up without a trigger.
     """
     top_n = check_positive_int(top_n, "top_n")
     y_db = check_labels(y_db, "y_db", n_samples=len(X_db))
@@ -109,11 +83,9 @@ def targeted_retrieval(model, X_db, y_db, X_query, y_query, attack, top_k: int |
     db_codes = _codes(model, X_db)
     out = {}
     for label, batch in (("triggered", attack.apply_trigger(queries)), ("clean", queries)):
-        ranked = _ranking(_codes(model, batch), db_codes, None)
-        relevant = y_db[ranked] == targets[:, None]
-        cut = relevant if top_k is None else relevant[:, :top_k]
-        out[f"t_map_{label}"] = float(average_precision(cut).mean())
-        out[f"top{top_n}_target_share_{label}"] = float(relevant[:, :top_n].mean())
+        query_codes = _codes(model, batch)
+        out[f"t_map_{label}"] = mean_average_precision(query_codes, db_codes, targets, y_db, top_k)
+        out[f"top{top_n}_target_share_{label}"] = precision_at_k(query_codes, db_codes, targets, y_db, top_n)
     return out
 
 
