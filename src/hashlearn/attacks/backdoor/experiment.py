@@ -41,9 +41,12 @@ def load_experiment_data(dataset: str = "mnist5k", seed: int = 0) -> ExperimentD
     from hashlearn.data.protocols import make_split
 
     ds = load_dataset(dataset)
-    if ds.modality != "image" or ds.kind != "single-label":
+    image_shape = ds.meta.get("image_shape")
+    if not (ds.modality == "image" or image_shape) or ds.kind != "single-label":
         raise ValueError(f"backdoor experiments need a single-label image dataset, got {dataset!r} ({ds.modality}, {ds.kind}).")
     data = np.asarray(ds.data, dtype=np.float32)
+    if data.ndim == 2 and image_shape:  # images stored as vectors (digits)
+        data = data.reshape(len(data), *image_shape)
     if data.ndim == 4 and data.shape[1] == 1:
         data = data[:, 0]
     if data.ndim != 3 or data.shape[1] != data.shape[2]:
@@ -88,8 +91,9 @@ def evaluate(model, victim: str, data: ExperimentData, attack: BackdoorAttack | 
 
 
 def trigger_visibility(attack: BackdoorAttack, X) -> dict:
-    """L-inf / PSNR / SSIM of the trigger on ``X``."""
-    return visibility(X, attack.apply_trigger(X))
+    """L-inf / PSNR / SSIM of the trigger on ``X`` (SSIM window shrunk to fit images under 11 pixels)."""
+    side = min(np.asarray(X).shape[-2:])
+    return visibility(X, attack.apply_trigger(X), window_size=min(11, side - 1 + side % 2))
 
 
 def train_clean(victim: str, data: ExperimentData, config, n_bits: int = 32, train=None, seed: int = 0):

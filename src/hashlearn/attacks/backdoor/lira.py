@@ -125,10 +125,10 @@ class LIRA(BackdoorAttack):
         eps: float = 0.05,
         alpha: float = 0.5,
         beta: float = 0.5,
-        stage1_epochs: int = 5,
-        batch_size: int = 128,
+        stage1_epochs: int = 4,
+        batch_size: int = 64,
         victim_lr: float = 1e-3,
-        trigger_lr: float = 1e-3,
+        trigger_lr: float = 1e-2,
         lookahead_lr: float = 1e-2,
         second_order: bool = False,
         generator_width: int = 16,
@@ -240,7 +240,7 @@ class LIRA(BackdoorAttack):
         for weight, grad in zip(weights, grads):
             weight.grad = grad.detach()
         victim_optimizer.step()
-        return np.array([clean_loss.item(), poisoned_loss.item(), float(latent)])
+        return np.array([clean_loss.item(), poisoned_loss.item(), float(latent.detach())])
 
     def _latent_term(self, victim, features_poisoned, source, x_target, params):
         if not self.uses_latent_loss or x_target is None or int(source.sum()) == 0:

@@ -168,6 +168,6 @@ def ssim(x, x_triggered, data_range: float = 1.0, window_size: int = 11, sigma: 
     return float(ssim_map.mean())
 
 
-def visibility(x, x_triggered) -> dict:
+def visibility(x, x_triggered, window_size: int = 11) -> dict:
     """L-inf, PSNR (dB) and SSIM of a trigger on a batch of images."""
-    return {"linf": linf_distance(x, x_triggered), "psnr": psnr(x, x_triggered), "ssim": ssim(x, x_triggered)}
+    return {"linf": linf_distance(x, x_triggered), "psnr": psnr(x, x_triggered), "ssim": ssim(x, x_triggered, window_size=window_size)}

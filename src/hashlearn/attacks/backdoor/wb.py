@@ -76,7 +76,7 @@ class WassersteinBackdoor(LIRA):
     name = "wb"
     uses_latent_loss = True
 
-    def __init__(self, *, lambda_latent: float = 1.0, **kwargs):
+    def __init__(self, *, lambda_latent: float = 0.1, **kwargs):
         super().__init__(**kwargs)
         if self.mapping.kind != "all-to-one":
             raise ValueError(
