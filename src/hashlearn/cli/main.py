@@ -15,6 +15,8 @@ import sys
 SUBCOMMANDS = [
     "hashlearn.cli.datasets",
     "hashlearn.cli.demo",
+    "hashlearn.cli.backdoor",
+    "hashlearn.cli.detect",
 ]
 
 

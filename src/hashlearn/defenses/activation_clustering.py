@@ -49,7 +49,7 @@ class ActivationClustering:
         Per class: cluster sizes, relative size of the smaller one, silhouette, flagged or not.
     """
 
-    def __init__(self, n_components: int = 10, reduction: str = "pca", rule: str = "silhouette", size_threshold: float = 0.35, silhouette_threshold: float = 0.15, random_state: int = 0):
+    def __init__(self, n_components: int = 10, reduction: str = "pca", rule: str = "size", size_threshold: float = 0.35, silhouette_threshold: float = 0.15, random_state: int = 0):
         self.n_components = n_components
         self.reduction = reduction
         self.rule = rule
