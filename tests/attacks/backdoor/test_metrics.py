@@ -88,6 +88,8 @@ def test_targeted_retrieval_on_a_hand_built_hash_model():
     out = targeted_retrieval(model, _images(y_db), y_db, _images(y_q), y_q, BadNets(target_class=0), top_n=5)
     assert out["t_map_triggered"] == 1.0 and out["top5_target_share_triggered"] == 1.0
     assert out["top5_target_share_clean"] == 0.0  # clean queries retrieve their own class first
+    assert out["hamming_to_target_code_triggered"] == 0.0
+    assert out["hamming_to_target_code_clean"] == 6.0  # queries of classes 1 and 2 (4 and 8 bits from the code of 0)
     assert clean_map(model, _images(y_db), y_db, _images(y_q), y_q) == 1.0
 
 

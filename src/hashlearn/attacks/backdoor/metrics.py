@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hashlearn._validation import check_labels, check_positive_int
+from hashlearn.codes import hamming_distances, pack_bits, unpack_bits
 from hashlearn.eval.metrics import mean_average_precision, precision_at_k
 
 
@@ -59,6 +60,21 @@ def _codes(model, X) -> np.ndarray:
     return sign_to_codes(_eval_outputs(model, X))
 
 
+def majority_code(codes, labels, target_class: int) -> np.ndarray:
+    """The bitwise majority of the packed codes of one class (ties -> 1): that class's code.
+
+    >>> from hashlearn.codes import pack_bits
+    >>> codes = pack_bits(np.array([[1, 0, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0], [0] * 8]))
+    >>> unpack_bits(majority_code(codes, np.array([0, 0, 0, 1]), 0), 8).tolist()
+    [[1, 1, 0, 0, 0, 0, 0, 0]]
+    """
+    members = np.asarray(codes)[np.asarray(labels) == target_class]
+    if len(members) == 0:
+        raise ValueError(f"no item of target class {target_class}: its code is undefined.")
+    bits = unpack_bits(members)
+    return pack_bits((2 * bits.sum(0, dtype=np.int64) >= len(bits)).astype(np.uint8)[None, :])
+
+
 def clean_map(model, X_db, y_db, X_query, y_query, top_k: int | None = None) -> float:
     """mAP(@top_k) of clean queries against a clean database; relevant = same label."""
     return mean_average_precision(_codes(model, X_query), _codes(model, X_db), y_query, y_db, top_k)
@@ -71,7 +87,9 @@ def targeted_retrieval(model, X_db, y_db, X_query, y_query, attack, top_k: int |
     item ``j`` is relevant to query ``i`` when ``y_db[j] == eta(y_i)`` (so the
     standard mAP with the queries relabelled by ``eta``). The same numbers for
     the clean versions of those queries are the baseline: how often the
-    target class comes up without a trigger.
+    target class comes up without a trigger. For all-to-one targets,
+    ``hamming_to_target_code_*`` is the mean Hamming distance of the query codes
+    to the target class's majority database code.
     """
     top_n = check_positive_int(top_n, "top_n")
     y_db = check_labels(y_db, "y_db", n_samples=len(X_db))
@@ -82,10 +100,15 @@ def targeted_retrieval(model, X_db, y_db, X_query, y_query, attack, top_k: int |
     queries, targets = np.asarray(X_query)[keep], attack.mapping(y_query[keep])
     db_codes = _codes(model, X_db)
     out = {}
+    target_codes = None
+    if attack.mapping.kind == "all-to-one":
+        target_codes = majority_code(db_codes, y_db, attack.mapping.target_class)
     for label, batch in (("triggered", attack.apply_trigger(queries)), ("clean", queries)):
         query_codes = _codes(model, batch)
         out[f"t_map_{label}"] = mean_average_precision(query_codes, db_codes, targets, y_db, top_k)
         out[f"top{top_n}_target_share_{label}"] = precision_at_k(query_codes, db_codes, targets, y_db, top_n)
+        if target_codes is not None:  # mean Hamming distance to the target class's majority code
+            out[f"hamming_to_target_code_{label}"] = float(hamming_distances(query_codes, target_codes).mean())
     return out
 
 
