@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -15,12 +15,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
     Either the old file stays untouched or the new one is complete.
     """
+    return atomic_write_chunks(path, [data])
+
+
+def atomic_write_chunks(path: str | os.PathLike, chunks: Iterable[bytes | memoryview]) -> Path:
+    """Like :func:`atomic_write_bytes`, but streams ``chunks`` (large files need no copy in memory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)

@@ -15,6 +15,10 @@ import sys
 SUBCOMMANDS = [
     "hashlearn.cli.datasets",
     "hashlearn.cli.demo",
+    "hashlearn.cli.features",
+    "hashlearn.cli.index",
+    "hashlearn.cli.search",
+    "hashlearn.cli.serve",
     "hashlearn.cli.backdoor",
     "hashlearn.cli.detect",
 ]

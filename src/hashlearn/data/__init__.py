@@ -2,5 +2,6 @@
 
 from hashlearn.data.datasets import Dataset, dataset_available, get_dataset_info, list_datasets, load_dataset, register_dataset
 from hashlearn.data import formats, text, vectors, vision  # noqa: F401  (each registers its loaders)
+from hashlearn.data.features import extract_features
 
-__all__ = ["Dataset", "dataset_available", "get_dataset_info", "list_datasets", "load_dataset", "register_dataset"]
+__all__ = ["Dataset", "extract_features", "dataset_available", "get_dataset_info", "list_datasets", "load_dataset", "register_dataset"]

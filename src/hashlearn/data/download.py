@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import urllib.request
 from pathlib import Path
 
 from hashlearn.data.idx import read_file_bytes
@@ -48,6 +47,8 @@ def fetch(url: str, destination: str | os.PathLike, expected_sha256: str, *, tim
     The file is written to a temporary name, verified, then renamed, so an
     interrupted or tampered download never appears under the final name.
     """
+    import urllib.request  # only needed here; keeps `import hashlearn.data` light
+
     destination = Path(destination)
     if destination.is_file():
         try:

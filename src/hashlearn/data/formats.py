@@ -153,29 +153,30 @@ def load_list_file(path: str | os.PathLike, *, root: str | os.PathLike | None = 
 
 
 # --------------------------------------------------------------------------- feature files
-def _read_parquet_features(path: Path, label_column: str | None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def _read_parquet_features(path: Path, label_column: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features from the numeric columns (or one list column) and labels from ``label_column``."""
+    pyarrow = _deps.require_module("pyarrow", "pyarrow", "reading .parquet feature files")
     parquet = _deps.require_module("pyarrow.parquet", "pyarrow", "reading .parquet feature files")
     table = parquet.read_table(path)
     columns = list(table.column_names)
     labels = None
     if label_column is not None and label_column in columns:
-        values = table.column(label_column).to_pylist()
-        labels = np.asarray(values)
+        labels = np.asarray(table.column(label_column).to_pylist())
         columns.remove(label_column)
-    elif label_column is not None and label_column != "label":
+    elif label_column is not None and label_column != "label":  # only the default may be absent
         raise ValueError(f"label_column={label_column!r} is not a column of {path.name}; its columns are {columns}.")
     if not columns:
         raise CorruptFileError(f"{path.name}: no feature columns besides the label column.")
-    pyarrow = _deps.require_module("pyarrow", "pyarrow", "reading .parquet feature files")
     first_type = table.schema.field(columns[0]).type
-    if len(columns) == 1 and (pyarrow.types.is_list(first_type) or pyarrow.types.is_fixed_size_list(first_type) or pyarrow.types.is_large_list(first_type)):
-        features = np.asarray(table.column(columns[0]).to_pylist(), dtype=np.float32)
-    else:
-        try:
+    is_list = pyarrow.types.is_list(first_type) or pyarrow.types.is_large_list(first_type) or pyarrow.types.is_fixed_size_list(first_type)
+    try:
+        if len(columns) == 1 and is_list:
+            features = np.asarray(table.column(columns[0]).to_pylist(), dtype=np.float32)
+        else:
             features = np.column_stack([table.column(name).to_numpy() for name in columns]).astype(np.float32)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"{path.name}: feature columns must be numeric; columns are {columns} ({error}).") from error
-    return features, labels, columns
+    except (TypeError, ValueError, pyarrow.ArrowException) as error:
+        raise TypeError(f"{path.name}: feature columns must be numeric (or one list column of equal-length vectors); columns are {columns} ({error}).") from error
+    return features, labels
 
 
 def load_features_file(path: str | os.PathLike, labels=None, *, label_column: str | None = "label") -> Dataset:
@@ -200,7 +201,7 @@ def load_features_file(path: str | os.PathLike, labels=None, *, label_column: st
             features = archive["features"]
             file_labels = archive["labels"] if "labels" in archive.files else None
     elif suffix == ".parquet":
-        features, file_labels, _ = _read_parquet_features(path, label_column)
+        features, file_labels = _read_parquet_features(path, label_column)
     else:
         raise ValueError(f"path must end in .npy, .npz or .parquet, got {path.name!r}.")
     if labels is not None and file_labels is not None:

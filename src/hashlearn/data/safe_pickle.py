@@ -3,8 +3,8 @@
 hashlearn never pickles anything itself, but some standard data sets are
 only published as pickles, and ``pickle.load`` on a downloaded file runs any
 code the file names. :class:`ArrayUnpickler` resolves only the few globals
-that rebuild numpy arrays (and ``_codecs.encode``, which protocol-2 pickles
-use for bytes); builtin containers, strings, bytes and numbers need no global
+that rebuild numpy arrays (and ``_codecs.encode`` and ``bytes``, which
+protocol-2 pickles use for bytes); builtin containers, strings, bytes and numbers need no global
 at all. Anything else -- ``os.system``, ``builtins.eval``, any class -- is
 refused with :class:`~hashlearn.errors.CorruptFileError` before it runs, and
 object arrays (which could smuggle arbitrary objects) are refused too.
@@ -48,8 +48,23 @@ def _safe_codecs_encode(text, encoding="utf-8", errors="strict"):
     return codecs.encode(text, encoding, errors)
 
 
+def _safe_bytes(*args):
+    if args and not isinstance(args[0], (bytes, str)):  # bytes(10**12) would allocate a terabyte
+        raise CorruptFileError("refusing bytes() of a non-string argument.")
+    return bytes(*args)
+
+
+def _safe_frombuffer(buffer, dtype, shape, order):
+    array = np.frombuffer(buffer, dtype=_safe_dtype(dtype)).reshape(shape, order=order)
+    return array.copy(order="K")
+
+
 #: (module, name) -> the only objects a pickle may refer to
 _ALLOWED = {
+    ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,  # protocol 5 out-of-band arrays
+    ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,
+    ("builtins", "bytes"): _safe_bytes,  # protocol 2 writes b"" as bytes()
+    ("__builtin__", "bytes"): _safe_bytes,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): _safe_dtype,
     ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,

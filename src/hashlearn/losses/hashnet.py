@@ -32,8 +32,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hashlearn.losses.base import LocalityLoss, class_balanced_pair_mean
 from hashlearn._validation import check_positive_int
+from hashlearn.losses.base import LocalityLoss, class_balanced_pair_mean
 
 
 def scale_continuation(outputs: torch.Tensor, scale: float) -> torch.Tensor:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from hashlearn._validation import check_positive_int
-from hashlearn.quantization.base import Quantizer, make_generator
+from hashlearn.quantization.base import Quantizer, make_generator, sort_rows
 
 
 def random_binary_codes(batch: int, n_bits: int, generator: torch.Generator) -> torch.Tensor:
@@ -38,8 +38,9 @@ def random_directions(n_bits: int, n_projections: int, generator: torch.Generato
 
 def sliced_wasserstein(outputs: torch.Tensor, targets: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
     """Mean over directions and order statistics of the squared difference of sorted projections."""
-    projected_outputs = torch.sort(outputs @ directions, dim=0).values
-    projected_targets = torch.sort(targets @ directions, dim=0).values
+    # (n_projections, B): one row per direction, sorted along the contiguous dimension
+    projected_outputs = sort_rows(directions.T @ outputs.T)
+    projected_targets = sort_rows(directions.T @ targets.T)
     return (projected_outputs - projected_targets).pow(2).mean()
 
 

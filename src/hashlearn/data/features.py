@@ -1,0 +1,183 @@
+"""Frozen-encoder features with an on-disk cache keyed by content.
+
+Encoding is the slow step (per idle CPU core, all-MiniLM-L6-v2 embeds about
+11 news posts/s and EfficientNet-Lite0 about 12 images/s at 224 px; see
+docs/data.md), so each result is stored once under
+``<cache_dir>/<encoder>/<key>.npy`` with a JSON sidecar. The key is the SHA-256 of the encoder name, version and settings and of the
+input itself (array dtype, shape and bytes, or the texts), so a changed input
+or encoder never hits a stale entry. Entries are written atomically and
+verified on every hit (the sidecar records the ``.npy`` file's SHA-256); a
+damaged entry is recomputed. Long runs save their progress in chunks
+(``<key>.partial/``) and resume after an interruption.
+
+>>> import numpy as np, tempfile
+>>> from hashlearn.data.encoders import FrozenEncoder
+>>> class Mean(FrozenEncoder):
+...     output_dim = 1
+...     def encode_batch(self, batch):
+...         return np.asarray(batch, dtype=np.float32).mean(axis=1, keepdims=True)
+>>> extract_features(np.ones((3, 4)), Mean(), cache_dir=tempfile.mkdtemp()).ravel()
+array([1., 1., 1.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from hashlearn._io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from hashlearn._progress import progress
+from hashlearn._validation import check_positive_int
+from hashlearn.data.datasets import Dataset
+from hashlearn.data.download import default_cache_dir
+from hashlearn.data.encoders import FrozenEncoder, get_encoder
+
+CACHE_FORMAT_VERSION = 1
+_DEFAULT_ENCODER = {"image": "efficientnet-lite0", "text": "minilm"}
+
+
+def feature_cache_key(encoder: FrozenEncoder, inputs) -> str:
+    """SHA-256 naming the features of ``inputs`` under ``encoder`` (its name, version and config)."""
+    digest = hashlib.sha256()
+    header = {"format": CACHE_FORMAT_VERSION, "encoder": encoder.name, "version": encoder.version, "config": encoder.config()}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    if isinstance(inputs, np.ndarray):
+        array = np.ascontiguousarray(inputs)
+        digest.update(f"array {array.dtype.str} {array.shape}\n".encode())
+        digest.update(memoryview(array).cast("B"))
+    else:
+        digest.update(f"texts {len(inputs)}\n".encode())
+        for text in inputs:
+            encoded = text.encode("utf-8")
+            digest.update(len(encoded).to_bytes(8, "little"))  # length prefix: no ambiguity between texts
+            digest.update(encoded)
+    return digest.hexdigest()
+
+
+def _entry_paths(cache_dir: Path, encoder: FrozenEncoder, key: str) -> tuple[Path, Path]:
+    folder = cache_dir / encoder.name
+    return folder / f"{key}.npy", folder / f"{key}.json"
+
+
+def _read_entry(npy_path: Path, json_path: Path, encoder: FrozenEncoder, n_rows: int) -> np.ndarray | None:
+    """The stored ``(n_rows, output_dim)`` features, or ``None`` when absent or damaged (a warning says which)."""
+    if not npy_path.is_file() or not json_path.is_file():
+        return None
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+        content = npy_path.read_bytes()
+        if sha256_bytes(content) != meta["npy_sha256"]:
+            raise ValueError("checksum mismatch")
+        features = np.load(io.BytesIO(content), allow_pickle=False)
+        if features.shape != (n_rows, encoder.output_dim) or features.dtype != np.float32:
+            raise ValueError(f"shape {features.shape} {features.dtype}, expected ({n_rows}, {encoder.output_dim}) float32")
+        return features
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        warnings.warn(f"feature cache entry {npy_path.name} is damaged ({error}); recomputing it.", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _write_entry(npy_path: Path, json_path: Path, features: np.ndarray, encoder: FrozenEncoder, key: str) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, features, allow_pickle=False)
+    content = buffer.getvalue()
+    atomic_write_bytes(npy_path, content)
+    atomic_write_json(json_path, {
+        "format": CACHE_FORMAT_VERSION, "key": key, "encoder": encoder.name, "version": encoder.version,
+        "config": encoder.config(), "shape": list(features.shape), "dtype": str(features.dtype),
+        "npy_sha256": sha256_bytes(content),
+    })  # the sidecar is written last: an entry without it is incomplete and ignored
+
+
+def _chunk_paths(partial_dir: Path, start: int, stop: int) -> tuple[Path, Path]:
+    return partial_dir / f"{start:012d}-{stop:012d}.npy", partial_dir / f"{start:012d}-{stop:012d}.json"
+
+
+def _resume(partial_dir: Path, encoder: FrozenEncoder, features: np.ndarray) -> int:
+    """Copy the valid leading chunks of an interrupted run into ``features``; returns the rows restored.
+
+    Chunks after the first gap or damaged one are deleted: they will be recomputed.
+    """
+    if not partial_dir.is_dir():
+        return 0
+    n_done, used = 0, set()
+    for npy_path in sorted(partial_dir.glob("*.npy")):
+        start, stop = (int(part) for part in npy_path.stem.split("-"))
+        if start != n_done or stop > len(features):
+            continue
+        chunk = _read_entry(npy_path, npy_path.with_suffix(".json"), encoder, stop - start)
+        if chunk is None:
+            break
+        features[start:stop] = chunk
+        n_done = stop
+        used.update({npy_path.name, npy_path.with_suffix(".json").name})
+    for path in partial_dir.iterdir():
+        if path.name not in used:
+            path.unlink(missing_ok=True)
+    return n_done
+
+
+def extract_features(data, encoder: str | FrozenEncoder | None = None, *, cache_dir: str | os.PathLike | None = None,
+                     use_cache: bool = True, batch_size: int = 64, checkpoint_s: float = 60.0, **encoder_kwargs) -> np.ndarray:
+    """Features ``(n, encoder.output_dim)`` float32 of images, texts or a :class:`Dataset`.
+
+    Parameters
+    ----------
+    data : Dataset, array of images ``(n, H, W)`` / ``(n, C, H, W)``, or list of str
+    encoder : ``"efficientnet-lite0"``, ``"minilm"``, a :class:`FrozenEncoder`, or
+        ``None`` to pick by the data set's modality.
+    cache_dir : cache root (default ``$HASHLEARN_CACHE_DIR`` or ``~/.cache/hashlearn``, then ``features/``).
+    use_cache : read and write the cache (``False`` always recomputes and stores nothing).
+    batch_size : inputs per forward pass.
+    checkpoint_s : with the cache on, the rows computed so far are saved at most this often,
+        so an interrupted run resumes where it stopped instead of starting over.
+    encoder_kwargs : options of a named encoder, e.g. ``image_size=96``.
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if not isinstance(checkpoint_s, (int, float)) or checkpoint_s < 0:
+        raise ValueError(f"checkpoint_s must be a number of seconds >= 0, got {checkpoint_s!r}.")
+    inputs = data.data if isinstance(data, Dataset) else data
+    if encoder is None:
+        modality = data.modality if isinstance(data, Dataset) else ("text" if isinstance(inputs, (list, tuple)) else "image")
+        if modality not in _DEFAULT_ENCODER:
+            raise ValueError(f"no default encoder for {modality!r} data; pass encoder= (one of 'efficientnet-lite0', 'minilm').")
+        encoder = _DEFAULT_ENCODER[modality]
+    encoder = get_encoder(encoder, **encoder_kwargs)
+    inputs = encoder.check_inputs(inputs)
+    n_inputs = len(inputs)
+    if n_inputs == 0:
+        raise ValueError("data is empty; nothing to encode.")
+    features = np.empty((n_inputs, encoder.output_dim), dtype=np.float32)
+    n_done = 0
+    if use_cache:
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "features"
+        key = feature_cache_key(encoder, inputs)
+        npy_path, json_path = _entry_paths(root, encoder, key)
+        cached = _read_entry(npy_path, json_path, encoder, n_inputs)
+        if cached is not None:
+            return cached
+        partial_dir = npy_path.with_name(f"{key}.partial")
+        n_done = _resume(partial_dir, encoder, features)
+    checkpoint_from, last_checkpoint = n_done, time.monotonic()
+    starts = range(n_done, n_inputs, batch_size)
+    for start in progress(starts, total=len(starts), desc=f"{encoder.name} features", unit="batch"):
+        stop = min(start + batch_size, n_inputs)
+        batch_features = np.asarray(encoder.encode_batch(inputs[start:stop]), dtype=np.float32)
+        if batch_features.shape != (stop - start, encoder.output_dim):
+            raise ValueError(f"{encoder.name} returned shape {batch_features.shape} for a batch of {stop - start}; expected ({stop - start}, {encoder.output_dim}).")
+        features[start:stop] = batch_features
+        if use_cache and stop < n_inputs and time.monotonic() - last_checkpoint >= checkpoint_s:
+            _write_entry(*_chunk_paths(partial_dir, checkpoint_from, stop), features[checkpoint_from:stop], encoder, key)
+            checkpoint_from, last_checkpoint = stop, time.monotonic()
+    if use_cache:
+        _write_entry(npy_path, json_path, features, encoder, key)
+        shutil.rmtree(partial_dir, ignore_errors=True)
+    return features

@@ -1,0 +1,225 @@
+"""Multi-index hashing: exact Hamming search that reads a small part of the database.
+
+Norouzi, Punjani & Fleet, "Fast search in Hamming space with multi-index
+hashing", CVPR 2012. Each code is cut into ``m`` disjoint substrings and every
+substring gets a table (value -> rows). By the pigeonhole principle, a code
+within distance ``r`` of the query agrees with it within ``r // m`` bits in at
+least one substring, so probing each table around the query's substring finds
+every candidate; exact distances on the full codes then settle the result,
+which is identical to :class:`~hashlearn.index.flat.FlatIndex` (ties by id).
+
+When the tables would cost more than a scan (uniformly random codes in a small
+database, large radii, large k) the index answers by the flat scan itself.
+
+>>> import numpy as np
+>>> from hashlearn.index import MultiIndexHashing
+>>> codes = np.random.default_rng(0).integers(0, 256, size=(1000, 8), dtype=np.uint8)
+>>> index = MultiIndexHashing(n_bits=64)
+>>> index.add(codes)
+>>> index.search(codes[:2], k=1).ids.tolist()
+[[0], [1]]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hashlearn._validation import check_positive_int
+from hashlearn.codes import MISSING_DISTANCE, SearchResult
+from hashlearn.index import _kernels as kernels
+from hashlearn.index._threads import get_num_threads, run_tasks
+from hashlearn.index._stored import StoredCodesIndex
+from hashlearn.index.base import RangeResult
+
+#: longest substring a table indexes (a table has 2**bits + 1 offsets)
+MAX_SUBSTRING_BITS = 24
+#: one candidate read at random costs about this many rows of a sequential scan (64-bit rows)
+CANDIDATE_COST_IN_ROWS = 128.0
+#: one table probe costs about this many candidate reads
+PROBE_COST = 1.0
+
+
+def default_n_tables(n_bits: int, ntotal: int) -> int:
+    """Tables so each substring has about ``log2(ntotal)`` bits (the paper's choice),
+    with substrings of at most :data:`MAX_SUBSTRING_BITS` bits."""
+    substring_bits = min(MAX_SUBSTRING_BITS, max(4, round(math.log2(max(ntotal, 2)))))
+    n_tables = max(1, round(n_bits / substring_bits), -(-n_bits // MAX_SUBSTRING_BITS))
+    return min(n_tables, n_bits)
+
+
+class MultiIndexHashing(StoredCodesIndex):
+    """Exact k-NN and range search by multi-index hashing over a flat code store.
+
+    Parameters
+    ----------
+    n_bits : int
+        Code length (a multiple of 8, at most 1024).
+    n_tables : int or None
+        Number of substring tables ``m``; ``None`` picks it from ``n_bits`` and
+        ``ntotal`` when the tables are built (see :func:`default_n_tables`).
+    max_cost_fraction : float
+        A query may spend this fraction of a flat scan's cost in the tables before it
+        is answered by the scan instead (0 always scans, ``inf`` never does).
+
+    The tables are built on the first search after :meth:`add` or
+    :meth:`remove_ids` and are not saved by :meth:`state` (they are rebuilt from the
+    codes, so a tampered file cannot point the compiled kernels out of bounds).
+    """
+
+    kind = "mih"
+
+    def __init__(self, n_bits: int, n_tables: int | None = None, max_cost_fraction: float = 0.25):
+        super().__init__(n_bits)
+        self.n_tables = check_positive_int(n_tables, "n_tables", allow_none=True)
+        if self.n_tables is not None and self.n_tables > self.n_bits:
+            raise ValueError(f"n_tables must be at most n_bits={self.n_bits} (one bit per table), got {self.n_tables}.")
+        if self.n_tables is not None and -(-self.n_bits // self.n_tables) > MAX_SUBSTRING_BITS:
+            raise ValueError(
+                f"n_tables={self.n_tables} gives substrings longer than {MAX_SUBSTRING_BITS} bits for n_bits={self.n_bits}; "
+                f"use at least {-(-self.n_bits // MAX_SUBSTRING_BITS)} tables."
+            )
+        if not isinstance(max_cost_fraction, (int, float)) or isinstance(max_cost_fraction, bool) or not max_cost_fraction >= 0:
+            raise ValueError(f"max_cost_fraction must be a number >= 0, got {max_cost_fraction!r}.")
+        self.max_cost_fraction = float(max_cost_fraction)
+        self._tables: dict | None = None
+        self._scan_rate = 0.0  # running share of queries the tables handed to the scan
+        self._calls = 0
+
+    def _params(self) -> dict:
+        return {"n_tables": self.n_tables, "max_cost_fraction": self.max_cost_fraction}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the codes, ids and (once built) the tables."""
+        tables = 0 if self._tables is None else self._tables["offsets"].nbytes + self._tables["positions"].nbytes
+        return self._flat.nbytes + tables
+
+    # --- tables ---------------------------------------------------------------------
+    def build(self) -> None:
+        """Build the substring tables now (otherwise the first search does)."""
+        super().build()
+        n = self.ntotal
+        m = self.n_tables or default_n_tables(self.n_bits, n)
+        lengths = np.full(m, self.n_bits // m, dtype=np.int64)
+        lengths[: self.n_bits % m] += 1
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        offset_base = np.concatenate([[0], np.cumsum((1 << lengths) + 1)]).astype(np.int64)
+        offsets = np.zeros(offset_base[-1], dtype=np.uint32 if n < 2**32 else np.int64)
+        positions = np.empty((m, n), dtype=np.int32 if n < 2**31 else np.int64)
+        db = self._flat._buffer.reshape(-1)
+
+        def task(j):
+            table_offsets = offsets[offset_base[j] : offset_base[j + 1]]
+            kernels.build_table(db, self.n_bytes, n, starts[j], lengths[j], table_offsets, positions[j])
+
+        run_tasks(task, [(j,) for j in range(m)])
+        self._tables = dict(starts=starts, lengths=lengths, offsets=offsets, offset_base=offset_base, positions=positions)
+
+    def _ensure_tables(self) -> dict:
+        self._ensure_built()
+        return self._tables
+
+    def _max_cost(self) -> float:
+        """Per-query budget in candidate reads: a fraction of one flat scan."""
+        scan_cost = self.ntotal * max(1.0, self.n_bytes / 8) / CANDIDATE_COST_IN_ROWS
+        return self.max_cost_fraction * scan_cost
+
+    def _use_tables(self, nq: int) -> bool:
+        """Skip the tables while recent queries kept falling back to the scan, but
+        retry them every 16th call so a change in the queries is noticed."""
+        self._calls += 1
+        return self._scan_rate < 0.5 or self._calls % 16 == 0
+
+    def _record(self, n_scanned: int, nq: int) -> None:
+        self.last_scanned_queries = n_scanned
+        if nq:
+            self._scan_rate = 0.7 * self._scan_rate + 0.3 * (n_scanned / nq)
+
+    # --- search ---------------------------------------------------------------------
+    def search(self, queries, k: int) -> SearchResult:
+        queries = self._check_codes(queries, "queries")
+        k = self._check_k(k)
+        nq, n = queries.shape[0], self.ntotal
+        if n == 0 or nq == 0 or self.max_cost_fraction == 0 or not self._use_tables(nq):
+            self.last_scanned_queries = nq
+            return self._flat._search(queries, k)
+        tables = self._ensure_tables()
+        k_kept = min(k, n)
+        heap_d = np.full((nq, k_kept), kernels.SENTINEL_DISTANCE, dtype=np.int32)
+        heap_k = np.full((nq, k_kept), kernels.SENTINEL_KEY, dtype=np.int64)
+        aborted = np.zeros(nq, dtype=np.bool_)
+        work = np.zeros((nq, 2), dtype=np.int64)
+        qwords = kernels.query_words(queries)
+        db, by_position, ids = self._flat._kernel_args()
+        max_cost = self._max_cost()
+
+        def task(q0, q1):
+            kernels.mih_knn(
+                queries[q0:q1], qwords[q0:q1], db, self.n_bytes, tables["starts"], tables["lengths"],
+                tables["offsets"], tables["offset_base"], tables["positions"], ids, by_position,
+                max_cost, PROBE_COST, heap_d[q0:q1], heap_k[q0:q1], aborted[q0:q1], work[q0:q1],
+            )  # fmt: skip
+            kernels.sort_heaps(heap_d[q0:q1], heap_k[q0:q1])
+
+        run_tasks(task, _query_chunks(nq))
+        out_d = np.full((nq, k), MISSING_DISTANCE, dtype=np.int32)
+        out_i = np.full((nq, k), -1, dtype=np.int64)
+        out_d[:, :k_kept] = heap_d
+        out_i[:, :k_kept] = self._flat._keys_to_ids(heap_k)
+        if aborted.any():
+            scanned = self._flat._search(queries[aborted], k)
+            out_d[aborted], out_i[aborted] = scanned.distances, scanned.ids
+        self._record(int(aborted.sum()), nq)
+        self.last_work = work
+        return SearchResult(out_d, out_i)
+
+    def range_search(self, queries, radius: int) -> RangeResult:
+        queries = self._check_codes(queries, "queries")
+        radius = min(self._check_radius(radius), self.n_bits)
+        nq = queries.shape[0]
+        if self.ntotal == 0 or nq == 0 or self.max_cost_fraction == 0:
+            self.last_scanned_queries = nq
+            return self._flat._range_search(queries, radius)
+        tables = self._ensure_tables()
+        aborted = np.zeros(nq, dtype=np.bool_)
+        qwords = kernels.query_words(queries)
+        db = self._flat._buffer.reshape(-1)
+        max_cost = self._max_cost()
+
+        def task(q0, q1):
+            return kernels.mih_range(
+                queries[q0:q1], qwords[q0:q1], db, self.n_bytes, tables["starts"], tables["lengths"],
+                tables["offsets"], tables["offset_base"], tables["positions"], radius, max_cost, PROBE_COST,
+                aborted[q0:q1],
+            )  # fmt: skip
+
+        parts = run_tasks(task, _query_chunks(nq))
+        counts = np.concatenate([p[0] for p in parts])
+        result = self._flat._finish_range(counts, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]), radius)
+        self._record(int(aborted.sum()), nq)
+        if aborted.any():
+            result = _splice_range(result, aborted, self._flat._range_search(queries[aborted], radius))
+        return result
+
+def _query_chunks(nq: int) -> list[tuple[int, int]]:
+    """Small query chunks, so threads stay balanced when some queries cost more."""
+    per_task = max(1, min(16, -(-nq // get_num_threads())))
+    return [(start, min(start + per_task, nq)) for start in range(0, nq, per_task)]
+
+
+def _splice_range(result: RangeResult, replaced: np.ndarray, other: RangeResult) -> RangeResult:
+    """``result`` with the rows of the ``replaced`` queries taken from ``other`` (in order)."""
+    counts = np.diff(result.lims)
+    counts[replaced] = np.diff(other.lims)
+    pieces_d, pieces_i = [], []
+    other_rows = iter(range(len(other.lims) - 1))
+    for q in range(len(counts)):
+        source, row = (other, next(other_rows)) if replaced[q] else (result, q)
+        lo, hi = source.lims[row], source.lims[row + 1]
+        pieces_d.append(source.distances[lo:hi])
+        pieces_i.append(source.ids[lo:hi])
+    lims = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=lims[1:])
+    return RangeResult(lims, np.concatenate(pieces_d), np.concatenate(pieces_i))

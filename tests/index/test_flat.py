@@ -1,0 +1,201 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import hashlearn.index.flat as flat_module
+from hashlearn.codes import MISSING_DISTANCE
+from hashlearn.index import FlatIndex
+
+
+@pytest.mark.parametrize("n_bits", [8, 24, 64, 72, 128, 256, 1024])
+def test_knn_matches_reference_on_random_codes(checks, rng, n_threads, n_bits):
+    database = rng.integers(0, 256, size=(700, n_bits // 8), dtype=np.uint8)
+    queries = rng.integers(0, 256, size=(9, n_bits // 8), dtype=np.uint8)
+    index = FlatIndex(n_bits)
+    index.add(database)
+    for k in (1, 10, 700, 705):
+        checks.assert_knn_equal(index.search(queries, k), queries, database, k)
+    checks.assert_knn_equal(index.search(queries[:1], 5), queries[:1], database, 5)
+
+
+@pytest.mark.parametrize("n_bits", [16, 64, 256])
+def test_knn_and_range_on_clustered_codes_with_ties(checks, rng, n_threads, n_bits):
+    database, centres = checks.make_clustered(rng, 900, n_bits, n_centres=3)
+    database[::7] = database[3]  # exact duplicates: ties broken by ascending id
+    queries, _ = checks.make_clustered(rng, 6, n_bits, centres=centres)
+    queries = np.vstack([queries, database[3:4]])
+    index = FlatIndex(n_bits)
+    index.add(database)
+    for k in (1, 20, 150):
+        checks.assert_knn_equal(index.search(queries, k), queries, database, k)
+    for radius in (0, 2, n_bits // 8, n_bits):
+        checks.assert_range_equal(index.range_search(queries, radius), queries, database, radius)
+
+
+def test_database_split_across_threads_for_one_query(checks, rng, monkeypatch):
+    """Fewer queries than threads: the rows are split across threads and the heaps merged."""
+    monkeypatch.setattr(flat_module, "_MIN_ROWS_PER_THREAD", 16)
+    monkeypatch.setattr(flat_module, "get_num_threads", lambda: 3)
+    database, centres = checks.make_clustered(rng, 500, 64, n_centres=2)
+    queries, _ = checks.make_clustered(rng, 2, 64, centres=centres)
+    index = FlatIndex(64)
+    index.add(database)
+    assert len(index._task_grid(2)[1]) == 3
+    checks.assert_knn_equal(index.search(queries, 30), queries, database, 30)
+    checks.assert_range_equal(index.range_search(queries, 6), queries, database, 6)
+
+
+def test_empty_index_and_k_larger_than_ntotal(checks, rng):
+    index = FlatIndex(32)
+    queries = rng.integers(0, 256, size=(3, 4), dtype=np.uint8)
+    result = index.search(queries, 4)
+    assert (result.ids == -1).all() and (result.distances == MISSING_DISTANCE).all()
+    empty = index.range_search(queries, 5)
+    assert empty.lims.tolist() == [0, 0, 0, 0] and len(empty.ids) == 0
+    index.add(queries[:2])
+    result = index.search(queries, 4)
+    assert (result.ids[:, 2:] == -1).all() and (result.distances[:, 2:] == MISSING_DISTANCE).all()
+    checks.assert_knn_equal(result, queries, queries[:2], 4)
+    assert index.search(queries[:0], 3).ids.shape == (0, 3)
+
+
+def test_custom_ids_out_of_order_break_ties_by_id_value(checks, rng, n_threads):
+    database = np.repeat(rng.integers(0, 256, size=(5, 8), dtype=np.uint8), 40, axis=0)
+    ids = rng.permutation(10_000)[: len(database)]
+    queries = database[::50].copy()
+    index = FlatIndex(64)
+    index.add(database, ids=ids)
+    checks.assert_knn_equal(index.search(queries, 25), queries, database, 25, ids=ids)
+    checks.assert_range_equal(index.range_search(queries, 3), queries, database, 3, ids=ids)
+
+
+def test_add_in_batches_with_ascending_custom_ids_then_default_ids(checks, rng):
+    first = rng.integers(0, 256, size=(50, 2), dtype=np.uint8)
+    second = rng.integers(0, 256, size=(30, 2), dtype=np.uint8)
+    index = FlatIndex(16)
+    index.add(first, ids=np.arange(100, 150))
+    index.add(second)  # default ids continue after the largest id
+    all_ids = np.r_[np.arange(100, 150), np.arange(150, 180)]
+    np.testing.assert_array_equal(index.ids, all_ids)
+    database = np.vstack([first, second])
+    checks.assert_knn_equal(index.search(database[:5], 12), database[:5], database, 12, ids=all_ids)
+    with pytest.raises(ValueError, match="already in the index"):
+        index.add(first[:1], ids=[120])
+
+
+def test_default_ids_store_no_id_array_and_memory_stays_near_raw_codes(rng):
+    index = FlatIndex(64)
+    for _ in range(40):
+        index.add(rng.integers(0, 256, size=(1000, 8), dtype=np.uint8))
+    assert index._ids is None
+    assert index.nbytes <= 1.05 * index.ntotal * 8
+
+
+def test_remove_ids_and_reconstruct(checks, rng, n_threads):
+    database = rng.integers(0, 256, size=(300, 8), dtype=np.uint8)
+    database[10:20] = database[5]
+    index = FlatIndex(64)
+    index.add(database)
+    removed = np.r_[np.arange(0, 300, 3), [5, 999]]
+    assert index.remove_ids(removed) == 101
+    assert index.remove_ids([999]) == 0
+    keep = np.setdiff1d(np.arange(300), removed)
+    assert index.ntotal == len(keep)
+    queries = database[:8]
+    checks.assert_knn_equal(index.search(queries, 15), queries, database[keep], 15, ids=keep)
+    checks.assert_range_equal(index.range_search(queries, 20), queries, database[keep], 20, ids=keep)
+    np.testing.assert_array_equal(index.reconstruct(7), database[7])
+    with pytest.raises(KeyError, match="id 3 is not in the index"):
+        index.reconstruct(3)
+    with pytest.raises(TypeError, match="id must be an integer"):
+        index.reconstruct(1.5)
+
+
+def test_removing_the_tail_keeps_implicit_ids(rng):
+    index = FlatIndex(8)
+    index.add(rng.integers(0, 256, size=(10, 1), dtype=np.uint8))
+    assert index.remove_ids([8, 9]) == 2
+    assert index._ids is None and index.ntotal == 8
+
+
+def test_state_round_trip_with_read_only_arrays(rng):
+    database = rng.integers(0, 256, size=(200, 4), dtype=np.uint8)
+    ids = rng.permutation(1000)[:200]
+    index = FlatIndex(32)
+    index.add(database, ids=ids)
+    meta, arrays = index.state()
+    frozen = {name: array.copy() for name, array in arrays.items()}
+    for array in frozen.values():
+        array.flags.writeable = False  # like a read-only memory map
+    loaded = FlatIndex.from_state(meta, frozen)
+    queries = database[:7]
+    for a, b in zip(loaded.search(queries, 9), index.search(queries, 9)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.remove_ids(ids[:3]) == 3
+    loaded.add(database[:2], ids=[5000, 5001])
+    assert loaded.ntotal == 199 and loaded.reconstruct(5001).tolist() == database[1].tolist()
+
+
+def test_from_state_rejects_inconsistent_arrays(rng):
+    meta, arrays = FlatIndex(16).state()
+    arrays["codes"] = rng.integers(0, 256, size=(4, 2), dtype=np.uint8)
+    with pytest.raises(ValueError, match="ntotal"):
+        FlatIndex.from_state(meta, arrays)
+    meta["ntotal"] = 4
+    arrays["ids"] = np.array([1, 1, 2, 3])
+    with pytest.raises(ValueError, match="unique"):
+        FlatIndex.from_state(meta, arrays)
+
+
+def test_bad_input_raises_typed_errors(rng):
+    index = FlatIndex(64)
+    good = rng.integers(0, 256, size=(4, 8), dtype=np.uint8)
+    with pytest.raises(TypeError, match="uint8"):
+        index.add(good.astype(np.int64))
+    with pytest.raises(ValueError, match="8 bytes per code"):
+        index.add(good[:, :4])
+    with pytest.raises(ValueError, match="one id per code"):
+        index.add(good, ids=[1, 2])
+    with pytest.raises(ValueError, match="unique"):
+        index.add(good, ids=[1, 1, 2, 3])
+    with pytest.raises(ValueError, match="non-negative"):
+        index.add(good, ids=[-1, 1, 2, 3])
+    with pytest.raises(TypeError, match="integers"):
+        index.add(good, ids=[0.5, 1, 2, 3])
+    index.add(good)
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        index.search(good, 0)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        index.search(good, 2.0)
+    with pytest.raises(ValueError, match="radius must be an integer >= 0"):
+        index.range_search(good, -1)
+    with pytest.raises(TypeError, match="queries must have dtype uint8"):
+        index.search(good.astype(np.float32), 1)
+    with pytest.raises(ValueError, match="n_bits must be a multiple of 8"):
+        FlatIndex(12)
+    with pytest.raises(ValueError, match="at most 1024"):
+        FlatIndex(2048)
+    with pytest.raises(TypeError, match="1-D array of integers"):
+        index.remove_ids(["a"])
+
+
+def test_compiled_kernels_are_loaded_from_the_cache_by_a_new_process():
+    """cache=True: a second process finds the machine code on disk instead of compiling."""
+    script = (
+        "import numpy as np\n"
+        "from hashlearn.index import FlatIndex, _kernels\n"
+        "index = FlatIndex(64); index.add(np.zeros((3, 8), np.uint8))\n"
+        "index.search(np.zeros((1, 8), np.uint8), 2)\n"
+        "print(sum(_kernels.knn_scan.stats.cache_hits.values()))\n"
+    )
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(flat_module.__file__))
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    index = FlatIndex(64)  # compiles here (or loads) and so fills the cache
+    index.add(np.zeros((3, 8), np.uint8))
+    index.search(np.zeros((1, 8), np.uint8), 2)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert int(run.stdout.strip()) >= 1, run.stderr

@@ -1,0 +1,150 @@
+import math
+
+import numpy as np
+import pytest
+
+from hashlearn.index import FlatIndex, MultiIndexHashing
+from hashlearn.index.mih import MAX_SUBSTRING_BITS, default_n_tables
+
+BUDGETS = [math.inf, 0.25, 0.0]  # never scan, default, always scan
+
+
+@pytest.mark.parametrize("n_bits", [16, 64, 72, 256])
+@pytest.mark.parametrize("max_cost_fraction", BUDGETS)
+def test_knn_and_range_match_reference_on_clustered_codes(checks, rng, n_threads, n_bits, max_cost_fraction):
+    database, centres = checks.make_clustered(rng, 1500, n_bits, n_centres=5)
+    database[::11] = database[4]
+    queries, _ = checks.make_clustered(rng, 8, n_bits, centres=centres)
+    index = MultiIndexHashing(n_bits, max_cost_fraction=max_cost_fraction)
+    index.add(database)
+    for k in (1, 10, 200):
+        checks.assert_knn_equal(index.search(queries, k), queries, database, k)
+    for radius in (0, 3, n_bits // 4):
+        checks.assert_range_equal(index.range_search(queries, radius), queries, database, radius)
+
+
+@pytest.mark.parametrize("n_tables", [1, 2, 3, 5, 8])
+def test_any_number_of_tables_is_exact_on_random_codes(checks, rng, n_tables):
+    database = rng.integers(0, 256, size=(800, 8), dtype=np.uint8)
+    queries = np.vstack([rng.integers(0, 256, size=(4, 8), dtype=np.uint8), database[:2]])
+    index = MultiIndexHashing(64, n_tables=n_tables, max_cost_fraction=math.inf) if n_tables > 2 else None
+    if index is None:  # 1-2 tables of 64 bits would need substrings over MAX_SUBSTRING_BITS
+        with pytest.raises(ValueError, match="longer than"):
+            MultiIndexHashing(64, n_tables=n_tables)
+        index = MultiIndexHashing(24, n_tables=n_tables, max_cost_fraction=math.inf)
+        database, queries = database[:, :3].copy(), queries[:, :3].copy()
+    index.add(database)
+    checks.assert_knn_equal(index.search(queries, 15), queries, database, 15)
+    radius = 12 if index.n_bits == 64 else 5  # one 24-bit table: the ball of radius 12 has 10M codes
+    checks.assert_range_equal(index.range_search(queries, radius), queries, database, radius)
+    assert index.last_scanned_queries == 0
+
+
+def test_falls_back_to_the_scan_when_tables_cost_too_much(checks, rng):
+    database = rng.integers(0, 256, size=(2000, 8), dtype=np.uint8)
+    queries = rng.integers(0, 256, size=(5, 8), dtype=np.uint8)
+    index = MultiIndexHashing(64, max_cost_fraction=1e-6)
+    index.add(database)
+    checks.assert_knn_equal(index.search(queries, 7), queries, database, 7)
+    assert index.last_scanned_queries == 5
+    checks.assert_range_equal(index.range_search(queries, 20), queries, database, 20)
+    assert index.last_scanned_queries == 5
+
+
+def test_mixed_batch_some_queries_scanned(checks, rng):
+    """Near queries stay in the tables, far ones go to the scan; results are spliced in order."""
+    database, centres = checks.make_clustered(rng, 3000, 64, n_centres=4, flip_probability=0.02)
+    near, _ = checks.make_clustered(rng, 4, 64, centres=centres, flip_probability=0.02)
+    far = rng.integers(0, 256, size=(4, 8), dtype=np.uint8)
+    queries = np.vstack([near[:2], far[:2], near[2:], far[2:]])
+    index = MultiIndexHashing(64, max_cost_fraction=80.0)
+    index.add(database)
+    checks.assert_knn_equal(index.search(queries, 5), queries, database, 5)
+    assert 0 < index.last_scanned_queries < len(queries)
+    checks.assert_range_equal(index.range_search(queries, 18), queries, database, 18)
+
+
+def test_stops_trying_tables_that_keep_falling_back_but_retries_them(rng):
+    database = rng.integers(0, 256, size=(2000, 8), dtype=np.uint8)
+    index = MultiIndexHashing(64, max_cost_fraction=1e-6)
+    index.add(database)
+    tried = []
+    for _ in range(32):
+        index.search(database[:3], 2)
+        tried.append(index._calls % 16 == 0 or index._scan_rate < 0.5)
+    assert index._scan_rate > 0.5
+    assert index._use_tables(3) is False and sum(tried) < 10
+
+
+def test_custom_ids_removal_and_rebuild_after_add(checks, rng, n_threads):
+    database, centres = checks.make_clustered(rng, 600, 64, n_centres=3)
+    ids = rng.permutation(5000)[:600]
+    index = MultiIndexHashing(64, max_cost_fraction=math.inf)
+    index.add(database, ids=ids)
+    queries, _ = checks.make_clustered(rng, 5, 64, centres=centres)
+    checks.assert_knn_equal(index.search(queries, 12), queries, database, 12, ids=ids)
+    assert index.remove_ids(ids[::2]) == 300
+    extra = rng.integers(0, 256, size=(50, 8), dtype=np.uint8)
+    index.add(extra, ids=np.arange(6000, 6050))
+    all_codes = np.vstack([database[1::2], extra])
+    all_ids = np.r_[ids[1::2], np.arange(6000, 6050)]
+    checks.assert_knn_equal(index.search(queries, 40), queries, all_codes, 40, ids=all_ids)
+    checks.assert_range_equal(index.range_search(queries, 9), queries, all_codes, 9, ids=all_ids)
+    np.testing.assert_array_equal(index.reconstruct(6003), extra[3])
+
+
+def test_empty_and_tiny_indexes(checks, rng):
+    index = MultiIndexHashing(32)
+    queries = rng.integers(0, 256, size=(2, 4), dtype=np.uint8)
+    assert (index.search(queries, 3).ids == -1).all()
+    assert index.range_search(queries, 4).lims.tolist() == [0, 0, 0]
+    index.add(queries[:1])
+    checks.assert_knn_equal(index.search(queries, 3), queries, queries[:1], 3)
+
+
+def test_state_round_trip_rebuilds_tables(checks, rng):
+    database, centres = checks.make_clustered(rng, 500, 128, n_centres=3)
+    index = MultiIndexHashing(128, n_tables=9, max_cost_fraction=3.0)
+    index.add(database)
+    meta, arrays = index.state()
+    assert meta["kind"] == "mih" and meta["n_tables"] == 9 and set(arrays) == {"codes"}
+    loaded = MultiIndexHashing.from_state(meta, arrays)
+    assert loaded.n_tables == 9 and loaded.max_cost_fraction == 3.0
+    queries, _ = checks.make_clustered(rng, 4, 128, centres=centres)
+    for a, b in zip(loaded.search(queries, 6), index.search(queries, 6)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_results_identical_to_flat_index(rng):
+    database = rng.integers(0, 256, size=(3000, 4), dtype=np.uint8)
+    database[1000:1100] = database[0]
+    flat, mih = FlatIndex(32), MultiIndexHashing(32, max_cost_fraction=math.inf)
+    flat.add(database)
+    mih.add(database)
+    queries = database[::300]
+    for a, b in zip(flat.search(queries, 50), mih.search(queries, 50)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_default_n_tables_follows_log2_ntotal():
+    assert default_n_tables(64, 1_000_000) == 3
+    assert default_n_tables(64, 10_000_000) == 3
+    assert default_n_tables(256, 1_000_000) == 13
+    assert default_n_tables(1024, 10) == 256
+    assert default_n_tables(8, 10) == 2
+    for n_bits, ntotal in [(64, 2**30), (1024, 2**30), (32, 1)]:
+        m = default_n_tables(n_bits, ntotal)
+        assert -(-n_bits // m) <= MAX_SUBSTRING_BITS and 1 <= m <= n_bits
+
+
+def test_bad_parameters_raise_typed_errors():
+    with pytest.raises(ValueError, match="at most n_bits"):
+        MultiIndexHashing(16, n_tables=17)
+    with pytest.raises(TypeError, match="n_tables"):
+        MultiIndexHashing(16, n_tables=2.5)
+    with pytest.raises(ValueError, match="max_cost_fraction"):
+        MultiIndexHashing(16, max_cost_fraction=-1)
+    with pytest.raises(TypeError, match="queries must have dtype uint8"):
+        MultiIndexHashing(16).search(np.zeros((1, 2), np.int8), 1)
+    with pytest.raises(ValueError, match="radius"):
+        MultiIndexHashing(16).range_search(np.zeros((1, 2), np.uint8), -2)
