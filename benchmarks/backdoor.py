@@ -84,7 +84,7 @@ def run_victim(victim: str, args, save=None) -> dict:
             tpr, fpr = detection_rates(flagged, poisoned.poison_indices, len(poisoned.y))
             entry["detection"][label] = {"tpr": tpr, "fpr": fpr, "n_flagged": int(len(flagged))}
             flagged_by[label] = flagged
-        for label in ("spectral", "ac-size"):
+        for label in args.retrain_with:
             keep = np.setdiff1d(np.arange(len(poisoned.y)), flagged_by[label])
             retrained, _ = train_clean(victim, data, config, n_bits=args.bits, train=(poisoned.X[keep], poisoned.y[keep]))
             entry["retrained"][label] = {"n_removed": int(len(poisoned.y) - len(keep)), "metrics": evaluate(retrained, victim, data, attack)}
@@ -170,6 +170,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=float, default=0.1)
     parser.add_argument("--eps", type=float, default=0.05)
     parser.add_argument("--bits", type=int, default=32)
+    parser.add_argument("--retrain-with", default="spectral,ac-size", help="detectors whose cleaned set is retrained on ('' for none)")
     parser.add_argument("--quick", action="store_true", help="digits, 1 epoch, 1 stage-I epoch (smoke run)")
     parser.add_argument("--report", action="store_true", help="merge the per-victim JSON files into backdoor.md/.json")
     parser.add_argument("--out", default=str(RESULTS))
@@ -182,6 +183,7 @@ def main(argv=None) -> int:
     set_quiet(True)
     if not args.report:
         args.attacks = args.attacks.split(",")
+        args.retrain_with = [label for label in args.retrain_with.split(",") if label]
         for victim in args.victims.split(","):
             path = out_dir / f"backdoor_{victim}.json"
             result = run_victim(victim, args, save=lambda partial: atomic_write_json(path, partial))
