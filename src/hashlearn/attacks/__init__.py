@@ -3,8 +3,10 @@
 Untargeted attacks push a query's code away from its clean code (HAG, PGD,
 FGSM); targeted attacks pull it toward a code of a chosen class (DHTA, P2P,
 prototype). All share :class:`HashAttack`; :data:`ATTACKS` maps names to classes.
+Backdoor poisoning lives in :mod:`hashlearn.attacks.backdoor`.
 """
 
+from hashlearn.attacks import backdoor  # noqa: F401
 from hashlearn.attacks.base import AttackResult, HashAttack, inner_product_objective, pre_activation
 from hashlearn.attacks.dhta import DHTA, P2P, TargetedHashAttack, target_objective
 from hashlearn.attacks.fgsm import FGSM

@@ -20,6 +20,8 @@ SUBCOMMANDS = [
     "hashlearn.cli.search",
     "hashlearn.cli.serve",
     "hashlearn.cli.attack",
+    "hashlearn.cli.backdoor",
+    "hashlearn.cli.detect",
 ]
 
 
