@@ -30,7 +30,7 @@ class PairwiseObjective(nn.Module):
 def digits_split():
     ds = load_dataset("digits")
     order = np.random.default_rng(0).permutation(len(ds.data))
-    train, val = order[:1200], order[1200:1500]
+    train, val = order[:600], order[600:750]
     return (ds.data[train], ds.labels[train]), (ds.data[val], ds.labels[val])
 
 

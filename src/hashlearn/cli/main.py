@@ -22,6 +22,9 @@ SUBCOMMANDS = [
     "hashlearn.cli.attack",
     "hashlearn.cli.backdoor",
     "hashlearn.cli.detect",
+    "hashlearn.cli.train",
+    "hashlearn.cli.encode",
+    "hashlearn.cli.evaluate",
 ]
 
 

@@ -61,8 +61,25 @@ class SmallCNN(nn.Module):
 
 BACKBONES = {"mlp": MLPBackbone, "small_cnn": SmallCNN}
 
+#: width of the frozen encoders' features (``hashlearn.data.features``); a hash model on
+#: them is the ``"mlp"`` backbone with ``in_features`` set to this width (the encoder is not
+#: part of the model: features are computed once and cached, then only the head is trained)
+FEATURE_WIDTHS = {"efficientnet": 1280, "minilm": 384}
+
+
+def feature_backbone_kwargs(encoder: str, hidden=(512,), dropout: float = 0.0) -> dict:
+    """``backbone_kwargs`` of an MLP head on cached encoder features.
+
+    >>> feature_backbone_kwargs("efficientnet")
+    {'in_features': 1280, 'hidden': [512], 'dropout': 0.0}
+    """
+    if encoder not in FEATURE_WIDTHS:
+        raise ValueError(f"encoder must be one of {sorted(FEATURE_WIDTHS)}, got {encoder!r}.")
+    return {"in_features": FEATURE_WIDTHS[encoder], "hidden": list(hidden), "dropout": float(dropout)}
+
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
+    """The backbone registered as ``name`` built with ``kwargs`` (``TypeError`` names a bad argument)."""
     if name not in BACKBONES:
         raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {name!r}.")
     return BACKBONES[name](**kwargs)

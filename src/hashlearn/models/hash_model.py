@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json
+from hashlearn._io import atomic_write_bytes, atomic_write_json, sha256_bytes
 from hashlearn._validation import check_n_bits
 from hashlearn.codes import sign_to_codes
 from hashlearn.errors import CorruptFileError
@@ -86,30 +86,51 @@ class HashModel(nn.Module):
 
         directory = Path(directory)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write_bytes(directory / "model.safetensors", save(state))
-        atomic_write_json(directory / "model.json", {"format_version": FORMAT_VERSION, "class": "HashModel", **self.config})
+        payload = save(state)
+        # weights first, then the JSON that vouches for them (checksum): a crash in between leaves
+        # an old JSON whose checksum no longer matches, which load reports instead of mixing versions
+        atomic_write_bytes(directory / "model.safetensors", payload)
+        meta = {"format_version": FORMAT_VERSION, "class": "HashModel", **self.config, "sha256": sha256_bytes(payload)}
+        atomic_write_json(directory / "model.json", meta)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "HashModel":
-        from safetensors.torch import load_file
+        """Rebuild a model written by :meth:`save`; typed errors for missing, damaged or foreign files."""
+        from safetensors.torch import load
 
         directory = Path(directory)
-        config_path = directory / "model.json"
-        if not config_path.exists():
-            raise FileNotFoundError(f"no model.json in {directory}; expected a folder written by HashModel.save.")
+        config_path, weights_path = directory / "model.json", directory / "model.safetensors"
+        for path in (config_path, weights_path):
+            if not path.exists():
+                raise FileNotFoundError(f"no {path.name} in {directory}; expected a folder written by HashModel.save.")
         try:
             config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise CorruptFileError(f"{config_path} is not valid JSON: {error}") from error
+        if not isinstance(config, dict) or config.get("class") != "HashModel":
+            raise CorruptFileError(f"{config_path} does not describe a HashModel (class={config.get('class') if isinstance(config, dict) else None!r}).")
         if config.get("format_version", 0) > FORMAT_VERSION:
             raise CorruptFileError(
                 f"{config_path} has format version {config.get('format_version')}, newer than {FORMAT_VERSION}; upgrade hashlearn."
             )
-        model = cls(config["backbone"], config["n_bits"], config.get("backbone_kwargs"))
+        missing = [key for key in ("backbone", "n_bits") if key not in config]
+        if missing:
+            raise CorruptFileError(f"{config_path} lacks the key(s) {missing}.")
+        payload = weights_path.read_bytes()
+        if "sha256" in config and sha256_bytes(payload) != config["sha256"]:
+            raise CorruptFileError(f"{weights_path} does not match the checksum in {config_path}: the file was changed or truncated.")
         try:
-            state = load_file(str(directory / "model.safetensors"))
+            model = cls(config["backbone"], config["n_bits"], config.get("backbone_kwargs"))
+        except (TypeError, ValueError) as error:
+            raise CorruptFileError(f"{config_path} holds an invalid model configuration: {error}") from error
+        try:
+            state = load(payload)
         except Exception as error:  # safetensors raises its own error types
-            raise CorruptFileError(f"cannot read weights {directory / 'model.safetensors'}: {error}") from error
-        model.load_state_dict(state)
+            raise CorruptFileError(f"cannot read weights {weights_path}: {error}") from error
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:  # missing / unexpected keys or shape mismatch
+            raise CorruptFileError(f"weights in {weights_path} do not fit the model described in {config_path}: {error}") from error
+        model.eval()
         return model

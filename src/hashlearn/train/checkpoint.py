@@ -23,7 +23,8 @@ FORMAT_VERSION = 1
 
 
 def _prefixed(prefix: str, state: dict) -> dict:
-    return {f"{prefix}{key}": value.detach().cpu().contiguous() for key, value in state.items()}
+    # cloned: safetensors refuses tensors that share memory (tied weights, best == current)
+    return {f"{prefix}{key}": value.detach().cpu().clone().contiguous() for key, value in state.items()}
 
 
 def _unprefixed(prefix: str, tensors: dict) -> dict:

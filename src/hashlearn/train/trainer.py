@@ -41,9 +41,11 @@ class TrainResult:
     """What a :meth:`Trainer.fit` call measured.
 
     ``history`` holds one dict per epoch (``epoch``, ``train_loss``,
-    ``val_metric``, ``lr``, ``seconds``); ``seconds_per_epoch`` is the median
-    training time of an epoch (validation excluded); ``seconds_to_best`` the
-    wall time from the start of training to the end of the best epoch.
+    ``val_metric``, ``lr``, ``seconds``, ``cpu_seconds``); ``seconds_per_epoch``
+    is the median wall time of an epoch's training (validation excluded),
+    ``cpu_seconds_per_epoch`` the same in process CPU time (robust when other
+    jobs share the cores); ``seconds_to_best`` the wall time from the start of
+    training to the end of the best epoch.
     """
 
     best_epoch: int
@@ -52,13 +54,19 @@ class TrainResult:
     seconds_per_epoch: float = 0.0
     seconds_to_best: float = 0.0
     stopped_early: bool = False
+    cpu_seconds_per_epoch: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def as_tensors(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, y)`` as float32 inputs and int64 / float32 multi-hot labels."""
+    """``(X, y)`` as float32 inputs and targets.
+
+    ``y`` is int64 class ids ``(n,)``, float32 multi-hot ``(n, C)``, or -- for
+    unsupervised objectives -- float32 feature vectors ``(n, d)`` (any 2-D float
+    array that is not 0/1).
+    """
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{name} must be a pair (X, y), got {type(data).__name__}.")
     X, y = data
@@ -68,9 +76,20 @@ def as_tensors(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     X = X.float()
     if X.ndim < 2 or len(X) == 0:
         raise ValueError(f"{name}[0] (X) must have shape (n_samples, ...) with n_samples >= 1, got {tuple(X.shape)}.")
-    labels = check_labels(y, f"{name}[1] (y)", n_samples=len(X))
-    y = torch.from_numpy(labels.astype(np.float32) if labels.ndim == 2 else labels)
-    return X, y
+    y_array = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
+    if y_array.ndim == 2 and np.issubdtype(y_array.dtype, np.floating) and not np.isin(y_array, (0, 1)).all():
+        if len(y_array) != len(X):
+            raise ValueError(f"{name}[1] (y) has {len(y_array)} rows but X has {len(X)}; they must match.")
+        if not np.isfinite(y_array).all():
+            raise ValueError(f"{name}[1] (y) feature targets contain NaN or infinite values.")
+        return X, torch.from_numpy(np.ascontiguousarray(y_array, dtype=np.float32))
+    labels = check_labels(y_array, f"{name}[1] (y)", n_samples=len(X))
+    return X, torch.from_numpy(labels.astype(np.float32) if labels.ndim == 2 else labels)
+
+
+def is_feature_target(y: torch.Tensor) -> bool:
+    """True for float feature targets (unsupervised objectives), False for class labels."""
+    return y.ndim == 2 and bool(((y != 0) & (y != 1)).any())
 
 
 def build_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
@@ -125,7 +144,7 @@ class Trainer:
         X_val, y_val) -> float`` (higher is better) defaults to mAP@``val_k`` of
         validation codes against training codes. With ``run_dir`` the resolved
         config, history and a resumable checkpoint are written there after every
-        epoch; ``resume=True`` continues from that checkpoint.
+        epoch; ``resume=True`` continues from that checkpoint (or starts afresh if there is none).
         """
         config = self.config.validate()
         if not isinstance(model, nn.Module) or not isinstance(objective, nn.Module):
@@ -163,9 +182,11 @@ class Trainer:
                 stopped_early = True
                 break
             started = time.perf_counter()
-            if hasattr(objective, "on_epoch_start"):
+            if hasattr(objective, "on_epoch_start"):  # per-epoch schedules of the loss
                 objective.on_epoch_start(epoch)
+            cpu_started = time.process_time()
             train_loss, train_seconds = self._train_epoch(model, objective, optimizer, X, y, epoch, batch_transform, device)
+            cpu_seconds = time.process_time() - cpu_started
             lr = optimizer.param_groups[0]["lr"]
             if scheduler is not None:
                 scheduler.step()
@@ -180,7 +201,7 @@ class Trainer:
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
             state["history"].append(
-                {"epoch": epoch + 1, "train_loss": train_loss, "val_metric": metric if val_data is not None else None, "lr": lr, "seconds": train_seconds}
+                {"epoch": epoch + 1, "train_loss": train_loss, "val_metric": metric if val_data is not None else None, "lr": lr, "seconds": train_seconds, "cpu_seconds": cpu_seconds}
             )
             bar.set_postfix(loss=f"{train_loss:.4f}", val_map=f"{metric:.4f}" if val_data is not None else "-")
             if checkpoint_dir is not None:
@@ -196,6 +217,7 @@ class Trainer:
             seconds_per_epoch=float(np.median(seconds)) if seconds else 0.0,
             seconds_to_best=float(state["seconds_to_best"]),
             stopped_early=stopped_early,
+            cpu_seconds_per_epoch=float(np.median([row.get("cpu_seconds", 0.0) for row in state["history"]])) if seconds else 0.0,
         )
         if run_dir is not None:
             atomic_write_json(Path(run_dir) / "train_result.json", result.to_dict())
@@ -228,6 +250,8 @@ class Trainer:
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
             optimizer.step()
+            if hasattr(objective, "step"):  # per-step schedules of the loss (e.g. HashNet)
+                objective.step()
             total += loss.item() * len(index)
             count += len(index)
         return total / max(count, 1), time.perf_counter() - started

@@ -11,37 +11,10 @@ import torch
 
 
 def retrieval_map(query_codes, db_codes, query_labels, db_labels, k: int | None = 1000) -> float:
-    """mAP@k with ties broken by ascending database id (the one switch point to the metrics module)."""
-    try:
-        from hashlearn.eval.metrics import mean_average_precision
-    except ImportError:  # the metrics module is not on this branch yet
-        return _fallback_map(query_codes, db_codes, query_labels, db_labels, k)
+    """mAP@k with ties broken by ascending database id (the metrics module's definition)."""
+    from hashlearn.eval.metrics import mean_average_precision
+
     return float(mean_average_precision(query_codes, db_codes, query_labels, db_labels, k=k))
-
-
-def _fallback_map(query_codes, db_codes, query_labels, db_labels, k):
-    from hashlearn.codes import codes_to_pm1, validate_codes
-
-    query_codes, db_codes = validate_codes(query_codes), validate_codes(db_codes)
-    n_bits = query_codes.shape[1] * 8
-    q, d = codes_to_pm1(query_codes, n_bits), codes_to_pm1(db_codes, n_bits)
-    k = len(d) if k is None else min(k, len(d))
-    query_labels, db_labels = np.asarray(query_labels), np.asarray(db_labels)
-    scores = []
-    for start in range(0, len(q), 256):
-        distances = np.rint((n_bits - q[start : start + 256] @ d.T) / 2).astype(np.int32)
-        order = np.argsort(distances, axis=1, kind="stable")[:, :k]  # stable: ties by ascending id
-        for row, ranked in enumerate(order):
-            label = query_labels[start + row]
-            if db_labels.ndim == 1:
-                relevant = db_labels[ranked] == label
-            else:
-                relevant = ((db_labels[ranked] > 0) & (label > 0)).any(axis=1)
-            hits = np.cumsum(relevant)
-            n_relevant = hits[-1] if len(hits) else 0
-            ranks = np.arange(1, len(ranked) + 1)
-            scores.append(float((relevant * hits / ranks).sum() / n_relevant) if n_relevant else 0.0)
-    return float(np.mean(scores)) if scores else 0.0
 
 
 @torch.no_grad()
@@ -56,12 +29,34 @@ def model_outputs(model: torch.nn.Module, X: torch.Tensor, batch_size: int, devi
     return torch.cat(chunks).numpy()
 
 
+def retrieval_recall(query_codes, db_codes, query_features, db_features, n_neighbors: int = 10, k: int = 10) -> float:
+    """Recall ``n_neighbors``@``k``: share of each query's float nearest neighbours found in its top ``k``."""
+    from hashlearn.eval.metrics import float_knn, recall_at_k
+
+    truth = float_knn(query_features, db_features, n_neighbors)
+    return float(recall_at_k(query_codes, db_codes, truth, k))
+
+
 def default_val_metric(train, val, k: int, batch_size: int, device: str):
-    """mAP@k of the val split's codes as queries against the train split's codes."""
+    """mAP@k of the val split's codes as queries against the train split's codes.
+
+    With float feature targets (unsupervised training) it is recall 10@10
+    against the float 10 nearest neighbours in the target space instead.
+    """
     from hashlearn.codes import sign_to_codes
+    from hashlearn.train.trainer import is_feature_target
 
     X_train, y_train = train
     X_val, y_val = val
+    if is_feature_target(y_train):
+        truth_db, truth_query = y_train.numpy(), y_val.numpy()
+
+        def recall_metric(model, X_val_=None, y_val_=None) -> float:
+            db_codes = sign_to_codes(model_outputs(model, X_train, batch_size, device))
+            query_codes = sign_to_codes(model_outputs(model, X_val, batch_size, device))
+            return retrieval_recall(query_codes, db_codes, truth_query, truth_db)
+
+        return recall_metric
 
     def val_metric(model, X_val_=None, y_val_=None) -> float:
         db_codes = sign_to_codes(model_outputs(model, X_train, batch_size, device))

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from hashlearn.data import load_dataset
+from hashlearn.losses import LOSSES
+from hashlearn.methods.deep import DEEP_METHODS, build_deep_method, default_backbone, split_method_name, train_deep_method
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = load_dataset("digits")
+    order = np.random.default_rng(0).permutation(len(ds.data))
+    return ds.data[order[:500]], ds.labels[order[:500]], ds.data[order[500:600]], ds.labels[order[500:600]]
+
+
+def test_every_registered_method_has_a_loss():
+    assert set(DEEP_METHODS) <= set(LOSSES)
+
+
+@pytest.mark.parametrize("method", ["dpsh", "dsdh+hswd", "hashnet+reg", "dch+swd", "csq", "greedyhash+none"])
+def test_build_for_images_and_vectors(method):
+    model, objective = build_deep_method(method, 16, 10, (28, 28))
+    assert model.backbone_name == "small_cnn"
+    outputs = model(torch.rand(4, 28, 28))
+    loss = objective(outputs, torch.tensor([0, 1, 0, 2]))
+    assert outputs.shape == (4, 16) and torch.isfinite(loss)
+    model, _ = build_deep_method(method, 16, 10, (1280,))
+    assert model.backbone_name == "mlp" and model.backbone_kwargs["in_features"] == 1280
+
+
+def test_seed_fixes_initial_weights_without_touching_global_rng():
+    state = torch.get_rng_state()
+    a, _ = build_deep_method("dpsh", 8, 10, (64,), seed=1)
+    b, _ = build_deep_method("dpsh", 8, 10, (64,), seed=1)
+    c, _ = build_deep_method("dpsh", 8, 10, (64,), seed=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert not torch.equal(a.head.linear.weight, c.head.linear.weight)
+
+
+def test_loss_kwargs_and_quantization_weight_reach_the_objective():
+    _, objective = build_deep_method("dsdh+hswd", 16, 10, (64,), quantization_weight=0.5, mu=2.0)
+    assert objective.weight == 0.5 and objective.locality.mu == 2.0
+
+
+def test_bad_names_and_shapes():
+    with pytest.raises(ValueError, match="unknown deep method"):
+        split_method_name("vgg+hswd")
+    with pytest.raises(ValueError, match="quantizer"):
+        build_deep_method("dpsh+pq", 16, 10, (64,))
+    with pytest.raises(ValueError, match="input_shape"):
+        default_backbone((2, 3, 4, 5))
+    with pytest.raises(ValueError, match="square"):
+        default_backbone((28, 30))
+
+
+def test_train_supervised_and_unsupervised(digits):
+    X, y, Xv, yv = digits
+    model, result = train_deep_method("csq", 16, X, y, Xv, yv, epochs=3, batch_size=64)
+    assert result.best_metric > 0.4  # chance level (random ranking) is about 0.1
+    model, result = train_deep_method("unsupervised", 16, X, None, Xv, None, epochs=2, batch_size=128)
+    assert 0.0 < result.best_metric <= 1.0
+    with pytest.raises(ValueError, match="supervised"):
+        train_deep_method("dpsh", 16, X, None)
