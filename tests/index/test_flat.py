@@ -4,6 +4,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hashlearn.index.flat as flat_module
 from hashlearn.codes import MISSING_DISTANCE
@@ -43,7 +45,7 @@ def test_database_split_across_threads_for_one_query(checks, rng, monkeypatch):
     queries, _ = checks.make_clustered(rng, 2, 64, centres=centres)
     index = FlatIndex(64)
     index.add(database)
-    assert len(index._task_grid(2)[1]) == 3
+    assert len(index._task_grid(2)[1]) == 12
     checks.assert_knn_equal(index.search(queries, 30), queries, database, 30)
     checks.assert_range_equal(index.range_search(queries, 6), queries, database, 6)
 
@@ -199,3 +201,36 @@ def test_compiled_kernels_are_loaded_from_the_cache_by_a_new_process():
     index.search(np.zeros((1, 8), np.uint8), 2)
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert int(run.stdout.strip()) >= 1, run.stderr
+
+
+@given(
+    n=st.integers(0, 60),
+    n_bytes=st.sampled_from([1, 3, 8, 11, 32]),
+    k=st.integers(1, 70),
+    radius=st.integers(0, 40),
+    seed=st.integers(0, 2**16),
+    shuffled_ids=st.booleans(),
+)
+@settings(max_examples=40, deadline=None)
+def test_property_matches_reference(n, n_bytes, k, radius, seed, shuffled_ids):
+    """Any size, width, k, radius and id order: identical to the reference (few distinct codes, so many ties)."""
+    from hashlearn.codes import hamming_distances, reference_search
+
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 256, size=(5, n_bytes), dtype=np.uint8)
+    database = pool[rng.integers(0, 5, size=n)]
+    queries = rng.integers(0, 256, size=(3, n_bytes), dtype=np.uint8)
+    ids = rng.permutation(10 * n + 1)[:n] if shuffled_ids else None
+    index = FlatIndex(8 * n_bytes)
+    index.add(database, ids=ids)
+    expected = reference_search(queries, database, k, ids=ids)
+    result = index.search(queries, k)
+    np.testing.assert_array_equal(result.distances, expected.distances)
+    np.testing.assert_array_equal(result.ids, expected.ids)
+    ranged = index.range_search(queries, radius)
+    distances = hamming_distances(queries, database) if n else np.zeros((3, 0), np.int32)
+    id_values = np.arange(n) if ids is None else ids
+    for q in range(3):
+        hit = np.flatnonzero(distances[q] <= radius)
+        order = np.lexsort((id_values[hit], distances[q][hit]))
+        np.testing.assert_array_equal(ranged.ids[ranged.lims[q] : ranged.lims[q + 1]], id_values[hit][order])

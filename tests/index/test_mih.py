@@ -2,6 +2,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hashlearn.index import FlatIndex, MultiIndexHashing
 from hashlearn.index.mih import MAX_SUBSTRING_BITS, default_n_tables
@@ -126,6 +128,16 @@ def test_results_identical_to_flat_index(rng):
         np.testing.assert_array_equal(a, b)
 
 
+def test_meta_is_strict_json_even_without_a_budget(rng):
+    import json
+
+    index = MultiIndexHashing(32, max_cost_fraction=math.inf)
+    index.add(rng.integers(0, 256, size=(10, 4), dtype=np.uint8))
+    meta, arrays = index.state()
+    meta = json.loads(json.dumps(meta, allow_nan=False))
+    assert MultiIndexHashing.from_state(meta, arrays).max_cost_fraction == math.inf
+
+
 def test_default_n_tables_follows_log2_ntotal():
     assert default_n_tables(64, 1_000_000) == 3
     assert default_n_tables(64, 10_000_000) == 3
@@ -144,7 +156,35 @@ def test_bad_parameters_raise_typed_errors():
         MultiIndexHashing(16, n_tables=2.5)
     with pytest.raises(ValueError, match="max_cost_fraction"):
         MultiIndexHashing(16, max_cost_fraction=-1)
+    with pytest.raises(ValueError, match="max_cost_fraction"):
+        MultiIndexHashing(16, max_cost_fraction="a lot")
     with pytest.raises(TypeError, match="queries must have dtype uint8"):
         MultiIndexHashing(16).search(np.zeros((1, 2), np.int8), 1)
     with pytest.raises(ValueError, match="radius"):
         MultiIndexHashing(16).range_search(np.zeros((1, 2), np.uint8), -2)
+
+
+@given(
+    n=st.integers(0, 80),
+    n_bits=st.sampled_from([16, 40, 64]),
+    n_tables=st.integers(3, 6),
+    k=st.integers(1, 90),
+    radius=st.integers(0, 20),
+    budget=st.sampled_from([math.inf, 1.0, 0.0]),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=40, deadline=None)
+def test_property_identical_to_flat(n, n_bits, n_tables, k, radius, budget, seed):
+    """Any table count, budget, k and radius: the same results as FlatIndex, ties included."""
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 256, size=(6, n_bits // 8), dtype=np.uint8)
+    database = pool[rng.integers(0, 6, size=n)] ^ (rng.random((n, n_bits // 8)) < 0.05).astype(np.uint8)
+    queries = np.vstack([pool[:2], rng.integers(0, 256, size=(2, n_bits // 8), dtype=np.uint8)])
+    ids = rng.permutation(3 * n + 1)[:n]
+    flat, mih = FlatIndex(n_bits), MultiIndexHashing(n_bits, n_tables=n_tables, max_cost_fraction=budget)
+    flat.add(database, ids=ids)
+    mih.add(database, ids=ids)
+    for a, b in zip(flat.search(queries, k), mih.search(queries, k)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(flat.range_search(queries, radius), mih.range_search(queries, radius)):
+        np.testing.assert_array_equal(a, b)

@@ -43,3 +43,12 @@ def test_empty_index(rng):
 def test_long_codes_are_refused_with_a_pointer_to_mih():
     with pytest.raises(ValueError, match="at most 32 bits.*MultiIndexHashing"):
         HashTableIndex(64)
+
+
+def test_from_state_refuses_another_kind(rng):
+    index = HashTableIndex(16)
+    index.add(rng.integers(0, 256, size=(5, 2), dtype=np.uint8))
+    meta, arrays = index.state()
+    meta["kind"] = "flat"
+    with pytest.raises(ValueError, match="expected 'table'"):
+        HashTableIndex.from_state(meta, arrays)

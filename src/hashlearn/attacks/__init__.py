@@ -1,1 +1,41 @@
-"""hashlearn.attacks."""
+"""Adversarial query attacks on Hamming retrieval.
+
+Untargeted attacks push a query's code away from its clean code (HAG, PGD,
+FGSM); targeted attacks pull it toward a code of a chosen class (DHTA, P2P,
+prototype). All share :class:`HashAttack`; :data:`ATTACKS` maps names to classes.
+Backdoor poisoning lives in :mod:`hashlearn.attacks.backdoor`.
+"""
+
+from hashlearn.attacks import backdoor  # noqa: F401
+from hashlearn.attacks.base import AttackResult, HashAttack, inner_product_objective, pre_activation
+from hashlearn.attacks.dhta import DHTA, P2P, TargetedHashAttack, target_objective
+from hashlearn.attacks.fgsm import FGSM
+from hashlearn.attacks.hag import HAG
+from hashlearn.attacks.pgd import PGD
+from hashlearn.attacks.prototype import PrototypeAttack
+
+#: attack name -> class (one line per attack)
+ATTACKS = {
+    "hag": HAG,
+    "pgd": PGD,
+    "fgsm": FGSM,
+    "dhta": DHTA,
+    "p2p": P2P,
+    "prototype": PrototypeAttack,
+}
+
+__all__ = [
+    "ATTACKS",
+    "AttackResult",
+    "HashAttack",
+    "TargetedHashAttack",
+    "HAG",
+    "PGD",
+    "FGSM",
+    "DHTA",
+    "P2P",
+    "PrototypeAttack",
+    "inner_product_objective",
+    "target_objective",
+    "pre_activation",
+]

@@ -142,15 +142,29 @@ def sort_heaps(heap_d, heap_k):
 
 
 @njit(**_JIT)
-def merge_heaps(part_d, part_k, out_d, out_k):
-    """Merge per-chunk heaps ``(n_parts, nq, k)`` into sorted ``(nq, k)`` results."""
+def finish_heaps(heap_d, heap_k, ids, by_position):
+    """Sort the heaps and turn keys into ids: rows -> ``ids[row]`` when rows were the
+    keys and custom ids exist; the sentinel -> -1 (its distance is already MISSING)."""
+    sort_heaps(heap_d, heap_k)
+    for q in range(heap_k.shape[0]):
+        for j in range(heap_k.shape[1]):
+            key = heap_k[q, j]
+            if key == SENTINEL_KEY:
+                heap_k[q, j] = -1
+            elif by_position and ids.shape[0]:
+                heap_k[q, j] = ids[key]
+
+
+@njit(**_JIT)
+def merge_heaps(part_d, part_k, out_d, out_k, ids, by_position):
+    """Merge per-chunk heaps ``(n_parts, nq, k)`` into finished ``(nq, k)`` results."""
     for q in range(out_d.shape[0]):
         for part in range(part_d.shape[0]):
             for j in range(part_d.shape[2]):
                 d, key = part_d[part, q, j], part_k[part, q, j]
                 if _greater(out_d[q, 0], out_k[q, 0], d, key):
                     heap_replace_top(out_d[q], out_k[q], d, key)
-    sort_heaps(out_d, out_k)
+    finish_heaps(out_d, out_k, ids, by_position)
 
 
 # --- flat scan -------------------------------------------------------------------------
@@ -238,8 +252,9 @@ def _scan_rows_pair(q, p, db, n_bytes, start, stop, ids, by_position, heap_q, ke
 
 
 @njit(**_JIT)
-def knn_scan(qwords, db, n_bytes, start, stop, ids, by_position, heap_d, heap_k):
-    """Offer rows ``[start, stop)`` to the heaps of every query.
+def knn_scan(qwords, db, n_bytes, start, stop, ids, by_position, heap_d, heap_k, finish):
+    """Offer rows ``[start, stop)`` to the heaps of every query (then :func:`finish_heaps`
+    them when ``finish``).
 
     The rows are visited in cache-sized blocks and every query scans a block
     before the next block is read, so a batch reads the database from memory
@@ -263,6 +278,8 @@ def knn_scan(qwords, db, n_bytes, start, stop, ids, by_position, heap_d, heap_k)
             else:
                 _scan_rows(qwords[q], db, n_bytes, block_start, block_stop, ids, by_position, heap_d[q], heap_k[q], dist)
                 q += 1
+    if finish:
+        finish_heaps(heap_d, heap_k, ids, by_position)
 
 
 @njit(inline="always", **_JIT)

@@ -3,6 +3,8 @@ structures from them (multi-index hashing, hash table)."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from hashlearn.index.base import BinaryIndex
@@ -21,6 +23,7 @@ class StoredCodesIndex(BinaryIndex):
         super().__init__(n_bits)
         self._flat = FlatIndex(n_bits)
         self._built = False
+        self._build_lock = threading.Lock()
         #: queries of the last search or range search answered by the flat scan
         self.last_scanned_queries = 0
 
@@ -29,12 +32,28 @@ class StoredCodesIndex(BinaryIndex):
         return {}
 
     def build(self) -> None:
-        """Build the lookup structure now (otherwise the first search does)."""
-        self._built = True
+        """Build the lookup structure now (otherwise the first search does).
+
+        Safe to call from several threads: one builds, the others wait for it.
+        """
+        with self._build_lock:
+            self._build()
+            self._built = True
+
+    def _build(self) -> None:
+        """Subclass hook: derive the lookup structure from ``self._flat``."""
 
     def _ensure_built(self) -> None:
         if not self._built:
-            self.build()
+            with self._build_lock:
+                if not self._built:
+                    self._build()
+                    self._built = True
+
+    @property
+    def flat(self) -> FlatIndex:
+        """The flat store holding the codes (searching it scans them all)."""
+        return self._flat
 
     @property
     def ntotal(self) -> int:
@@ -70,6 +89,8 @@ class StoredCodesIndex(BinaryIndex):
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]):
+        if meta.get("kind", cls.kind) != cls.kind:
+            raise ValueError(f"{cls.__name__}.from_state got the state of a {meta['kind']!r} index, expected {cls.kind!r}.")
         params = {key: meta[key] for key in cls(meta["n_bits"])._params() if key in meta}
         index = cls(meta["n_bits"], **params)
         index._flat._load_storage(meta, arrays)

@@ -7,6 +7,7 @@ explicit (:func:`set_num_threads`) and avoids fighting faiss's OpenMP pool.
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,9 +25,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_CORES = available_cores()
+
+
 def get_num_threads() -> int:
-    """Threads the indexes use for one call (default: all available cores)."""
-    return _n_threads or available_cores()
+    """Threads the indexes use for one call (default: all cores available at import)."""
+    return _n_threads or _CORES
 
 
 def set_num_threads(n_threads: int | None) -> None:
@@ -36,10 +40,30 @@ def set_num_threads(n_threads: int | None) -> None:
 
 
 def run_tasks(function, task_args: list[tuple]) -> list:
-    """Run ``function(*args)`` for every tuple in ``task_args``; results in order."""
-    workers = get_num_threads()
-    if len(task_args) <= 1 or workers == 1:
+    """Run ``function(*args)`` for every tuple in ``task_args``; results in order.
+
+    The calling thread works too, and every thread takes the next unstarted task
+    until none is left (dynamic scheduling): on a loaded machine a helper thread
+    may wake up late, and then the others simply do its share instead of waiting.
+    """
+    workers = min(get_num_threads(), len(task_args))
+    if workers <= 1:
         return [function(*args) for args in task_args]
-    if workers not in _pools:  # one pool per thread count, so a pool never runs more than asked
-        _pools[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"hashlearn-index-{workers}")
-    return list(_pools[workers].map(lambda args: function(*args), task_args))
+    results = [None] * len(task_args)
+    next_task = itertools.count()  # next() on a count is atomic under the GIL
+
+    def drain():
+        for index in next_task:
+            if index >= len(task_args):
+                return
+            results[index] = function(*task_args[index])
+
+    pool = _pools.get(workers - 1)
+    if pool is None:  # one pool per size, so a pool never runs more than asked
+        pool = _pools[workers - 1] = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="hashlearn-index")
+    helpers = [pool.submit(drain) for _ in range(workers - 1)]
+    drain()
+    for helper in helpers:
+        if not helper.cancel():  # a helper that never started is simply dropped
+            helper.result()
+    return results

@@ -166,58 +166,46 @@ class FlatIndex(BinaryIndex):
         """Query chunks and database chunks: queries split across threads, or, for fewer
         queries than threads, the database split across threads."""
         n_threads = get_num_threads()
-        if nq < n_threads and self._n >= n_threads * _MIN_ROWS_PER_THREAD:
-            n_parts = n_threads
-        else:
-            n_parts = 1
-        edges = np.linspace(0, self._n, n_parts + 1).astype(np.int64)
-        db_chunks = list(zip(edges[:-1].tolist(), edges[1:].tolist()))
-        per_task = max(1, min(_QUERIES_PER_TASK, -(-nq // n_threads)))
+        # 4 database chunks per thread, so threads that start late leave their share to the others
+        n_parts = 4 * n_threads if (nq < n_threads and self._n >= n_threads * _MIN_ROWS_PER_THREAD) else 1
+        edges = [self._n * part // n_parts for part in range(n_parts + 1)]
+        db_chunks = list(zip(edges[:-1], edges[1:]))
+        per_task = max(1, min(_QUERIES_PER_TASK, -(-nq // (4 * n_threads)) if n_threads > 1 else nq))
         query_chunks = [(start, min(start + per_task, nq)) for start in range(0, nq, per_task)]
         return query_chunks, db_chunks
 
     def _kernel_args(self):
-        db = self._buffer.reshape(-1)
-        by_position = self._ids_ascending
-        ids = self._ids if (self._ids is not None and not by_position) else np.empty(0, dtype=np.int64)
-        return db, by_position, ids
-
-    def _keys_to_ids(self, keys: np.ndarray) -> np.ndarray:
-        """Heap keys (rows, or ids when ids are not ascending) -> ids, sentinel -> -1."""
-        missing = keys == kernels.SENTINEL_KEY
-        if self._ids is not None and self._ids_ascending:
-            keys = self._ids[np.where(missing, 0, keys)]
-        return np.where(missing, -1, keys)
+        """``(db, by_position, ids)``: the flat code buffer; whether heap keys are rows
+        (ids grow with the row) or ids; the custom ids (empty when ids are rows)."""
+        ids = np.empty(0, dtype=np.int64) if self._ids is None else self._ids
+        return self._buffer.reshape(-1), self._ids_ascending, ids
 
     def _search(self, queries: np.ndarray, k: int) -> SearchResult:
         nq = queries.shape[0]
         k_kept = min(k, self._n)
-        out_d = np.full((nq, k), MISSING_DISTANCE, dtype=np.int32)
-        out_i = np.full((nq, k), -1, dtype=np.int64)
         if k_kept == 0 or nq == 0:
-            return SearchResult(out_d, out_i)
+            return SearchResult(np.full((nq, k), MISSING_DISTANCE, dtype=np.int32), np.full((nq, k), -1, dtype=np.int64))
         query_chunks, db_chunks = self._task_grid(nq)
         qwords = kernels.query_words(queries)
         db, by_position, ids = self._kernel_args()
-        part_d = np.full((len(db_chunks), nq, k_kept), kernels.SENTINEL_DISTANCE, dtype=np.int32)
-        part_k = np.full((len(db_chunks), nq, k_kept), kernels.SENTINEL_KEY, dtype=np.int64)
-        sort_now = len(db_chunks) == 1
+        n_parts = len(db_chunks)
+        heap_d = np.full((n_parts, nq, k_kept), kernels.SENTINEL_DISTANCE, dtype=np.int32)
+        heap_k = np.full((n_parts, nq, k_kept), kernels.SENTINEL_KEY, dtype=np.int64)
+        tasks = [(q0, q1, p, start, stop) for q0, q1 in query_chunks for p, (start, stop) in enumerate(db_chunks)]
 
         def task(q0, q1, part, start, stop):
-            kernels.knn_scan(qwords[q0:q1], db, self.n_bytes, start, stop, ids, by_position, part_d[part, q0:q1], part_k[part, q0:q1])
-            if sort_now:
-                kernels.sort_heaps(part_d[part, q0:q1], part_k[part, q0:q1])
+            kernels.knn_scan(
+                qwords[q0:q1], db, self.n_bytes, start, stop, ids, by_position, heap_d[part, q0:q1], heap_k[part, q0:q1], n_parts == 1
+            )
 
-        run_tasks(task, [(q0, q1, p, start, stop) for q0, q1 in query_chunks for p, (start, stop) in enumerate(db_chunks)])
-        if sort_now:
-            heap_d, heap_k = part_d[0], part_k[0]
+        run_tasks(task, tasks)
+        if n_parts == 1:
+            out_d, out_i = heap_d[0], heap_k[0]
         else:
-            heap_d = np.full((nq, k_kept), kernels.SENTINEL_DISTANCE, dtype=np.int32)
-            heap_k = np.full((nq, k_kept), kernels.SENTINEL_KEY, dtype=np.int64)
-            kernels.merge_heaps(part_d, part_k, heap_d, heap_k)
-        out_d[:, :k_kept] = heap_d
-        out_i[:, :k_kept] = self._keys_to_ids(heap_k)
-        return SearchResult(out_d, out_i)
+            out_d = np.full((nq, k_kept), kernels.SENTINEL_DISTANCE, dtype=np.int32)
+            out_i = np.full((nq, k_kept), kernels.SENTINEL_KEY, dtype=np.int64)
+            kernels.merge_heaps(heap_d, heap_k, out_d, out_i, ids, by_position)
+        return pad_result(out_d, out_i, k)
 
     def range_search(self, queries, radius: int) -> RangeResult:
         queries = self._check_codes(queries, "queries")
@@ -257,6 +245,8 @@ class FlatIndex(BinaryIndex):
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "FlatIndex":
+        if meta.get("kind", cls.kind) != cls.kind:
+            raise ValueError(f"FlatIndex.from_state got the state of a {meta['kind']!r} index, expected 'flat'.")
         index = cls(meta["n_bits"])
         index._load_storage(meta, arrays)
         return index
@@ -275,6 +265,17 @@ class FlatIndex(BinaryIndex):
             self._ids = None if (self._ids_ascending and is_range) else ids
         self._buffer = codes
         self._n = codes.shape[0]
+
+
+def pad_result(distances: np.ndarray, ids: np.ndarray, k: int) -> SearchResult:
+    """Widen ``(nq, k_kept)`` finished results to ``k`` columns of missing results."""
+    if distances.shape[1] == k:
+        return SearchResult(distances, ids)
+    out_d = np.full((len(distances), k), MISSING_DISTANCE, dtype=np.int32)
+    out_i = np.full((len(distances), k), -1, dtype=np.int64)
+    out_d[:, : distances.shape[1]] = distances
+    out_i[:, : distances.shape[1]] = ids
+    return SearchResult(out_d, out_i)
 
 
 def stitch_parts(parts: list, n_db_parts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -27,11 +27,12 @@ import math
 import numpy as np
 
 from hashlearn._validation import check_positive_int
-from hashlearn.codes import MISSING_DISTANCE, SearchResult
+from hashlearn.codes import SearchResult
 from hashlearn.index import _kernels as kernels
 from hashlearn.index._threads import get_num_threads, run_tasks
 from hashlearn.index._stored import StoredCodesIndex
 from hashlearn.index.base import RangeResult
+from hashlearn.index.flat import pad_result
 
 #: longest substring a table indexes (a table has 2**bits + 1 offsets)
 MAX_SUBSTRING_BITS = 24
@@ -80,15 +81,22 @@ class MultiIndexHashing(StoredCodesIndex):
                 f"n_tables={self.n_tables} gives substrings longer than {MAX_SUBSTRING_BITS} bits for n_bits={self.n_bits}; "
                 f"use at least {-(-self.n_bits // MAX_SUBSTRING_BITS)} tables."
             )
-        if not isinstance(max_cost_fraction, (int, float)) or isinstance(max_cost_fraction, bool) or not max_cost_fraction >= 0:
-            raise ValueError(f"max_cost_fraction must be a number >= 0, got {max_cost_fraction!r}.")
-        self.max_cost_fraction = float(max_cost_fraction)
+        try:  # "inf" is accepted so the value survives a round trip through strict JSON
+            fraction = float(max_cost_fraction) if not isinstance(max_cost_fraction, bool) else math.nan
+        except (TypeError, ValueError):
+            fraction = math.nan
+        if not fraction >= 0:
+            raise ValueError(f"max_cost_fraction must be a number >= 0 (or 'inf'), got {max_cost_fraction!r}.")
+        self.max_cost_fraction = fraction
         self._tables: dict | None = None
         self._scan_rate = 0.0  # running share of queries the tables handed to the scan
         self._calls = 0
+        #: diagnostics of the last k-NN search through the tables: (probes, candidates) per query
+        self.last_work: np.ndarray | None = None
 
     def _params(self) -> dict:
-        return {"n_tables": self.n_tables, "max_cost_fraction": self.max_cost_fraction}
+        fraction = self.max_cost_fraction if math.isfinite(self.max_cost_fraction) else "inf"
+        return {"n_tables": self.n_tables, "max_cost_fraction": fraction}
 
     @property
     def nbytes(self) -> int:
@@ -97,9 +105,8 @@ class MultiIndexHashing(StoredCodesIndex):
         return self._flat.nbytes + tables
 
     # --- tables ---------------------------------------------------------------------
-    def build(self) -> None:
-        """Build the substring tables now (otherwise the first search does)."""
-        super().build()
+    def _build(self) -> None:
+        """Build the substring tables (one counting sort per table, tables in parallel)."""
         n = self.ntotal
         m = self.n_tables or default_n_tables(self.n_bits, n)
         lengths = np.full(m, self.n_bits // m, dtype=np.int64)
@@ -135,7 +142,7 @@ class MultiIndexHashing(StoredCodesIndex):
     def _record(self, n_scanned: int, nq: int) -> None:
         self.last_scanned_queries = n_scanned
         if nq:
-            self._scan_rate = 0.7 * self._scan_rate + 0.3 * (n_scanned / nq)
+            self._scan_rate = 0.5 * self._scan_rate + 0.5 * (n_scanned / nq)
 
     # --- search ---------------------------------------------------------------------
     def search(self, queries, k: int) -> SearchResult:
@@ -161,13 +168,10 @@ class MultiIndexHashing(StoredCodesIndex):
                 tables["offsets"], tables["offset_base"], tables["positions"], ids, by_position,
                 max_cost, PROBE_COST, heap_d[q0:q1], heap_k[q0:q1], aborted[q0:q1], work[q0:q1],
             )  # fmt: skip
-            kernels.sort_heaps(heap_d[q0:q1], heap_k[q0:q1])
+            kernels.finish_heaps(heap_d[q0:q1], heap_k[q0:q1], ids, by_position)
 
         run_tasks(task, _query_chunks(nq))
-        out_d = np.full((nq, k), MISSING_DISTANCE, dtype=np.int32)
-        out_i = np.full((nq, k), -1, dtype=np.int64)
-        out_d[:, :k_kept] = heap_d
-        out_i[:, :k_kept] = self._flat._keys_to_ids(heap_k)
+        out_d, out_i = pad_result(heap_d, heap_k, k)
         if aborted.any():
             scanned = self._flat._search(queries[aborted], k)
             out_d[aborted], out_i[aborted] = scanned.distances, scanned.ids
@@ -205,7 +209,7 @@ class MultiIndexHashing(StoredCodesIndex):
 
 def _query_chunks(nq: int) -> list[tuple[int, int]]:
     """Small query chunks, so threads stay balanced when some queries cost more."""
-    per_task = max(1, min(16, -(-nq // get_num_threads())))
+    per_task = max(1, min(16, -(-nq // (4 * get_num_threads()))))
     return [(start, min(start + per_task, nq)) for start in range(0, nq, per_task)]
 
 

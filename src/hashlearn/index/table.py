@@ -22,11 +22,12 @@ import math
 
 import numpy as np
 
-from hashlearn.codes import MISSING_DISTANCE, SearchResult
+from hashlearn.codes import SearchResult
 from hashlearn.index import _kernels as kernels
 from hashlearn.index._stored import StoredCodesIndex
 from hashlearn.index._threads import run_tasks
 from hashlearn.index.base import RangeResult
+from hashlearn.index.flat import pad_result
 from hashlearn.index.mih import _query_chunks
 
 #: longest code the table indexes: the whole code is the bucket key
@@ -59,9 +60,8 @@ class HashTableIndex(StoredCodesIndex):
         self._ensure_built()
         return len(self._keys)
 
-    def build(self) -> None:
+    def _build(self) -> None:
         """Group the rows into buckets of identical codes (sorted keys + CSR rows)."""
-        super().build()
         codes = self._flat.codes
         padded = np.zeros((len(codes), 8), dtype=np.uint8)
         padded[:, : self.n_bytes] = codes
@@ -77,10 +77,8 @@ class HashTableIndex(StoredCodesIndex):
         queries = self._check_codes(queries, "queries")
         k = self._check_k(k)
         nq, k_kept = queries.shape[0], min(k, self.ntotal)
-        out_d = np.full((nq, k), MISSING_DISTANCE, dtype=np.int32)
-        out_i = np.full((nq, k), -1, dtype=np.int64)
         if nq == 0 or k_kept == 0:
-            return SearchResult(out_d, out_i)
+            return self._flat._search(queries, k)
         self._ensure_built()
         heap_d = np.full((nq, k_kept), kernels.SENTINEL_DISTANCE, dtype=np.int32)
         heap_k = np.full((nq, k_kept), kernels.SENTINEL_KEY, dtype=np.int64)
@@ -91,12 +89,10 @@ class HashTableIndex(StoredCodesIndex):
                 queries[q0:q1], self.n_bits, self._keys, self._bucket_offsets, self._positions, self._n_probes,
                 ids, by_position, heap_d[q0:q1], heap_k[q0:q1],
             )  # fmt: skip
-            kernels.sort_heaps(heap_d[q0:q1], heap_k[q0:q1])
+            kernels.finish_heaps(heap_d[q0:q1], heap_k[q0:q1], ids, by_position)
 
         run_tasks(task, _query_chunks(nq))
-        out_d[:, :k_kept] = heap_d
-        out_i[:, :k_kept] = self._flat._keys_to_ids(heap_k)
-        return SearchResult(out_d, out_i)
+        return pad_result(heap_d, heap_k, k)
 
     def range_search(self, queries, radius: int) -> RangeResult:
         queries = self._check_codes(queries, "queries")
