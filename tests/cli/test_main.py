@@ -15,7 +15,7 @@ def test_no_command_prints_help(capsys):
 
 
 def test_demo_runs_quietly(tmp_path, capsys):
-    assert main(["demo", "--dataset", "digits", "--bits", "16", "--run-root", str(tmp_path), "--quiet"]) == 0
+    assert main(["demo", "--dataset", "digits", "--bits", "16", "--deep", "--run-root", str(tmp_path), "--quiet"]) == 0
     assert "| itq | 16 |" in capsys.readouterr().out
 
 

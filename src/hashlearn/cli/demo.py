@@ -11,6 +11,8 @@ def register(subparsers) -> None:
     parser.add_argument("--dataset", default="fashion-mnist", help="dataset (default: fashion-mnist, falls back to digits)")
     parser.add_argument("--data-dir", default=None, help="folder with the dataset's files (e.g. Fashion-MNIST idx .gz)")
     parser.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64], help="code lengths")
+    parser.add_argument("--deep", nargs="*", default=["csq", "csq+hswd"], help="deep methods to train (none: skip)")
+    parser.add_argument("--deep-epochs", type=int, default=4, help="epochs per deep method")
     parser.add_argument("--seed", type=int, default=0, help="split and model seed")
     parser.add_argument("--run-root", default="runs", help="where runs/<timestamp>/ goes")
     parser.set_defaults(func=run)
@@ -21,6 +23,7 @@ def run(args) -> int:
     from hashlearn.demo import DemoConfig, run_demo
 
     set_quiet(args.quiet)
-    config = DemoConfig(dataset=args.dataset, bits=args.bits, seed=args.seed, data_dir=args.data_dir)
+    config = DemoConfig(dataset=args.dataset, bits=args.bits, seed=args.seed, data_dir=args.data_dir,
+                        deep_methods=args.deep, deep_epochs=args.deep_epochs)
     run_demo(config, run_root=args.run_root)
     return 0
