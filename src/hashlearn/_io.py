@@ -71,3 +71,21 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_versioned_json(path: str | os.PathLike, max_version: int) -> dict:
+    """Read a JSON metadata file written by hashlearn; ``CorruptFileError`` when it is
+    not valid JSON or has a format version newer than ``max_version``."""
+    from hashlearn.errors import CorruptFileError
+
+    path = Path(path)
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CorruptFileError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(info, dict):
+        raise CorruptFileError(f"{path} must hold a JSON object, got {type(info).__name__}.")
+    version = info.get("format_version", 0)
+    if not isinstance(version, int) or version > max_version:
+        raise CorruptFileError(f"{path} has format version {version!r}, newer than this hashlearn reads ({max_version}); upgrade hashlearn.")
+    return info

@@ -16,13 +16,12 @@ A split has four parts, as index arrays into the dataset:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from hashlearn._io import atomic_write_bytes, atomic_write_json, read_versioned_json, sha256_bytes
 from hashlearn._validation import check_positive_int
 from hashlearn.errors import CorruptFileError, DataLeakageError
 
@@ -165,12 +164,7 @@ class Split:
         for path in (info_path, arrays_path):
             if not path.exists():
                 raise FileNotFoundError(f"{path} not found; expected a split saved by Split.save.")
-        try:
-            info = json.loads(info_path.read_text())
-        except json.JSONDecodeError as error:
-            raise CorruptFileError(f"{info_path} is not valid JSON: {error}") from error
-        if info.get("format_version", 0) > FORMAT_VERSION:
-            raise CorruptFileError(f"{info_path} has format version {info['format_version']}, newer than this hashlearn reads ({FORMAT_VERSION}).")
+        info = read_versioned_json(info_path, FORMAT_VERSION)
         payload = arrays_path.read_bytes()
         if sha256_bytes(payload) != info.get("sha256"):
             raise CorruptFileError(f"{arrays_path} does not match the checksum in {info_path}: the file was changed or truncated.")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from hashlearn._io import atomic_write_bytes, atomic_write_json, read_versioned_json, sha256_bytes
 from hashlearn._validation import check_n_bits
 from hashlearn.codes import sign_to_codes
 from hashlearn.errors import CorruptFileError
@@ -104,16 +103,9 @@ class HashModel(nn.Module):
         for path in (config_path, weights_path):
             if not path.exists():
                 raise FileNotFoundError(f"no {path.name} in {directory}; expected a folder written by HashModel.save.")
-        try:
-            config = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise CorruptFileError(f"{config_path} is not valid JSON: {error}") from error
-        if not isinstance(config, dict) or config.get("class") != "HashModel":
-            raise CorruptFileError(f"{config_path} does not describe a HashModel (class={config.get('class') if isinstance(config, dict) else None!r}).")
-        if config.get("format_version", 0) > FORMAT_VERSION:
-            raise CorruptFileError(
-                f"{config_path} has format version {config.get('format_version')}, newer than {FORMAT_VERSION}; upgrade hashlearn."
-            )
+        config = read_versioned_json(config_path, FORMAT_VERSION)
+        if config.get("class") != "HashModel":
+            raise CorruptFileError(f"{config_path} does not describe a HashModel (class={config.get('class')!r}).")
         missing = [key for key in ("backbone", "n_bits") if key not in config]
         if missing:
             raise CorruptFileError(f"{config_path} lacks the key(s) {missing}.")

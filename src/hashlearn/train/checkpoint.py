@@ -11,12 +11,11 @@ A checkpoint is two files written atomically:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from hashlearn._io import atomic_write_bytes, atomic_write_json, read_versioned_json, sha256_bytes, sha256_file
 from hashlearn.errors import CorruptFileError
 
 FORMAT_VERSION = 1
@@ -92,12 +91,7 @@ def load_checkpoint(directory: str | Path, name: str = "last") -> tuple[dict, di
     for path in (meta_path, tensor_path):
         if not path.exists():
             raise FileNotFoundError(f"checkpoint file {path} does not exist.")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as error:
-        raise CorruptFileError(f"{meta_path} is not valid JSON: {error}") from error
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CorruptFileError(f"{meta_path} has format version {meta.get('format_version')}, newer than {FORMAT_VERSION}.")
+    meta = read_versioned_json(meta_path, FORMAT_VERSION)
     if sha256_file(tensor_path) != meta.get("sha256"):
         raise CorruptFileError(f"{tensor_path} does not match the checksum in {meta_path}; the checkpoint is damaged.")
     return load_file(str(tensor_path)), meta
