@@ -21,6 +21,7 @@ from hashlearn._io import atomic_write_bytes, atomic_write_json
 from hashlearn._validation import check_positive_int
 from hashlearn.errors import CorruptFileError
 from hashlearn.models.backbones import build_backbone
+from hashlearn.models.inference import batched_outputs
 
 FORMAT_VERSION = 1
 
@@ -61,18 +62,9 @@ class Classifier(nn.Module):
     def config(self) -> dict:
         return {"backbone": self.backbone_name, "n_classes": self.n_classes, "backbone_kwargs": self.backbone_kwargs}
 
-    @torch.no_grad()
     def predict_logits(self, x, batch_size: int = 1024) -> np.ndarray:
         """Logits for a numpy array or tensor, in eval mode (the caller's mode is restored)."""
-        was_training = self.training
-        self.eval()
-        try:
-            device = next(self.parameters()).device
-            x = torch.as_tensor(x if torch.is_tensor(x) else np.asarray(x), dtype=torch.float32)
-            outputs = [self(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
-            return torch.cat(outputs).numpy() if outputs else np.zeros((0, self.n_classes), np.float32)
-        finally:
-            self.train(was_training)
+        return batched_outputs(self, x, self.n_classes, batch_size)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
         """Predicted class ids ``(n,)`` int64."""

@@ -13,6 +13,7 @@ from hashlearn._validation import check_n_bits
 from hashlearn.codes import sign_to_codes
 from hashlearn.errors import CorruptFileError
 from hashlearn.models.backbones import build_backbone
+from hashlearn.models.inference import batched_outputs
 
 FORMAT_VERSION = 1
 
@@ -62,18 +63,9 @@ class HashModel(nn.Module):
     def config(self) -> dict:
         return {"backbone": self.backbone_name, "n_bits": self.n_bits, "backbone_kwargs": self.backbone_kwargs}
 
-    @torch.no_grad()
     def transform(self, x, batch_size: int = 1024) -> np.ndarray:
         """Continuous outputs for a numpy array or tensor, in eval mode (mode restored after)."""
-        was_training = self.training
-        self.eval()
-        try:
-            device = next(self.parameters()).device
-            x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32)
-            outputs = [self(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
-            return torch.cat(outputs).numpy() if outputs else np.zeros((0, self.n_bits), np.float32)
-        finally:
-            self.train(was_training)
+        return batched_outputs(self, x, self.n_bits, batch_size)
 
     def encode(self, x, batch_size: int = 1024) -> np.ndarray:
         """Packed ``uint8`` codes ``(n, n_bits // 8)``."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hashlearn.models.inference import batched_outputs
+
 
 def retrieval_map(query_codes, db_codes, query_labels, db_labels, k: int | None = 1000) -> float:
     """mAP@k with ties broken by ascending database id (the metrics module's definition)."""
@@ -20,13 +22,7 @@ def retrieval_map(query_codes, db_codes, query_labels, db_labels, k: int | None 
 @torch.no_grad()
 def model_outputs(model: torch.nn.Module, X: torch.Tensor, batch_size: int, device: str) -> np.ndarray:
     """Continuous outputs of ``model`` on ``X`` in eval mode; the caller's mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        chunks = [model(X[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(X), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(chunks).numpy()
+    return batched_outputs(model, X, 0, batch_size, device)
 
 
 def retrieval_recall(query_codes, db_codes, query_features, db_features, n_neighbors: int = 10, k: int = 10) -> float:
