@@ -10,23 +10,19 @@ Saved like :class:`~hashlearn.models.HashModel`: safetensors weights + JSON conf
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json
 from hashlearn._validation import check_positive_int
-from hashlearn.errors import CorruptFileError
 from hashlearn.models.backbones import build_backbone
 from hashlearn.models.inference import batched_outputs
+from hashlearn.models.persistence import SavedModelMixin
 
-FORMAT_VERSION = 1
 
 
-class Classifier(nn.Module):
+class Classifier(SavedModelMixin, nn.Module):
     """A backbone followed by one linear layer ``head`` giving class logits.
 
     ``forward(x)`` returns logits ``(B, n_classes)``; ``features(x)`` the
@@ -43,6 +39,8 @@ class Classifier(nn.Module):
     backbone_kwargs : dict
         Arguments of the backbone (JSON-serialisable: they are saved with the weights).
     """
+
+    size_key = "n_classes"
 
     def __init__(self, backbone: str, n_classes: int, backbone_kwargs: dict | None = None):
         super().__init__()
@@ -69,39 +67,3 @@ class Classifier(nn.Module):
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
         """Predicted class ids ``(n,)`` int64."""
         return self.predict_logits(x, batch_size=batch_size).argmax(1).astype(np.int64)
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``model.json`` into ``directory`` (atomically)."""
-        from safetensors.torch import save
-
-        directory = Path(directory)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write_bytes(directory / "model.safetensors", save(state))
-        atomic_write_json(directory / "model.json", {"format_version": FORMAT_VERSION, "class": "Classifier", **self.config})
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path) -> "Classifier":
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        config_path = directory / "model.json"
-        if not config_path.exists():
-            raise FileNotFoundError(f"no model.json in {directory}; expected a folder written by Classifier.save.")
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as error:
-            raise CorruptFileError(f"{config_path} is not valid JSON: {error}") from error
-        if config.get("class", "Classifier") != "Classifier":
-            raise ValueError(f"{config_path} holds a {config.get('class')!r}, not a Classifier; load it with that class.")
-        if config.get("format_version", 0) > FORMAT_VERSION:
-            raise CorruptFileError(
-                f"{config_path} has format version {config.get('format_version')}, newer than {FORMAT_VERSION}; upgrade hashlearn."
-            )
-        model = cls(config["backbone"], config["n_classes"], config.get("backbone_kwargs"))
-        try:
-            state = load_file(str(directory / "model.safetensors"))
-        except Exception as error:  # safetensors raises its own error types
-            raise CorruptFileError(f"cannot read weights {directory / 'model.safetensors'}: {error}") from error
-        model.load_state_dict(state)
-        return model
