@@ -12,17 +12,15 @@ from __future__ import annotations
 
 
 import numpy as np
-import torch
 from torch import nn
 
 from hashlearn._validation import check_positive_int
-from hashlearn.models.backbones import build_backbone
 from hashlearn.models.inference import batched_outputs
-from hashlearn.models.persistence import SavedModelMixin
+from hashlearn.models.base import BackboneModel
 
 
 
-class Classifier(SavedModelMixin, nn.Module):
+class Classifier(BackboneModel):
     """A backbone followed by one linear layer ``head`` giving class logits.
 
     ``forward(x)`` returns logits ``(B, n_classes)``; ``features(x)`` the
@@ -43,22 +41,10 @@ class Classifier(SavedModelMixin, nn.Module):
     size_key = "n_classes"
 
     def __init__(self, backbone: str, n_classes: int, backbone_kwargs: dict | None = None):
-        super().__init__()
-        self.n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
-        self.backbone_name = backbone
-        self.backbone_kwargs = dict(backbone_kwargs or {})
-        self.backbone = build_backbone(backbone, **self.backbone_kwargs)
+        n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
+        super().__init__(backbone, backbone_kwargs)
+        self.n_classes = n_classes
         self.head = nn.Linear(self.backbone.out_features, self.n_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-    @property
-    def config(self) -> dict:
-        return {"backbone": self.backbone_name, "n_classes": self.n_classes, "backbone_kwargs": self.backbone_kwargs}
 
     def predict_logits(self, x, batch_size: int = 1024) -> np.ndarray:
         """Logits for a numpy array or tensor, in eval mode (the caller's mode is restored)."""

@@ -9,9 +9,8 @@ from torch import nn
 
 from hashlearn._validation import check_n_bits
 from hashlearn.codes import sign_to_codes
-from hashlearn.models.backbones import build_backbone
 from hashlearn.models.inference import batched_outputs
-from hashlearn.models.persistence import SavedModelMixin
+from hashlearn.models.base import BackboneModel
 
 
 
@@ -26,7 +25,7 @@ class HashHead(nn.Module):
         return torch.tanh(self.linear(features))
 
 
-class HashModel(SavedModelMixin, nn.Module):
+class HashModel(BackboneModel):
     """A deep hash model.
 
     ``forward(x)`` returns continuous codes in ``[-1, 1]`` of shape ``(B, n_bits)``;
@@ -45,22 +44,10 @@ class HashModel(SavedModelMixin, nn.Module):
     size_key = "n_bits"
 
     def __init__(self, backbone: str, n_bits: int, backbone_kwargs: dict | None = None):
-        super().__init__()
-        self.n_bits = check_n_bits(n_bits)
-        self.backbone_name = backbone
-        self.backbone_kwargs = dict(backbone_kwargs or {})
-        self.backbone = build_backbone(backbone, **self.backbone_kwargs)
+        n_bits = check_n_bits(n_bits)
+        super().__init__(backbone, backbone_kwargs)
+        self.n_bits = n_bits
         self.head = HashHead(self.backbone.out_features, self.n_bits)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-    @property
-    def config(self) -> dict:
-        return {"backbone": self.backbone_name, "n_bits": self.n_bits, "backbone_kwargs": self.backbone_kwargs}
 
     def transform(self, x, batch_size: int = 1024) -> np.ndarray:
         """Continuous outputs for a numpy array or tensor, in eval mode (mode restored after)."""

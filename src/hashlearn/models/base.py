@@ -1,7 +1,8 @@
-"""Saving and loading models: safetensors weights + a JSON config that vouches for them.
+"""The base of every deep model: a registered backbone followed by a ``head``, saved as
+safetensors weights + a JSON config that vouches for them.
 
-Shared by :class:`~hashlearn.models.HashModel` and :class:`~hashlearn.models.Classifier`:
-both are ``cls(backbone, <size>, backbone_kwargs)`` with ``config`` giving those values.
+:class:`~hashlearn.models.HashModel` and :class:`~hashlearn.models.Classifier` are both
+``cls(backbone, <size>, backbone_kwargs)`` and differ only in their head and size argument.
 No pickle; a missing, foreign, damaged or newer file raises a typed error.
 """
 
@@ -9,18 +10,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from hashlearn._io import atomic_write_bytes, atomic_write_json, read_versioned_json, sha256_bytes
 from hashlearn.errors import CorruptFileError
+from hashlearn.models.backbones import build_backbone
 
 FORMAT_VERSION = 1
 
 
-class SavedModelMixin:
-    """``save(directory)`` / ``load(directory)`` for a module whose ``config`` holds
-    ``backbone``, ``backbone_kwargs`` and the constructor's size argument ``size_key``."""
+class BackboneModel(nn.Module):
+    """``backbone`` then ``head`` (set by the subclass); ``features`` are the backbone's
+    latent features; ``save`` / ``load`` round-trip through ``config``."""
 
     #: name of the second constructor argument in ``config`` (``"n_bits"``, ``"n_classes"``)
     size_key: str = ""
+
+    def __init__(self, backbone: str, backbone_kwargs: dict | None = None):
+        super().__init__()
+        self.backbone_name = backbone
+        self.backbone_kwargs = dict(backbone_kwargs or {})
+        self.backbone = build_backbone(backbone, **self.backbone_kwargs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    @property
+    def config(self) -> dict:
+        return {"backbone": self.backbone_name, self.size_key: getattr(self, self.size_key), "backbone_kwargs": self.backbone_kwargs}
 
     def save(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` and ``model.json`` into ``directory`` (atomically)."""
