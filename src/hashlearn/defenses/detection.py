@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from hashlearn._validation import check_positive_int
 from hashlearn.defenses.activation_clustering import ActivationClustering
 from hashlearn.defenses.spectral import SpectralSignature, spectral_scores
+from hashlearn.models.inference import batched_outputs
 
 #: defense name -> class (CLI names)
 DETECTORS = {"spectral": SpectralSignature, "ac": ActivationClustering}
@@ -39,18 +39,9 @@ def detection_rates(flagged, poison_indices, n: int) -> tuple[float, float]:
     return float(tpr), float(fpr)
 
 
-@torch.no_grad()
 def latent_features(model, X, batch_size: int = 512) -> np.ndarray:
     """Penultimate features ``model.features(x)`` of a numpy batch, in eval mode (mode restored)."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-        chunks = [model.features(X[i : i + batch_size].to(device)).flatten(1).cpu() for i in range(0, len(X), batch_size)]
-        return torch.cat(chunks).numpy()
-    finally:
-        model.train(was_training)
+    return batched_outputs(model, X, 0, batch_size, call=model.features)
 
 
 def make_detector(name: str, **kwargs):

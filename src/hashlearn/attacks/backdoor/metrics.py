@@ -14,24 +14,16 @@ Visibility: :func:`linf_distance`, :func:`psnr`, :func:`ssim`.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from hashlearn._validation import check_labels, check_positive_int
 from hashlearn.codes import hamming_distances, pack_bits, unpack_bits
 from hashlearn.eval.metrics import mean_average_precision, precision_at_k
+from hashlearn.models.inference import batched_outputs
 
 
 def _eval_outputs(model, X, batch_size: int = 1024) -> np.ndarray:
-    """Model outputs for a numpy batch, in eval mode, without gradients."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-        with torch.no_grad():
-            return torch.cat([model(X[i : i + batch_size].to(device)).cpu() for i in range(0, len(X), batch_size)]).numpy()
-    finally:
-        model.train(was_training)
+    """Model outputs for a numpy batch, in eval mode, without gradients (mode restored)."""
+    return batched_outputs(model, X, 0, batch_size)
 
 
 def clean_accuracy(model, X, y) -> float:
