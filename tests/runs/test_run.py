@@ -118,3 +118,20 @@ def test_resume_without_a_checkpoint_is_an_error(trained, tmp_path):
     with pytest.raises(NotARunError):
         train_run(None, tmp_path / "nothing", resume=True)
 
+
+@pytest.mark.parametrize("method", ["itq", "lsh", "sign", "pcah", "sh"])
+def test_shallow_methods_train_into_a_run(method, tmp_path):
+    from hashlearn.methods import SHALLOW_METHODS
+
+    run_dir = tmp_path / method
+    estimator, result = train_run(resolve_config(overrides=[f"method.name={method}", "method.n_bits=16", "data.dataset=digits"]), run_dir)
+    assert result is None
+    run = load_run(run_dir)
+    loaded = run.load_model()
+    assert isinstance(loaded, SHALLOW_METHODS[method])
+    metrics = evaluate_run(run, k=100)
+    assert metrics["method"] == method and 0.1 < metrics["mAP@100"] <= 1.0
+    codes, ids = run.load_codes("query")
+    from hashlearn.data import load_dataset
+
+    np.testing.assert_array_equal(codes, estimator.encode(load_dataset("digits").data[ids]))
