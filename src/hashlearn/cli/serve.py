@@ -20,6 +20,10 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; any other address needs an API key)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    parser.add_argument("--model", metavar="RUN_DIR", default=None,
+                        help="a run whose model encodes 'inputs', 'texts' or 'images' in requests (and /encode)")
+    parser.add_argument("--no-labels", action="store_true",
+                        help="do not return labels (by default an index built from a dataset answers with its labels)")
     parser.add_argument("--api-key", default=None,
                         help="require this key (X-API-Key or Authorization: Bearer); default: $HASHLEARN_API_KEY")
     parser.add_argument("--writable", action="store_true",
@@ -53,9 +57,16 @@ def run(args) -> int:
     # a private copy in memory: the file may be rewritten or truncated while served without harm
     index = load_index(args.index, mmap=False)
     try:
-        service = SearchService(index, path=args.index, writable=args.writable, budget=budget)
+        encoder = None
+        if args.model is not None:
+            from hashlearn.serve.encoders import RunEncoder
+
+            encoder = RunEncoder(args.model)
+        labels = None if args.no_labels else index_labels(args.index)
+        service = SearchService(index, path=args.index, writable=args.writable, budget=budget, encoder=encoder, labels=labels)
         server = make_server(service, args.host, args.port, api_key=api_key, limits=limits, verbose=not args.quiet)
-        print(f"serving {index!r} on {server.url} (docs at {server.url}/docs; Ctrl-C to stop)", flush=True)
+        extra = "" if encoder is None else f" with the model of {args.model} ({', '.join(encoder.fields)})"
+        print(f"serving {index!r}{extra} on {server.url} (docs at {server.url}/docs; Ctrl-C to stop)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -65,3 +76,25 @@ def run(args) -> int:
     finally:
         getattr(index, "close", lambda: None)()
     return 0
+
+
+def index_labels(path):
+    """The labels of an index's items when its header says they are rows of a dataset
+    (``index build --model R --dataset NAME``); None otherwise."""
+    import numpy as np
+
+    from hashlearn.index.io import read_header
+
+    info = read_header(path).get("info") or {}
+    if not info.get("dataset") or info.get("ids") != "dataset row indices":
+        return None
+    from hashlearn.data import load_dataset
+
+    labels = load_dataset(info["dataset"]).labels
+    if labels is None:
+        return None
+    if labels.ndim == 2:  # multi-hot -> the list of label indices of each item
+        out = np.empty(len(labels), dtype=object)
+        out[:] = [np.flatnonzero(row).tolist() for row in labels]
+        return out
+    return labels

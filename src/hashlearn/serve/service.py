@@ -82,7 +82,9 @@ class QueryEncoder(Protocol):
     n_bits: int
     fields: tuple[str, ...]
 
-    def encode(self, field: str, values: list) -> np.ndarray: ...
+    def prepare(self, field: str, values: list): ...  # checks; raises a 422 ServiceError naming the item
+
+    def encode(self, field: str, prepared) -> np.ndarray: ...
 
     def describe(self) -> dict: ...
 
@@ -231,8 +233,12 @@ class SearchService:
             codes = parse_codes(values, n_bytes, field)
             return lambda: codes
         encoder = self.encoder
-        prepared = encoder.prepare(field, values) if hasattr(encoder, "prepare") else values  # validate before queueing
-        return lambda: encoder.encode(field, prepared)
+
+        def encode():  # on a worker thread: parsing 10,000 raw inputs must not stall the event loop
+            prepared = encoder.prepare(field, values) if hasattr(encoder, "prepare") else values  # checks, then work
+            return encoder.encode(field, prepared)
+
+        return encode
 
     def _labels_for(self, ids: np.ndarray):
         if self.labels is None:
