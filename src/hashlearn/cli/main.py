@@ -41,21 +41,104 @@ SUBCOMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with one-line usage errors (exit status 2) naming the command."""
+
+    def error(self, message: str):
+        self.exit(USER_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples' layout and shows every option's default (unless its help already says it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hashlearn",
         description="Learning to hash: learn binary codes, search them in Hamming space, evaluate, audit.",
+        epilog="example:\n  hashlearn train --method csq --bits 32 --dataset digits --run-dir runs/csq\n"
+               "  hashlearn evaluate --model runs/csq\n\n`hashlearn COMMAND --help` describes each command.",
+        formatter_class=Formatter,
     )
     parser.add_argument("--version", action="version", version=f"hashlearn {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in SUBCOMMANDS:
-        importlib.import_module(module_name).register(subparsers)
+        module = importlib.import_module(module_name)
+        before = set(subparsers.choices)
+        module.register(subparsers)
+        for name in set(subparsers.choices) - before:
+            _finish_help(subparsers.choices[name], examples(module))
     return parser
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options every subcommand shares."""
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only results")
+def examples(module) -> list[str]:
+    """The ``hashlearn ...`` command lines of a subcommand module's docstring (its examples)."""
+    lines = (module.__doc__ or "").splitlines()
+    return [line.strip() for line in lines if line.strip().startswith("hashlearn ") and line.startswith("    ")]
+
+
+def _finish_help(parser: argparse.ArgumentParser, example_lines: list[str]) -> None:
+    """Defaults in every option's help and the module's examples below it (nested actions too)."""
+    parser.formatter_class = Formatter
+    if parser.epilog is None and example_lines:
+        parser.epilog = "example:\n" + "\n".join(f"  {line}" for line in example_lines)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                own = [line for line in example_lines if line.split()[1:3] == [parser.prog.split()[-1], name]]
+                _finish_help(child, own or example_lines)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, json: bool = False) -> None:
+    """Options every subcommand shares: ``-q/--quiet`` and, for commands that print results, ``--json``."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes, only results")
+    if json:
+        parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
+
+
+def add_k_argument(parser: argparse.ArgumentParser, default: int, help: str) -> None:
+    """``-k/--k``, the same in every command."""
+    parser.add_argument("-k", "--k", dest="k", type=positive_int, default=default, help=help)
+
+
+def _number(convert, check, expected: str):
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected
+    return parse
+
+
+def _finite(value: float) -> bool:
+    return value == value and value not in (float("inf"), float("-inf"))
+
+
+positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _number(float, lambda v: _finite(v) and v > 0, "a number > 0")
+rate = _number(float, lambda v: _finite(v) and 0 < v <= 1, "a fraction in (0, 1]")
+port_number = _number(int, lambda v: 0 <= v <= 65535, "a port number in 0-65535 (0 picks a free one)")
+
+
+def print_json(value) -> None:
+    """Results as one JSON document on stdout (numpy values and paths converted)."""
+    import json as _json
+
+    from hashlearn._io import _json_default
+
+    print(_json.dumps(value, indent=2, sort_keys=True, default=_json_default), flush=True)
 
 
 def _version() -> str:
@@ -66,7 +149,10 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # usage errors (one line, status 2), --help and --version (status 0)
+        return exit_.code if isinstance(exit_.code, int) else USER_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
