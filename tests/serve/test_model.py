@@ -117,6 +117,7 @@ def test_labels_come_with_results_when_the_index_is_of_a_dataset(model_server, t
         ({"inputs": [["a"] * 64]}, "numbers", ["inputs"]),
         ({"inputs": [0.5] * 64}, "one per query", ["inputs"]),
         ({"inputs": [[float("nan")] * 64]}, "NaN or infinite", ["inputs"]),  # NaN as Python's json writes it
+        ({"inputs": [[255.0] * 64]}, "but the model was trained on inputs in [0, 1]", ["inputs"]),  # the recorded input spec
         ({"texts": ["a seven"]}, "does not take texts; it takes inputs, images", ["texts"]),
         ({"images": ["%%%"]}, "is not valid base64", ["images", 0]),
         ({"images": [base64.b64encode(b"GIF89a not really").decode()]}, "cannot be read as PNG or JPEG", ["images", 0]),
