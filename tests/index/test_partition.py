@@ -10,7 +10,7 @@ from hashlearn.codes import pack_bits
 from hashlearn.index.partition import EMPTY_PART_BOUND, SubstringPartition
 
 
-def slow_values(codes, n_bits, positions):
+def slow_keys(codes, n_bits, positions):
     bits = unpack_bits(codes, n_bits)
     return np.array([sum(int(row[p]) << i for i, p in enumerate(positions)) for row in bits], dtype=np.int64)
 
@@ -20,33 +20,43 @@ def test_values_read_the_chosen_bits(rng, n_bits, positions):
     codes = rng.integers(0, 256, size=(200, n_bits // 8), dtype=np.uint8)
     partition = SubstringPartition(n_bits, 3, positions)
     chosen = list(range(positions)) if isinstance(positions, int) else positions
-    np.testing.assert_array_equal(partition.values(codes), slow_values(codes, n_bits, chosen))
+    np.testing.assert_array_equal(partition.keys(codes), slow_keys(codes, n_bits, chosen))
 
 
-@pytest.mark.parametrize("clustered", [True, False])
-def test_lower_bounds_equal_brute_force_minimum(rng, checks, clustered):
-    n_bits, n_parts = 32, 5
-    if clustered:
-        codes, _ = checks.make_clustered(rng, 2000, n_bits, n_centres=7, flip_probability=0.05)
-        queries, _ = checks.make_clustered(rng, 50, n_bits, n_centres=7, flip_probability=0.05)
-    else:
-        codes = rng.integers(0, 256, size=(2000, 4), dtype=np.uint8)
-        queries = rng.integers(0, 256, size=(50, 4), dtype=np.uint8)
-    partition = SubstringPartition(n_bits, n_parts, 12).fit(codes[:500])
-    partition.add_counts(codes)
-    parts = partition.part_of(codes)
-    bounds = partition.lower_bounds(queries)
-    full = hamming_distances(queries, codes)
-    sub_q, sub_db = slow_values(queries, n_bits, range(12)), slow_values(codes, n_bits, range(12))
+def brute_bounds(queries, codes, parts, n_parts, bound_bits):
+    """Sum over 16-bit chunks of the least chunk distance to the part's codes, by explicit loops."""
+    q_bits, c_bits = unpack_bits(queries, queries.shape[1] * 8), unpack_bits(codes, codes.shape[1] * 8)
+    chunks = [(start, min(start + 16, bound_bits)) for start in range(0, bound_bits, 16)]
+    out = np.full((len(queries), n_parts), EMPTY_PART_BOUND, dtype=np.int64)
     for part in range(n_parts):
-        mine = parts == part
-        if not mine.any():
-            assert (bounds[:, part] == EMPTY_PART_BOUND).all()
+        mine = c_bits[parts == part]
+        if not len(mine):
             continue
-        present = np.unique(sub_db[mine])
-        brute = np.array([min(bin(int(q) ^ int(v)).count("1") for v in present) for q in sub_q])
-        np.testing.assert_array_equal(bounds[:, part], brute)
-        assert (bounds[:, part] <= full[:, mine].min(axis=1)).all()  # a lower bound on every code in the part
+        for q, row in enumerate(q_bits):
+            out[q, part] = sum(int((mine[:, a:b] != row[a:b]).sum(axis=1).min()) for a, b in chunks)
+    return out
+
+
+@pytest.mark.parametrize("clustered, n_bits, bound_bits", [(True, 32, None), (False, 32, 16), (True, 64, 40), (True, 24, None)])
+def test_lower_bounds_equal_brute_force(rng, checks, clustered, n_bits, bound_bits):
+    n_parts = 5
+    if clustered:
+        codes, centres = checks.make_clustered(rng, 2000, n_bits, n_centres=7, flip_probability=0.05)
+        queries, _ = checks.make_clustered(rng, 40, n_bits, centres=centres, flip_probability=0.08)
+    else:
+        codes = rng.integers(0, 256, size=(2000, n_bits // 8), dtype=np.uint8)
+        queries = rng.integers(0, 256, size=(40, n_bits // 8), dtype=np.uint8)
+    partition = SubstringPartition(n_bits, n_parts, 12, bound_bits).fit(codes[:500])
+    parts = partition.part_of(codes)
+    partition.record(codes[:1000], parts[:1000])
+    partition.record(codes[1000:], parts[1000:])
+    bounds = partition.lower_bounds(queries)
+    np.testing.assert_array_equal(bounds, brute_bounds(queries, codes, parts, n_parts, partition.bound_bits))
+    full = hamming_distances(queries, codes)
+    for part in np.unique(parts):  # a lower bound on every code in the part
+        assert (bounds[:, part] <= full[:, parts == part].min(axis=1)).all()
+    if clustered:
+        assert (bounds >= 3).mean() > 0.5  # clustered codes: most parts are far from a query
 
 
 def test_fit_is_balanced_and_keeps_clusters_together(rng, checks):
@@ -71,7 +81,7 @@ def test_unseen_values_go_to_the_nearest_centre(rng):
 def test_state_round_trip_and_validation(rng):
     codes = rng.integers(0, 256, size=(300, 2), dtype=np.uint8)
     partition = SubstringPartition(16, 3, [1, 3, 5, 7, 9]).fit(codes)
-    partition.add_counts(codes)
+    partition.record(codes, partition.part_of(codes))
     meta, arrays = partition.state()
     again = SubstringPartition.from_state(16, 3, meta, arrays)
     np.testing.assert_array_equal(again.lower_bounds(codes[:20]), partition.lower_bounds(codes[:20]))
@@ -89,3 +99,9 @@ def test_state_round_trip_and_validation(rng):
         SubstringPartition(16, 2, 2.5)
     with pytest.raises(RuntimeError, match="not fitted"):
         SubstringPartition(16, 2, 4).lower_bounds(codes)
+    with pytest.raises(ValueError, match="fit it before recording"):
+        partition.fit(codes)
+    with pytest.raises(ValueError, match="bound_bits must be a multiple of 8 between 8 and 16"):
+        SubstringPartition(16, 2, 4, bound_bits=24)
+    with pytest.raises(ValueError, match="stored partition presence"):
+        SubstringPartition.from_state(16, 4, meta, arrays)

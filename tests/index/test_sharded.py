@@ -118,8 +118,10 @@ def test_validation(client, bruteforce_cls, data):
         ShardedIndex(32, n_shards=0, shard_factory=bruteforce_cls, client=client)
     with pytest.raises(ValueError, match="partition must be one of"):
         ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition="hash")
-    with pytest.raises(ValueError, match="partition_bits needs partition='substring'"):
+    with pytest.raises(ValueError, match="partition_bits and bound_bits need partition='substring'"):
         ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition_bits=8)
+    with pytest.raises(ValueError, match="bound_bits must be a multiple of 8 between 8 and 32"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition="substring", bound_bits=12)
     with pytest.raises(ValueError, match="partition_bits must be between 1 and 16"):
         ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition="substring", partition_bits=20)
     with pytest.raises(ValueError, match="fit_partition needs partition='substring'"):

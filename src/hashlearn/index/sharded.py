@@ -39,7 +39,7 @@ from hashlearn.codes import MISSING_DISTANCE, SearchResult
 from hashlearn.errors import MissingDependencyError
 from hashlearn.index.base import BinaryIndex, RangeResult
 from hashlearn.index.io import index_from_state, index_state, nest_arrays, unnest_arrays
-from hashlearn.index.partition import MAX_SUBSTRING_BITS, SubstringPartition
+from hashlearn.index.partition import MAX_KEY_BITS, SubstringPartition
 
 PARTITIONS = ("round_robin", "substring")
 LOOPBACK = "127.0.0.1"
@@ -162,8 +162,10 @@ class ShardedIndex(BinaryIndex):
         callable ``n_bits -> BinaryIndex``.
     partition : ``"round_robin"`` (default) or ``"substring"`` (hash partitioning by a code
         substring, with lower-bound routing; see the module docstring).
-    partition_bits : with ``"substring"``: an int ``s`` (the first ``s`` bits, at most 16;
-        default ``min(16, n_bits)``) or a sequence of up to 16 bit positions.
+    partition_bits : with ``"substring"``: the key that places a code, an int ``s`` (the
+        first ``s`` bits, at most 16; default ``min(16, n_bits)``) or up to 16 bit positions.
+    bound_bits : with ``"substring"``: leading bits the routing bound reads, in 16-bit chunks
+        (a multiple of 8; default ``min(n_bits, 64)``; more is tighter and costs more per query).
     client : a ``distributed.Client`` to use (not closed by :meth:`close`).
     address : a scheduler address to connect to (the connection is closed by :meth:`close`).
     n_workers : workers of the ``LocalCluster`` started when neither is given.
@@ -175,18 +177,18 @@ class ShardedIndex(BinaryIndex):
     kind = "sharded"
 
     def __init__(self, n_bits: int, n_shards: int = 2, shard_factory="Flat", *, partition: str = "round_robin",
-                 partition_bits=None, client=None, address: str | None = None, n_workers: int | None = None,
+                 partition_bits=None, bound_bits: int | None = None, client=None, address: str | None = None, n_workers: int | None = None,
                  processes: bool = False, dashboard=False):
         super().__init__(n_bits)
         self.n_shards = check_positive_int(n_shards, "n_shards")
         self.shard_factory = shard_factory
         self.partition = _check_partition(partition)
-        if partition_bits is not None and self.partition != "substring":
-            raise ValueError("partition_bits needs partition='substring'.")
+        if (partition_bits is not None or bound_bits is not None) and self.partition != "substring":
+            raise ValueError("partition_bits and bound_bits need partition='substring'.")
         self._partition = None
         if self.partition == "substring":
-            bits = min(MAX_SUBSTRING_BITS, self.n_bits) if partition_bits is None else partition_bits
-            self._partition = SubstringPartition(self.n_bits, self.n_shards, bits)
+            bits = min(MAX_KEY_BITS, self.n_bits) if partition_bits is None else partition_bits
+            self._partition = SubstringPartition(self.n_bits, self.n_shards, bits, bound_bits)
         shards = [_make_shard(shard_factory, self.n_bits) for _ in range(self.n_shards)]
         self._next_id = 0
         self._connect(client, address, n_workers, processes, dashboard)
@@ -270,7 +272,7 @@ class ShardedIndex(BinaryIndex):
         """
         if self._partition is None:
             raise ValueError("fit_partition needs partition='substring'.")
-        if self._ntotal or self._partition.counts.any():
+        if self._ntotal or self._partition.present.any():
             raise ValueError("fit_partition must come before the first add: the shards already hold codes.")
         self._partition.fit(self._check_codes(codes))
 
@@ -291,13 +293,12 @@ class ShardedIndex(BinaryIndex):
         else:
             if not self._partition.fitted:
                 self._partition.fit(codes)
-            values = self._partition.values(codes)
-            owner = self._partition.table[values]
+            owner = self._partition.part_of(codes)
         calls = {s: shards[s].add(codes[owner == s], ids[owner == s]) for s in range(len(shards)) if (owner == s).any()}
         for s, size in zip(calls, self._gather(calls.values())):
             self._shard_sizes[s] = size
         if self._partition is not None:
-            self._partition.add_counts(values=values)
+            self._partition.record(codes, owner)
         self._ntotal += n
         self._next_id = max(self._next_id, int(ids.max()) + 1)
 
@@ -366,8 +367,8 @@ class ShardedIndex(BinaryIndex):
         return merge_range_results(expanded or [empty])
 
     def remove_ids(self, ids) -> int:
-        """Remove these ids from every shard. The substring bounds keep the removed values
-        (still exact, possibly less tight) until the index is saved and loaded."""
+        """Remove these ids from every shard. The routing bounds keep covering the removed
+        codes (results stay exact; the bounds may be a little less tight)."""
         ids = np.asarray(ids, dtype=np.int64).ravel()
         removed = self._gather([shard.remove_ids(ids) for shard in self._live()])
         self._shard_sizes -= np.asarray(removed, dtype=np.int64)
