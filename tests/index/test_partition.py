@@ -23,17 +23,19 @@ def test_values_read_the_chosen_bits(rng, n_bits, positions):
     np.testing.assert_array_equal(partition.keys(codes), slow_keys(codes, n_bits, chosen))
 
 
-def brute_bounds(queries, codes, parts, n_parts, bound_bits):
-    """Sum over 16-bit chunks of the least chunk distance to the part's codes, by explicit loops."""
+def brute_bounds(queries, codes, groups, group_parts, n_parts, bound_bits):
+    """Min over a part's groups of the sum over 16-bit chunks of the least chunk distance to
+    the group's codes, by explicit loops."""
     q_bits, c_bits = unpack_bits(queries, queries.shape[1] * 8), unpack_bits(codes, codes.shape[1] * 8)
     chunks = [(start, min(start + 16, bound_bits)) for start in range(0, bound_bits, 16)]
     out = np.full((len(queries), n_parts), EMPTY_PART_BOUND, dtype=np.int64)
-    for part in range(n_parts):
-        mine = c_bits[parts == part]
+    for group, part in enumerate(group_parts):
+        mine = c_bits[groups == group]
         if not len(mine):
             continue
         for q, row in enumerate(q_bits):
-            out[q, part] = sum(int((mine[:, a:b] != row[a:b]).sum(axis=1).min()) for a, b in chunks)
+            bound = sum(int((mine[:, a:b] != row[a:b]).sum(axis=1).min()) for a, b in chunks)
+            out[q, part] = min(out[q, part], bound)
     return out
 
 
@@ -48,10 +50,13 @@ def test_lower_bounds_equal_brute_force(rng, checks, clustered, n_bits, bound_bi
         queries = rng.integers(0, 256, size=(40, n_bits // 8), dtype=np.uint8)
     partition = SubstringPartition(n_bits, n_parts, 12, bound_bits).fit(codes[:500])
     parts = partition.part_of(codes)
-    partition.record(codes[:1000], parts[:1000])
-    partition.record(codes[1000:], parts[1000:])
+    partition.record(codes[:1000])
+    partition.record(codes[1000:])
     bounds = partition.lower_bounds(queries)
-    np.testing.assert_array_equal(bounds, brute_bounds(queries, codes, parts, n_parts, partition.bound_bits))
+    groups = partition.key_groups[partition.keys(codes)]
+    np.testing.assert_array_equal(partition.centre_parts[groups], parts)
+    want = brute_bounds(queries, codes, groups, partition.centre_parts, n_parts, partition.bound_bits)
+    np.testing.assert_array_equal(bounds, want)
     full = hamming_distances(queries, codes)
     for part in np.unique(parts):  # a lower bound on every code in the part
         assert (bounds[:, part] <= full[:, parts == part].min(axis=1)).all()
@@ -81,13 +86,13 @@ def test_unseen_values_go_to_the_nearest_centre(rng):
 def test_state_round_trip_and_validation(rng):
     codes = rng.integers(0, 256, size=(300, 2), dtype=np.uint8)
     partition = SubstringPartition(16, 3, [1, 3, 5, 7, 9]).fit(codes)
-    partition.record(codes, partition.part_of(codes))
+    partition.record(codes)
     meta, arrays = partition.state()
     again = SubstringPartition.from_state(16, 3, meta, arrays)
     np.testing.assert_array_equal(again.lower_bounds(codes[:20]), partition.lower_bounds(codes[:20]))
     np.testing.assert_array_equal(again.part_of(codes), partition.part_of(codes))
-    bad = dict(arrays, table=np.full_like(arrays["table"], 7))
-    with pytest.raises(ValueError, match="parts 0..2"):
+    bad = dict(arrays, centre_parts=np.full_like(arrays["centre_parts"], 7))
+    with pytest.raises(ValueError, match="centre_parts must map .* entries to 0..2"):
         SubstringPartition.from_state(16, 3, meta, bad)
     with pytest.raises(ValueError, match="partition_bits must be between 1 and 16"):
         SubstringPartition(64, 2, 17)
@@ -104,4 +109,4 @@ def test_state_round_trip_and_validation(rng):
     with pytest.raises(ValueError, match="bound_bits must be a multiple of 8 between 8 and 16"):
         SubstringPartition(16, 2, 4, bound_bits=24)
     with pytest.raises(ValueError, match="stored partition presence"):
-        SubstringPartition.from_state(16, 4, meta, arrays)
+        SubstringPartition.from_state(16, 3, meta, dict(arrays, present=arrays["present"][:, :1]))

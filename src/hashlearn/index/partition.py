@@ -4,36 +4,36 @@ A :class:`SubstringPartition` reads ``s <= 16`` chosen bit positions of every co
 (by default the first ``s`` bits) as an integer, its *key*, and maps each of the
 ``2**s`` keys to one of ``n_parts`` parts through a fixed table.
 
-To route queries it also keeps, per part, which values each 16-bit *chunk* of the
-codes takes there (the first ``bound_bits`` bits cut into chunks of 16, the last one
-possibly 8). The Hamming distance is a sum over disjoint chunks, so for a query and a
-part
+The table comes from :meth:`SubstringPartition.fit`: the keys seen in a sample are
+clustered into *groups* of close keys (count-weighted Hamming k-modes, about
+``CLUSTERS_PER_PART`` groups per part) and whole groups are dealt to the parts to
+balance them, so codes of one cluster tend to share a part. Keys the sample did not
+contain go with the group whose centre is nearest.
 
-    lower_bound(query, part) = sum over chunks j of
-        min over the values v of chunk j present in the part of popcount(query_j ^ v)
+To route queries the partition keeps, per group, which values each 16-bit *chunk* of
+the codes takes there (the first ``bound_bits`` bits cut into chunks of 16, the last
+one possibly 8). The Hamming distance is a sum over disjoint chunks, so
 
-never exceeds the query's distance to any code in that part (each code's chunk
+    bound(query, group) = sum over chunks j of
+        min over the values v of chunk j recorded in the group of popcount(query_j ^ v)
+    lower_bound(query, part) = min over the part's groups of bound(query, group)
+
+never exceeds the query's distance to any code in the part (each code's chunk
 distances are at least these minima). A router that visits parts in ascending order
 of this bound and stops once the bound exceeds the current k-th distance returns
 exact results (ties by ascending id included: an unvisited code is strictly farther
-than the k-th). With one chunk this is the plain substring bound; summing the chunks
-makes it far tighter on clustered codes at the same cost per chunk.
-
-The table comes from :meth:`SubstringPartition.fit`: the keys seen in a sample are
-clustered into groups of close keys (count-weighted Hamming k-modes) and whole
-groups are dealt to the parts to balance them, so codes of one cluster tend to share
-a part and the other parts' bounds are large. Keys the sample did not contain go
-with the group whose centre is nearest. On uniformly random codes every part holds
+than the k-th). With one chunk and one group per part this is the plain substring
+bound; summing chunks within small groups makes it far tighter on clustered codes
+(a cluster's fringe widens one chunk's range of values, not all of them at once). On uniformly random codes every part holds
 nearly every chunk value and no bound can prune: the scheme only pays on structured
 codes.
 
 >>> import numpy as np
 >>> codes = np.array([[0b0000_0001, 0], [0b0000_0011, 0], [0b1111_0000, 9], [0b1111_1000, 9]], dtype=np.uint8)
 >>> partition = SubstringPartition(16, n_parts=2, positions=8).fit(codes)
->>> parts = partition.part_of(codes)
->>> parts.tolist()
+>>> partition.part_of(codes).tolist()
 [0, 0, 1, 1]
->>> partition.record(codes, parts)
+>>> partition.record(codes)
 >>> partition.lower_bounds(np.array([[0b0000_0001, 0]], dtype=np.uint8)).tolist()   # 5 + 2 bits to part 1
 [[0, 7]]
 """
@@ -109,16 +109,22 @@ class SubstringPartition:
         self.n_chunks = -(-self.bound_bits // _CHUNK_BITS)
         self.chunk_widths = np.array([min(_CHUNK_BITS, self.bound_bits - _CHUNK_BITS * j) for j in range(self.n_chunks)],
                                      dtype=np.int64)
-        self.centres = None  # keys of the fitted groups' centres
-        self.centre_parts = None  # the part of each centre
-        self.table = None  # (2**s,) int32: the part of every key, after fit
-        #: (n_chunks, n_parts, 2**16) uint8: 1 where a code recorded in the part has that chunk value
-        self.present = np.zeros((self.n_chunks, self.n_parts, 1 << _CHUNK_BITS), dtype=np.uint8)
-        self._lists = None  # present chunk values as flat lists + offsets, rebuilt lazily
+        self.centres = None  # (n_groups,) keys of the fitted groups' centres
+        self.centre_parts = None  # (n_groups,) the part of each group
+        self.key_groups = None  # (2**s,) int32: the group of every key
+        self.table = None  # (2**s,) int32: the part of every key
+        #: (n_chunks, n_groups, 2**16 / 8) uint8 bitmaps: bit v set where a code recorded in the group has chunk value v
+        self.present = None
+        self._lists = None  # recorded chunk values as flat lists + offsets, rebuilt lazily
 
     @property
     def fitted(self) -> bool:
         return self.table is not None
+
+    @property
+    def holds_codes(self) -> bool:
+        """Whether :meth:`record` has been given any code."""
+        return self.present is not None and bool(self.present.any())
 
     # --- keys and chunks --------------------------------------------------------------------
     def keys(self, codes) -> np.ndarray:
@@ -151,7 +157,7 @@ class SubstringPartition:
         the parts hold similar numbers of codes. Every one of the ``2**s`` keys (seen or
         not) belongs to the group of its nearest centre.
         """
-        if self.present.any():
+        if self.holds_codes:
             raise ValueError("the partition already holds codes; fit it before recording any.")
         keys, counts = np.unique(self.keys(codes), return_counts=True)
         if not len(keys):
@@ -163,9 +169,15 @@ class SubstringPartition:
                 break
             centres = new_centres
         weights = np.bincount(_nearest(keys, centres), weights=counts, minlength=len(centres))
-        self.centres, self.centre_parts = centres, _deal_groups(centres, weights, self.n_parts, self.n_key_bits)
-        self.table = self.centre_parts[_nearest(np.arange(1 << self.n_key_bits, dtype=np.int64), centres)]
+        self._set_groups(centres, _deal_groups(centres, weights, self.n_parts, self.n_key_bits),
+                         _nearest(np.arange(1 << self.n_key_bits, dtype=np.int64), centres).astype(np.int32))
+        self.present = np.zeros((self.n_chunks, len(centres), (1 << _CHUNK_BITS) // 8), dtype=np.uint8)
+        self._lists = None
         return self
+
+    def _set_groups(self, centres, centre_parts, key_groups) -> None:
+        self.centres, self.centre_parts, self.key_groups = centres, centre_parts, key_groups
+        self.table = centre_parts[key_groups]
 
     # --- routing ----------------------------------------------------------------------------
     def part_of(self, codes) -> np.ndarray:
@@ -173,14 +185,18 @@ class SubstringPartition:
         self._check_fitted()
         return self.table[self.keys(codes)]
 
-    def record(self, codes, parts) -> None:
-        """Note that ``codes`` were stored in ``parts``, so the bounds cover them."""
+    def record(self, codes) -> None:
+        """Note that ``codes`` were stored in their parts, so the bounds cover them."""
+        self._check_fitted()
+        groups = self.key_groups[self.keys(codes)].astype(np.int64)
         chunk_values = self.chunks(codes)
-        parts = np.asarray(parts, dtype=np.int64)
+        n_groups = len(self.centres)
+        flat = self.present.reshape(-1)
         for j in range(self.n_chunks):
-            fresh = self.present[j, parts, chunk_values[:, j]] == 0
-            if fresh.any():
-                self.present[j, parts[fresh], chunk_values[fresh, j]] = 1
+            bit = np.unique((j * n_groups + groups) << _CHUNK_BITS | chunk_values[:, j])
+            byte, mask = bit >> 3, (1 << (bit & 7)).astype(np.uint8)
+            if np.any(flat[byte] & mask == 0):
+                np.bitwise_or.at(flat, byte, mask)
                 self._lists = None
 
     def lower_bounds(self, queries) -> np.ndarray:
@@ -192,12 +208,13 @@ class SubstringPartition:
         query_chunks = self.chunks(queries)
         bounds = np.empty((len(query_chunks), self.n_parts), dtype=np.int64)
         if self._lists is None:
-            rows = [np.flatnonzero(self.present[j, part]) for j in range(self.n_chunks) for part in range(self.n_parts)]
+            bits = np.unpackbits(self.present, axis=2, bitorder="little")
+            rows = [np.flatnonzero(bits[j, group]) for j in range(self.n_chunks) for group in range(len(self.centres))]
             offsets = np.zeros(len(rows) + 1, dtype=np.int64)
             np.cumsum([len(row) for row in rows], out=offsets[1:])
-            self._lists = (np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64), offsets)
-        _chunk_bounds(query_chunks, self.present, self._lists[0], self._lists[1], self.chunk_widths, _POPCOUNT16,
-                      EMPTY_PART_BOUND, bounds)
+            self._lists = (np.concatenate(rows).astype(np.int64), offsets)
+        _chunk_bounds(query_chunks, self.present, self._lists[0], self._lists[1], self.chunk_widths,
+                      self.centre_parts.astype(np.int64), _POPCOUNT16, EMPTY_PART_BOUND, bounds)
         return bounds
 
     def _check_fitted(self) -> None:
@@ -207,29 +224,32 @@ class SubstringPartition:
     # --- persistence ------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"positions": self.positions.tolist(), "bound_bits": self.bound_bits, "fitted": self.fitted}
-        arrays = {"present": np.packbits(self.present, axis=2, bitorder="little")}
+        arrays = {}
         if self.fitted:
-            arrays.update(centres=self.centres, centre_parts=self.centre_parts, table=self.table)
+            arrays.update(centres=self.centres, centre_parts=self.centre_parts, key_groups=self.key_groups,
+                          present=self.present)
         return meta, arrays
 
     @classmethod
     def from_state(cls, n_bits: int, n_parts: int, meta: dict, arrays: dict) -> "SubstringPartition":
         partition = cls(n_bits, n_parts, meta["positions"], meta["bound_bits"])
+        if not meta.get("fitted"):
+            return partition
+        centres, centre_parts, key_groups = (np.asarray(arrays[name]) for name in ("centres", "centre_parts", "key_groups"))
+        n_keys = 1 << partition.n_key_bits
+        if centres.ndim != 1 or not len(centres) or not np.issubdtype(centres.dtype, np.integer) or centres.min() < 0 \
+                or centres.max() >= n_keys:
+            raise ValueError(f"stored partition centres must be keys below {n_keys}, got {centres.dtype} {centres.shape}.")
+        for name, array, length, top in (("centre_parts", centre_parts, len(centres), n_parts),
+                                         ("key_groups", key_groups, n_keys, len(centres))):
+            if array.shape != (length,) or not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() >= top:
+                raise ValueError(f"stored partition {name} must map {length} entries to 0..{top - 1}.")
         present = np.asarray(arrays["present"])
-        shape = (partition.n_chunks, n_parts, (1 << _CHUNK_BITS) // 8)
+        shape = (partition.n_chunks, len(centres), (1 << _CHUNK_BITS) // 8)
         if present.shape != shape or present.dtype != np.uint8:
             raise ValueError(f"stored partition presence must be uint8 {shape}, got {present.dtype} {present.shape}.")
-        partition.present = np.unpackbits(present, axis=2, bitorder="little")
-        if meta.get("fitted"):
-            size = 1 << partition.n_key_bits
-            table, centres, centre_parts = (np.asarray(arrays[name]) for name in ("table", "centres", "centre_parts"))
-            for name, array, length in (("table", table, size), ("centre_parts", centre_parts, len(centres))):
-                if array.shape != (length,) or not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() >= n_parts:
-                    raise ValueError(f"stored partition {name} must map {length} entries to parts 0..{n_parts - 1}.")
-            if centres.ndim != 1 or not np.issubdtype(centres.dtype, np.integer) or centres.min() < 0 or centres.max() >= size:
-                raise ValueError(f"stored partition centres must be keys below {size}, got {centres.dtype} {centres.shape}.")
-            partition.table, partition.centres = table.astype(np.int32), centres.astype(np.int64)
-            partition.centre_parts = centre_parts.astype(np.int32)
+        partition._set_groups(centres.astype(np.int64), centre_parts.astype(np.int32), key_groups.astype(np.int32))
+        partition.present = np.array(present)
         return partition
 
 
@@ -238,27 +258,32 @@ _POPCOUNT16 = np.array([bin(value).count("1") for value in range(1 << 16)], dtyp
 
 
 @njit(cache=True, nogil=True)
-def _chunk_bounds(query_chunks, present, values, offsets, widths, popcount16, empty, out):
-    """out[q, p] = sum over chunks j of the least distance from query chunk j to part p's chunk-j values.
+def _chunk_bounds(query_chunks, present, values, offsets, widths, group_parts, popcount16, empty, out):
+    """out[q, p] = min over the groups g of part p of the sum over chunks j of the least
+    distance from query chunk j to the chunk-j values recorded in g (``empty`` if none).
 
-    Distance 0 and 1 are looked up in the presence bitmap (1 + width probes); only when
-    both miss is the part's list of present values scanned (it stops at distance 2)."""
+    Distance 0 and 1 are looked up in the group's bitmap (1 + width probes); only when both
+    miss is its list of values scanned (stopping at distance 2). A group's sum stops early
+    once it cannot beat the part's best so far."""
     n_queries, n_chunks = query_chunks.shape
-    n_parts = present.shape[1]
+    n_groups = present.shape[1]
     for q in range(n_queries):
-        for p in range(n_parts):
+        out[q, :] = empty
+        for g in range(n_groups):
+            p = group_parts[g]
             total = 0
             for j in range(n_chunks):
-                start, stop = offsets[j * n_parts + p], offsets[j * n_parts + p + 1]
-                if start == stop:  # nothing recorded in this part
+                start, stop = offsets[j * n_groups + g], offsets[j * n_groups + g + 1]
+                if start == stop:  # nothing recorded in this group
                     total = empty
                     break
                 value = query_chunks[q, j]
-                if present[j, p, value]:
+                if (present[j, g, value >> 3] >> (value & 7)) & 1:
                     continue
                 best = 1 + widths[j]
                 for bit in range(widths[j]):
-                    if present[j, p, value ^ (1 << bit)]:
+                    other = value ^ (1 << bit)
+                    if (present[j, g, other >> 3] >> (other & 7)) & 1:
                         best = 1
                         break
                 if best > 1:
@@ -269,7 +294,10 @@ def _chunk_bounds(query_chunks, present, values, offsets, widths, popcount16, em
                             if best == 2:
                                 break
                 total += best
-            out[q, p] = total
+                if total >= out[q, p]:
+                    break
+            if total < out[q, p]:
+                out[q, p] = total
 
 
 # --- the fit, on keys (at most 16 bits) -------------------------------------------------------

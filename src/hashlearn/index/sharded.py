@@ -272,7 +272,7 @@ class ShardedIndex(BinaryIndex):
         """
         if self._partition is None:
             raise ValueError("fit_partition needs partition='substring'.")
-        if self._ntotal or self._partition.present.any():
+        if self._ntotal or self._partition.holds_codes:
             raise ValueError("fit_partition must come before the first add: the shards already hold codes.")
         self._partition.fit(self._check_codes(codes))
 
@@ -298,7 +298,7 @@ class ShardedIndex(BinaryIndex):
         for s, size in zip(calls, self._gather(calls.values())):
             self._shard_sizes[s] = size
         if self._partition is not None:
-            self._partition.record(codes, owner)
+            self._partition.record(codes)
         self._ntotal += n
         self._next_id = max(self._next_id, int(ids.max()) + 1)
 
