@@ -51,12 +51,14 @@ def test_lower_bounds_equal_brute_force(rng, checks, clustered, n_bits, bound_bi
     partition = SubstringPartition(n_bits, n_parts, 12, bound_bits).fit(codes[:500])
     parts = partition.part_of(codes)
     partition.record(codes[:1000])
+    early = partition.lower_bounds(queries)  # builds the distance tables; the next record updates them in place
     partition.record(codes[1000:])
     bounds = partition.lower_bounds(queries)
     groups = partition.key_groups[partition.keys(codes)]
     np.testing.assert_array_equal(partition.centre_parts[groups], parts)
     want = brute_bounds(queries, codes, groups, partition.centre_parts, n_parts, partition.bound_bits)
     np.testing.assert_array_equal(bounds, want)
+    assert (early >= bounds).all()  # more codes can only lower a bound
     full = hamming_distances(queries, codes)
     for part in np.unique(parts):  # a lower bound on every code in the part
         assert (bounds[:, part] <= full[:, parts == part].min(axis=1)).all()

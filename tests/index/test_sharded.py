@@ -116,6 +116,8 @@ def test_validation(client, bruteforce_cls, data):
         ShardedIndex(32, shard_factory=lambda n_bits: bruteforce_cls(64), client=client)
     with pytest.raises(ValueError, match="n_shards"):
         ShardedIndex(32, n_shards=0, shard_factory=bruteforce_cls, client=client)
+    with pytest.raises(ValueError, match="routing must be one of"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client, routing="fast")
     with pytest.raises(ValueError, match="partition must be one of"):
         ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition="hash")
     with pytest.raises(ValueError, match="partition_bits and bound_bits need partition='substring'"):
@@ -215,14 +217,15 @@ def clustered(checks):
     return codes, queries
 
 
-@pytest.mark.parametrize("n_shards, partition_bits", [(4, None), (5, 10), (3, [60, 2, 33, 41, 8, 17, 25, 50])])
-def test_partitioned_search_equals_flat(client, checks, clustered, n_shards, partition_bits):
+@pytest.mark.parametrize("n_shards, partition_bits, routing", [(4, None, "sequential"), (5, 10, "two_round"),
+                                                               (3, [60, 2, 33, 41, 8, 17, 25, 50], "sequential")])
+def test_partitioned_search_equals_flat(client, checks, clustered, n_shards, partition_bits, routing):
     codes, queries = clustered
     ids = np.random.default_rng(32).permutation(20_000)[: len(codes)]
     flat = FlatIndex(64)
     flat.add(codes, ids)
     index = ShardedIndex(64, n_shards=n_shards, shard_factory="Flat", client=client, partition="substring",
-                         partition_bits=partition_bits)
+                         partition_bits=partition_bits, routing=routing)
     index.add(codes[:1000], ids[:1000])  # the first batch places the shards; later batches follow the table
     index.add(codes[1000:], ids[1000:])
     assert index.ntotal == len(codes) and index.shard_sizes.sum() == len(codes)

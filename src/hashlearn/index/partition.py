@@ -115,7 +115,8 @@ class SubstringPartition:
         self.table = None  # (2**s,) int32: the part of every key
         #: (n_chunks, n_groups, 2**16 / 8) uint8 bitmaps: bit v set where a code recorded in the group has chunk value v
         self.present = None
-        self._lists = None  # recorded chunk values as flat lists + offsets, rebuilt lazily
+        #: (n_chunks, n_groups, 2**16) uint8: distance from every chunk value to the nearest recorded one (255: none)
+        self._distances = None  # built lazily from ``present``, then kept up to date by record
 
     @property
     def fitted(self) -> bool:
@@ -172,7 +173,7 @@ class SubstringPartition:
         self._set_groups(centres, _deal_groups(centres, weights, self.n_parts, self.n_key_bits),
                          _nearest(np.arange(1 << self.n_key_bits, dtype=np.int64), centres).astype(np.int32))
         self.present = np.zeros((self.n_chunks, len(centres), (1 << _CHUNK_BITS) // 8), dtype=np.uint8)
-        self._lists = None
+        self._distances = None
         return self
 
     def _set_groups(self, centres, centre_parts, key_groups) -> None:
@@ -195,9 +196,13 @@ class SubstringPartition:
         for j in range(self.n_chunks):
             bit = np.unique((j * n_groups + groups) << _CHUNK_BITS | chunk_values[:, j])
             byte, mask = bit >> 3, (1 << (bit & 7)).astype(np.uint8)
-            if np.any(flat[byte] & mask == 0):
-                np.bitwise_or.at(flat, byte, mask)
-                self._lists = None
+            fresh = flat[byte] & mask == 0
+            if fresh.any():
+                np.bitwise_or.at(flat, byte[fresh], mask[fresh])
+                if self._distances is not None:  # relax the distance tables from the new values only
+                    sources = bit[fresh]
+                    _relax(self._distances.reshape(-1, 1 << _CHUNK_BITS), sources >> _CHUNK_BITS,
+                           sources & ((1 << _CHUNK_BITS) - 1), self.chunk_widths, n_groups)
 
     def lower_bounds(self, queries) -> np.ndarray:
         """``(nq, n_parts)`` int64: the chunk-sum lower bound from each query to each part.
@@ -207,14 +212,14 @@ class SubstringPartition:
         self._check_fitted()
         query_chunks = self.chunks(queries)
         bounds = np.empty((len(query_chunks), self.n_parts), dtype=np.int64)
-        if self._lists is None:
-            bits = np.unpackbits(self.present, axis=2, bitorder="little")
-            rows = [np.flatnonzero(bits[j, group]) for j in range(self.n_chunks) for group in range(len(self.centres))]
-            offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-            np.cumsum([len(row) for row in rows], out=offsets[1:])
-            self._lists = (np.concatenate(rows).astype(np.int64), offsets)
-        _chunk_bounds(query_chunks, self.present, self._lists[0], self._lists[1], self.chunk_widths,
-                      self.centre_parts.astype(np.int64), _POPCOUNT16, EMPTY_PART_BOUND, bounds)
+        if self._distances is None:
+            n_groups = len(self.centres)
+            self._distances = np.full((self.n_chunks, n_groups, 1 << _CHUNK_BITS), _FAR, dtype=np.uint8)
+            sources = np.flatnonzero(np.unpackbits(self.present, axis=2, bitorder="little").reshape(-1))
+            _relax(self._distances.reshape(-1, 1 << _CHUNK_BITS), sources >> _CHUNK_BITS,
+                   sources & ((1 << _CHUNK_BITS) - 1), self.chunk_widths, n_groups)
+        empty = ~self.present[0].any(axis=1)
+        _chunk_bounds(query_chunks, self._distances, empty, self.centre_parts.astype(np.int64), EMPTY_PART_BOUND, bounds)
         return bounds
 
     def _check_fitted(self) -> None:
@@ -257,45 +262,52 @@ class SubstringPartition:
 _POPCOUNT16 = np.array([bin(value).count("1") for value in range(1 << 16)], dtype=np.uint8)
 
 
-@njit(cache=True, nogil=True)
-def _chunk_bounds(query_chunks, present, values, offsets, widths, group_parts, popcount16, empty, out):
-    """out[q, p] = min over the groups g of part p of the sum over chunks j of the least
-    distance from query chunk j to the chunk-j values recorded in g (``empty`` if none).
+_FAR = 255  # distance-table entry of a group that holds no value yet
 
-    Distance 0 and 1 are looked up in the group's bitmap (1 + width probes); only when both
-    miss is its list of values scanned (stopping at distance 2). A group's sum stops early
-    once it cannot beat the part's best so far."""
+
+@njit(cache=True, nogil=True)
+def _relax(distances, tables, values, widths, n_groups):
+    """Mark ``values`` as recorded in distance tables ``tables`` (row ``j * n_groups + g``) and
+    lower every entry reachable from them: a breadth-first search over the chunk's hypercube
+    (one bit flip per step) that only continues where it improves an entry."""
+    queue = np.empty(1 << 16, dtype=np.int64)
+    i = 0
+    while i < len(values):
+        table = tables[i]
+        width = widths[table // n_groups]
+        head, tail = 0, 0
+        while i < len(values) and tables[i] == table:  # the sources of this table (sorted by table)
+            if distances[table, values[i]] != 0:
+                distances[table, values[i]] = 0
+                queue[tail] = values[i]
+                tail += 1
+            i += 1
+        while head < tail:
+            value = queue[head]
+            head += 1
+            step = distances[table, value] + 1
+            for bit in range(width):
+                other = value ^ (1 << bit)
+                if distances[table, other] > step:
+                    distances[table, other] = step
+                    queue[tail] = other  # breadth-first: an entry first lowered here is final, so each
+                    tail += 1  # value enters the queue at most once per table and 2**16 slots suffice
+
+
+@njit(cache=True, nogil=True)
+def _chunk_bounds(query_chunks, distances, empty, group_parts, far, out):
+    """out[q, p] = min over the non-empty groups g of part p of sum_j distances[j, g, query chunk j]."""
     n_queries, n_chunks = query_chunks.shape
-    n_groups = present.shape[1]
+    n_groups = distances.shape[1]
     for q in range(n_queries):
-        out[q, :] = empty
+        out[q, :] = far
         for g in range(n_groups):
+            if empty[g]:
+                continue
             p = group_parts[g]
             total = 0
             for j in range(n_chunks):
-                start, stop = offsets[j * n_groups + g], offsets[j * n_groups + g + 1]
-                if start == stop:  # nothing recorded in this group
-                    total = empty
-                    break
-                value = query_chunks[q, j]
-                if (present[j, g, value >> 3] >> (value & 7)) & 1:
-                    continue
-                best = 1 + widths[j]
-                for bit in range(widths[j]):
-                    other = value ^ (1 << bit)
-                    if (present[j, g, other >> 3] >> (other & 7)) & 1:
-                        best = 1
-                        break
-                if best > 1:
-                    for i in range(start, stop):
-                        distance = popcount16[value ^ values[i]]
-                        if distance < best:
-                            best = distance
-                            if best == 2:
-                                break
-                total += best
-                if total >= out[q, p]:
-                    break
+                total += distances[j, g, query_chunks[q, j]]
             if total < out[q, p]:
                 out[q, p] = total
 

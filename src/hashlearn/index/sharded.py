@@ -42,6 +42,7 @@ from hashlearn.index.io import index_from_state, index_state, nest_arrays, unnes
 from hashlearn.index.partition import MAX_KEY_BITS, SubstringPartition
 
 PARTITIONS = ("round_robin", "substring")
+ROUTINGS = ("sequential", "two_round")
 LOOPBACK = "127.0.0.1"
 
 
@@ -166,6 +167,9 @@ class ShardedIndex(BinaryIndex):
         first ``s`` bits, at most 16; default ``min(16, n_bits)``) or up to 16 bit positions.
     bound_bits : with ``"substring"``: leading bits the routing bound reads, in 16-bit chunks
         (a multiple of 8; default ``min(n_bits, 64)``; more is tighter and costs more per query).
+    routing : with ``"substring"``: ``"sequential"`` (default; each round every open query visits
+        its next shard: fewest visits) or ``"two_round"`` (the best shard, then all shards still
+        within reach at once: at most two rounds of calls).
     client : a ``distributed.Client`` to use (not closed by :meth:`close`).
     address : a scheduler address to connect to (the connection is closed by :meth:`close`).
     n_workers : workers of the ``LocalCluster`` started when neither is given.
@@ -177,12 +181,263 @@ class ShardedIndex(BinaryIndex):
     kind = "sharded"
 
     def __init__(self, n_bits: int, n_shards: int = 2, shard_factory="Flat", *, partition: str = "round_robin",
-                 partition_bits=None, bound_bits: int | None = None, client=None, address: str | None = None, n_workers: int | None = None,
+                 partition_bits=None, bound_bits: int | None = None, routing: str = "sequential", client=None, address: str | None = None, n_workers: int | None = None,
                  processes: bool = False, dashboard=False):
         super().__init__(n_bits)
         self.n_shards = check_positive_int(n_shards, "n_shards")
         self.shard_factory = shard_factory
         self.partition = _check_partition(partition)
+        self.routing = _check_routing(routing)
+        if (partition_bits is not None or bound_bits is not None) and self.partition != "substring":
+            raise ValueError("partition_bits and bound_bits need partition='substring'.")
+        self._partition = None
+        if self.partition == "substring":
+            bits = min(MAX_KEY_BITS, self.n_bits) if partition_bits is None else partition_bits
+            self._partition = SubstringPartition(self.n_bits, self.n_shards, bits, bound_bits)
+        shards = [_make_shard(shard_factory, self.n_bits) for _ in range(self.n_shards)]
+        self._next_id = 0
+        self._connect(client, address, n_workers, processes, dashboard)
+        self._start_shards([index_state(shard) for shard in shards])
+
+    # --- cluster ------------------------------------------------------------------------------
+    def _connect(self, client, address, n_workers, processes=False, dashboard=False) -> None:
+        distributed = _distributed()
+        self._cluster, self._owns_client = None, False
+        self.last_shards_visited = np.zeros(0, dtype=np.int64)
+        if client is not None and address is not None:
+            raise ValueError("pass either client or address, not both.")
+        if not isinstance(processes, bool):
+            raise TypeError(f"processes must be True or False, got {processes!r}.")
+        if client is None:
+            if address is None:
+                n_workers = check_positive_int(n_workers or min(self.n_shards, 4), "n_workers")
+                self._cluster = start_local_cluster(n_workers, processes=processes, dashboard=dashboard)
+                address = self._cluster
+            elif dashboard is not False:
+                raise ValueError("dashboard= applies to a cluster the index starts, not to one at address=.")
+            client = distributed.Client(address, set_as_default=False)
+            self._owns_client = True
+        elif not isinstance(client, distributed.Client):
+            raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}.")
+        self.client = client
+
+    def _start_shards(self, states: list[tuple[dict, dict]]) -> None:
+        workers = sorted(self.client.scheduler_info()["workers"])
+        if not workers:
+            raise RuntimeError("the dask cluster has no workers.")
+        futures = [
+            self.client.submit(ShardActor, entry, arrays, actor=True, pure=False, workers=[workers[i % len(workers)]])
+            for i, (entry, arrays) in enumerate(states)
+        ]
+        self._actor_futures = futures  # the actors live only as long as their futures are referenced
+        with self.client.as_current():  # the actor handles bind to this client, default or not
+            self.shards = [future.result() for future in futures]
+        self._shard_sizes = np.array(self._gather(shard.ntotal() for shard in self.shards), dtype=np.int64)
+        self._ntotal = int(self._shard_sizes.sum())
+        self._next_shard = self._ntotal % len(self.shards)
+
+    def close(self) -> None:
+        """Drop the shards and shut down the client and cluster this index started."""
+        self.shards, self._actor_futures = [], []
+        if self._owns_client and self.client is not None:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self.client, self._cluster = None, None
+
+    def __enter__(self) -> "ShardedIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _live(self):
+        if not getattr(self, "shards", None):
+            raise RuntimeError("this ShardedIndex is closed.")
+        return self.shards
+
+    @staticmethod
+    def _gather(actor_futures):
+        return [future.result() for future in list(actor_futures)]
+
+    # --- BinaryIndex ------------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        return self._ntotal
+
+    @property
+    def shard_sizes(self) -> np.ndarray:
+        """Codes held by each shard."""
+        return self._shard_sizes.copy()
+
+    def fit_partition(self, codes) -> None:
+        """Place the substring partition's shards from a sample of ``codes`` (before anything is added).
+
+        Without this call the first non-empty :meth:`add` fits the partition on its own batch.
+        """
+        if self._partition is None:
+            raise ValueError("fit_partition needs partition='substring'.")
+        if self._ntotal or self._partition.holds_codes:
+            raise ValueError("fit_partition must come before the first add: the shards already hold codes.")
+        self._partition.fit(self._check_codes(codes))
+
+    def add(self, codes, ids=None) -> None:
+        """Add codes with global ids (default: continuing after the largest id ever held)."""
+        shards = self._live()
+        codes = self._check_codes(codes)
+        n = len(codes)
+        if n == 0:
+            return
+        if ids is None:
+            ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+        else:
+            ids = self._check_new_ids(ids, n)
+        if self._partition is None:
+            owner = (np.arange(n) + self._next_shard) % len(shards)
+            self._next_shard = (self._next_shard + n) % len(shards)
+        else:
+            if not self._partition.fitted:
+                self._partition.fit(codes)
+            owner = self._partition.part_of(codes)
+        calls = {s: shards[s].add(codes[owner == s], ids[owner == s]) for s in range(len(shards)) if (owner == s).any()}
+        for s, size in zip(calls, self._gather(calls.values())):
+            self._shard_sizes[s] = size
+        if self._partition is not None:
+            self._partition.record(codes)
+        self._ntotal += n
+        self._next_id = max(self._next_id, int(ids.max()) + 1)
+
+    def _check_new_ids(self, ids, n: int) -> np.ndarray:
+        ids = self._check_ids(ids, n)
+        if len(np.unique(ids)) != n:
+            raise ValueError("ids must be unique; the ids passed to add() contain duplicates.")
+        if self._ntotal and ids.min() < self._next_id:  # ids above every id ever held cannot clash
+            found = np.logical_or.reduce(self._gather([shard.contains(ids) for shard in self.shards]))
+            if found.any():
+                raise ValueError(f"ids must be unique; id {int(ids[found][0])} is already in the index.")
+        return ids
+
+    def search(self, queries, k: int) -> SearchResult:
+        """Exact k nearest neighbours: fan-out (round-robin) or lower-bound routing (substring)."""
+        queries, k = self._check_codes(queries, "queries"), self._check_k(k)
+        if self._partition is None or not self._partition.fitted:
+            shards = self._live()
+            self.last_shards_visited = np.full(len(queries), len(shards), dtype=np.int64)
+            parts = self._gather([shard.search(queries, k) for shard in shards])
+            return merge_search_results([SearchResult(*part) for part in parts], k)
+        return self._routed_search(queries, k)
+
+    def _routed_search(self, queries: np.ndarray, k: int) -> SearchResult:
+        """Visit shards in ascending lower-bound order; a query stops when its next bound exceeds its k-th distance.
+
+        ``routing="sequential"``: each round, every open query visits its next shard (the visits
+        of a round run at once) -- the fewest visits. ``routing="two_round"``: the best shard
+        first, then at once every further shard whose bound is within the k-th distance found
+        -- at most two rounds of dask calls, a few more visits."""
+        shards = self._live()
+        nq, n_shards = len(queries), len(shards)
+        bounds = self._partition.lower_bounds(queries)
+        order = np.argsort(bounds, axis=1, kind="stable")
+        sorted_bounds = np.take_along_axis(bounds, order, axis=1)
+        best = SearchResult(np.full((nq, k), MISSING_DISTANCE, dtype=np.int32), np.full((nq, k), -1, dtype=np.int64))
+        rank = np.zeros(nq, dtype=np.int64)  # shards visited so far (a prefix of each query's order)
+        rows = np.arange(nq)
+        first_round = True
+        while True:
+            has_next = rank < n_shards
+            next_bound = np.where(has_next, sorted_bounds[rows, np.minimum(rank, n_shards - 1)], np.iinfo(np.int64).max)
+            kth = best.distances[:, k - 1].astype(np.int64)  # MISSING_DISTANCE while fewer than k found
+            open_rows = np.flatnonzero(has_next & (next_bound <= kth))
+            if not len(open_rows):
+                break
+            if self.routing == "two_round" and not first_round:  # every remaining shard within the k-th distance
+                take = (sorted_bounds[open_rows] <= kth[open_rows, None]) & (np.arange(n_shards) >= rank[open_rows, None])
+                counts = take.sum(axis=1)
+            else:
+                counts = np.ones(len(open_rows), dtype=np.int64)
+            pair_rows = np.repeat(open_rows, counts)
+            pair_ranks = np.repeat(rank[open_rows], counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+            target = order[pair_rows, pair_ranks]
+            groups = {s: pair_rows[target == s] for s in np.unique(target)}
+            parts = self._gather([shards[s].search(queries[group], k) for s, group in groups.items()])
+            for group, part in zip(groups.values(), parts):
+                merged = merge_search_results([SearchResult(best.distances[group], best.ids[group]), SearchResult(*part)], k)
+                best.distances[group], best.ids[group] = merged
+            rank[open_rows] += counts
+            first_round = False
+        self.last_shards_visited = rank
+        return best
+
+    def range_search(self, queries, radius):
+        return tuple(self.index.range_search(queries, radius))
+
+    def remove_ids(self, ids) -> int:
+        return self.index.remove_ids(ids)
+
+    def reconstruct(self, id_):
+        try:
+            return self.index.reconstruct(id_)
+        except (KeyError, IndexError, ValueError):
+            return None
+
+    def stored_ids(self):
+        """The ids this shard holds, or ``None`` if its index kind does not expose them."""
+        ids = getattr(self.index, "ids", None)
+        return None if ids is None else np.asarray(ids, dtype=np.int64)
+
+    def contains(self, ids):
+        """Which of ``ids`` this shard holds (bool array)."""
+        stored = self.stored_ids()
+        if stored is None:
+            found = np.zeros(len(ids), dtype=bool)
+            for i, id_ in enumerate(ids):
+                found[i] = self.reconstruct(int(id_)) is not None
+            return found
+        return np.isin(ids, stored)
+
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def state(self):
+        return index_state(self.index)
+
+
+class ShardedIndex(BinaryIndex):
+    """``n_shards`` indexes built by ``shard_factory`` on dask workers, searched as one.
+
+    Parameters
+    ----------
+    n_bits : code length in bits.
+    n_shards : number of shards (placed round-robin on the cluster's workers).
+    shard_factory : factory string for each shard (``"Flat"``, ``"MIH"``, ...) or a
+        callable ``n_bits -> BinaryIndex``.
+    partition : ``"round_robin"`` (default) or ``"substring"`` (hash partitioning by a code
+        substring, with lower-bound routing; see the module docstring).
+    partition_bits : with ``"substring"``: the key that places a code, an int ``s`` (the
+        first ``s`` bits, at most 16; default ``min(16, n_bits)``) or up to 16 bit positions.
+    bound_bits : with ``"substring"``: leading bits the routing bound reads, in 16-bit chunks
+        (a multiple of 8; default ``min(n_bits, 64)``; more is tighter and costs more per query).
+    routing : with ``"substring"``: ``"sequential"`` (default; each round every open query visits
+        its next shard: fewest visits) or ``"two_round"`` (the best shard, then all shards still
+        within reach at once: at most two rounds of calls).
+    client : a ``distributed.Client`` to use (not closed by :meth:`close`).
+    address : a scheduler address to connect to (the connection is closed by :meth:`close`).
+    n_workers : workers of the ``LocalCluster`` started when neither is given.
+    processes : run that cluster's workers in separate processes (default: threads of this process).
+    dashboard : start that cluster's dask dashboard: ``True`` (127.0.0.1, a free port) or an
+        address; default ``False``. Everything the index starts listens on 127.0.0.1 only.
+    """
+
+    kind = "sharded"
+
+    def __init__(self, n_bits: int, n_shards: int = 2, shard_factory="Flat", *, partition: str = "round_robin",
+                 partition_bits=None, bound_bits: int | None = None, routing: str = "sequential", client=None, address: str | None = None, n_workers: int | None = None,
+                 processes: bool = False, dashboard=False):
+        super().__init__(n_bits)
+        self.n_shards = check_positive_int(n_shards, "n_shards")
+        self.shard_factory = shard_factory
+        self.partition = _check_partition(partition)
+        self.routing = _check_routing(routing)
         if (partition_bits is not None or bound_bits is not None) and self.partition != "substring":
             raise ValueError("partition_bits and bound_bits need partition='substring'.")
         self._partition = None
@@ -388,7 +643,7 @@ class ShardedIndex(BinaryIndex):
         for i, (_, shard_arrays) in enumerate(states):
             arrays.update(nest_arrays(f"shard{i}", shard_arrays))
         meta = {"n_bits": self.n_bits, "n_shards": len(states), "next_shard": self._next_shard, "next_id": self._next_id,
-                "partition": self.partition, "shards": [entry for entry, _ in states]}
+                "partition": self.partition, "routing": self.routing, "shards": [entry for entry, _ in states]}
         if self._partition is not None:
             partition_meta, partition_arrays = self._partition.state()
             meta["substring"] = partition_meta
@@ -402,6 +657,7 @@ class ShardedIndex(BinaryIndex):
         BinaryIndex.__init__(index, meta["n_bits"])
         index.n_shards, index.shard_factory = int(meta["n_shards"]), None
         index.partition = _check_partition(meta.get("partition", "round_robin"))
+        index.routing = _check_routing(meta.get("routing", "sequential"))
         index._partition = None
         if index.partition == "substring":
             index._partition = SubstringPartition.from_state(index.n_bits, index.n_shards, meta["substring"],
@@ -422,6 +678,12 @@ class ShardedIndex(BinaryIndex):
 
     def __repr__(self) -> str:
         return f"ShardedIndex(n_bits={self.n_bits}, n_shards={self.n_shards}, partition={self.partition!r}, ntotal={self._ntotal})"
+
+
+def _check_routing(routing) -> str:
+    if routing not in ROUTINGS:
+        raise ValueError(f"routing must be one of {list(ROUTINGS)}, got {routing!r}.")
+    return routing
 
 
 def _check_partition(partition) -> str:
