@@ -16,10 +16,12 @@ from hashlearn.losses.base import LocalityLoss
 from hashlearn.losses.composite import CompositeLoss
 from hashlearn.losses.csq import CSQLoss
 from hashlearn.losses.dch import DCHLoss
+from hashlearn.losses.dcmh import DCMHLoss
 from hashlearn.losses.dpsh import DPSHLoss
 from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
+from hashlearn.losses.ssah import SSAHLoss
 from hashlearn.losses.unsupervised import UnsupervisedLoss
 from hashlearn.quantization import QUANTIZERS, build_quantizer
 
@@ -31,6 +33,8 @@ LOSSES: dict[str, type[LocalityLoss]] = {
     "csq": CSQLoss,
     "greedyhash": GreedyHashLoss,
     "unsupervised": UnsupervisedLoss,
+    "dcmh": DCMHLoss,  # cross-modal (paired image-text batches)
+    "ssah": SSAHLoss,  # cross-modal
 }
 
 DEFAULT_QUANTIZATION_WEIGHT = 0.1
