@@ -14,7 +14,6 @@ continuous outputs ``(B, n_bits)`` and reference codes ``(B, n_bits)`` in
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hashlearn._validation import check_real as _check_float
 from hashlearn.codes import codes_to_pm1, validate_codes
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -70,18 +70,6 @@ def pre_activation(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return head.linear(model.backbone(x))
     outputs = model(x)
     return torch.atanh(outputs.clamp(-1 + 1e-6, 1 - 1e-6))
-
-
-def _check_float(value, name: str, *, minimum: float | None = None, strict: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}.")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum}, got {value}.")
-    return value
 
 
 def _check_int(value, name: str, minimum: int = 1) -> int:
