@@ -25,5 +25,7 @@ def run(args) -> int:
         set_quiet(True)
     results = evaluate_run(args.model, k=args.k, radius=args.radius)
     for key, value in results.items():
+        if isinstance(value, dict):  # PR curves of a cross-modal run: kept in metrics.json
+            continue
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0

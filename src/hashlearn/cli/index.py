@@ -9,10 +9,14 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("index", help="build an index file from codes, or describe one")
     actions = parser.add_subparsers(dest="index_command", metavar="ACTION")
 
-    build = actions.add_parser("build", help="build an index from packed codes or continuous model outputs")
+    build = actions.add_parser("build", help="build an index from packed codes, continuous model outputs, or one side of a cross-modal run")
     source = build.add_mutually_exclusive_group(required=True)
     source.add_argument("--codes", help=".npy of packed uint8 codes (n, n_bits // 8)")
     source.add_argument("--outputs", help=".npy of continuous hash outputs (n, n_bits); bit = output > 0")
+    source.add_argument("--model", metavar="RUN_DIR", help="a cross-modal run: index one side of its pairs (needs --modality)")
+    build.add_argument("--dataset", help="with --model: the run's data set (checked; default the run's own)")
+    build.add_argument("--modality", choices=["image", "text"], help="with --model: which tower encodes the indexed side")
+    build.add_argument("--part", default="database", choices=["database", "all"], help="with --model: the split's database (default) or every pair")
     build.add_argument("--ids", help=".npy of int64 ids, one per code (default 0..n-1)")
     build.add_argument("--factory", default="Flat", help="index description, e.g. Flat, MIH4, TwoStage(MIH,Flat) (default Flat)")
     build.add_argument("-o", "--output", required=True, help="index file to write (.hlx)")
@@ -38,14 +42,35 @@ def load_codes(codes_path: str | None = None, outputs_path: str | None = None):
     return sign_to_codes(np.load(outputs_path, allow_pickle=False))
 
 
+def model_codes(args):
+    """Codes and dataset-row ids of one side of a cross-modal run's pairs (``--model R --modality image|text``)."""
+    from hashlearn.runs import load_run
+    from hashlearn.runs.crossmodal import crossmodal_index_codes
+
+    if args.modality is None:
+        raise ValueError("--model needs --modality image or --modality text (the side of the pairs to index).")
+    if args.ids:
+        raise ValueError("--ids goes with --codes/--outputs; with --model the ids are the data set's row numbers.")
+    run = load_run(args.model)
+    if args.dataset is not None and args.dataset != run.config.data.dataset:
+        raise ValueError(f"--dataset {args.dataset!r} differs from the run's data set {run.config.data.dataset!r}; "
+                         "the index must hold codes of the data the model was trained for.")
+    return crossmodal_index_codes(run, args.modality, part=args.part)
+
+
 def run_build(args) -> int:
     import numpy as np
 
     from hashlearn.index.factory import index_factory
     from hashlearn.index.io import save_index
 
-    codes = load_codes(args.codes, args.outputs)
-    ids = np.load(args.ids, allow_pickle=False) if args.ids else None
+    if args.model is not None:
+        codes, ids = model_codes(args)
+    else:
+        if args.modality or args.dataset:
+            raise ValueError("--modality and --dataset go with --model RUN_DIR (a cross-modal run).")
+        codes = load_codes(args.codes, args.outputs)
+        ids = np.load(args.ids, allow_pickle=False) if args.ids else None
     index = index_factory(args.factory, codes.shape[1] * 8)
     try:
         index.add(codes, ids)

@@ -103,6 +103,10 @@ def train_run(config: RunConfig | None, run_dir: str | Path, *, resume: bool = F
         split = make_run_split(config, dataset)
         run.save_split(split)
     run.save_config(config)
+    if getattr(dataset, "modality", None) == "paired":  # image-text pairs: a two-tower model
+        from hashlearn.runs.crossmodal import train_crossmodal
+
+        return train_crossmodal(run, config, dataset, split, resume)
     X_train = run_inputs(dataset, split.train, config.data.features)
     if config.method.is_shallow:
         return _train_shallow(run, config, X_train), None
