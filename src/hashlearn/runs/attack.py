@@ -42,6 +42,7 @@ def attack_run(
     from hashlearn.attacks import ATTACKS
     from hashlearn.attacks.evaluation import evaluate_attack, model_codes
     from hashlearn.models import HashModel
+    from hashlearn.models.input_spec import check_inputs, check_linf_budget
 
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {attack!r}.")
@@ -63,6 +64,9 @@ def attack_run(
     if not isinstance(model, HashModel):
         raise ValueError(f"run {run.path} holds a {type(model).__name__}; adversarial query attacks need a deep hash model "
                          "(a run of `hashlearn train` with a deep method, or a backdoor run with --victim hash).")
+    spec = model.input_spec
+    if norm == "linf":
+        check_linf_budget(eps, spec, name="eps")
     split = run.load_split()
     if dataset.labels is None:
         raise ValueError(f"dataset {dataset.name!r} is unlabelled; attack evaluation needs labels.")
@@ -71,12 +75,14 @@ def attack_run(
     db_index = split.database
     if n_database is not None and n_database < len(db_index):
         db_index = np.sort(np.random.default_rng(seed).choice(db_index, size=n_database, replace=False))
-    queries = torch.from_numpy(run_inputs(dataset, query_index, config.data.features))
+    queries = torch.from_numpy(check_inputs(run_inputs(dataset, query_index, config.data.features), spec, name="the queries"))
     query_labels = labels[query_index]
-    db_codes = model_codes(model, torch.from_numpy(run_inputs(dataset, db_index, config.data.features)))
+    db_inputs = check_inputs(run_inputs(dataset, db_index, config.data.features), spec, name="the database")
+    db_codes = model_codes(model, torch.from_numpy(db_inputs))
     db_labels = labels[db_index]
 
-    clip = (0.0, 1.0) if dataset.modality == "image" and config.data.features == "pixels" else None
+    # adversarial inputs stay valid inputs: inside the model's value range (unbounded features are not clipped)
+    clip = spec.value_range if spec is not None else None
     attacker = ATTACKS[attack].from_options(model, database_codes=db_codes, database_labels=db_labels,
                                              eps=eps, norm=norm, steps=steps, seed=seed, clip=clip)
     target_labels = None
