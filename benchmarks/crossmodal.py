@@ -283,9 +283,9 @@ def main(argv=None) -> int:
     parser.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--epochs", type=int, default=40, help="epochs of the frozen-feature models (early stop on validation)")
     parser.add_argument("--patience", type=int, default=8)
-    parser.add_argument("--pixel-epochs", type=int, default=40, help="epochs of the pixel models attacked by CMLA")
-    parser.add_argument("--pixel-lr", type=float, default=3e-3)
-    parser.add_argument("--finetune-epochs", type=int, default=10)
+    parser.add_argument("--pixel-epochs", type=int, default=30, help="epochs of the pixel models attacked by CMLA")
+    parser.add_argument("--pixel-lr", type=float, default=1e-3)
+    parser.add_argument("--finetune-epochs", type=int, default=6)
     parser.add_argument("--attack-models", nargs="+", default=["dcmh", "ssah"])
     parser.add_argument("--tables", nargs="+", default=["retrieval", "cmla", "adversarial"])
     parser.add_argument("--n-attack-queries", type=int, default=100)
@@ -299,7 +299,7 @@ def main(argv=None) -> int:
         args.seeds, args.bits, args.epochs, args.pixel_epochs, args.finetune_epochs = [0], [16], 2, 2, 1
         args.attack_models, args.n_attack_queries = ["dcmh"], 20
     stem = "crossmodal-quick" if args.quick else "crossmodal"
-    part = "+".join(args.tables)
+    part = "+".join(args.tables) + ("-" + "-".join(args.attack_models) if set(args.tables) & {"cmla", "adversarial"} else "")
     path_json, path_md = args.out / f"{stem}-part-{part}.json", args.out / f"{stem}.md"
     rows = [] if args.fresh else load_rows(path_json)
     done = {json.dumps({k: r[k] for k in ("table", "method", "n_bits", "seed", "model", "attack", "modality", "steps") if k in r}, sort_keys=True) for r in rows}
