@@ -30,5 +30,7 @@ def run(args) -> int:
         print_json(results)
         return 0
     for key, value in results.items():
+        if isinstance(value, dict):  # PR curves of a cross-modal run: kept in metrics.json
+            continue
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0

@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     source.add_argument("--codes", help=".npy of packed uint8 codes (n, n_bits // 8)")
     source.add_argument("--outputs", help=".npy of continuous hash outputs (n, n_bits); bit = output > 0")
     build.add_argument("--dataset", help="with --model: the dataset to encode (default: the run's)")
+    build.add_argument("--modality", choices=["image", "text"], help="with --model of a cross-modal run: the side of the pairs to index")
     build.add_argument("--part", choices=PARTS, default="database", help="with --model: the part of the run's split to index")
     build.add_argument("--ids", help="with --codes/--outputs: .npy of int64 ids, one per code (default 0..n-1)")
     build.add_argument("--factory", default="Flat", help="index description, e.g. Flat, MIH4, TwoStage(MIH,Flat)")
@@ -62,10 +63,11 @@ def run_build(args) -> int:
         if args.ids:
             raise ValueError("--ids goes with --codes/--outputs; with --model the ids are the dataset's row indices.")
         say = None if args.quiet else (lambda message: print(f"hashlearn index build: note: {message}", file=sys.stderr))
-        record = build_index(args.model, args.dataset, args.part, factory=args.factory, output=args.output, say=say)
+        record = build_index(args.model, args.dataset, args.part, factory=args.factory, output=args.output, say=say,
+                             modality=args.modality)
     else:
-        if args.dataset or args.part != "database":
-            raise ValueError("--dataset and --part go with --model (a run whose model encodes them).")
+        if args.dataset or args.part != "database" or args.modality:
+            raise ValueError("--dataset, --part and --modality go with --model (a run whose model encodes them).")
         record = _build_from_arrays(args)
     if args.json:
         print_json(record)

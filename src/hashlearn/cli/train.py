@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     parser.add_argument("--method", help="deep loss[+quantizer] (dpsh, dsdh+hswd ...) or shallow itq, lsh, sign, pcah, sh (default: config's method.name)")
     parser.add_argument("--bits", type=positive_int, help="code length, a multiple of 8 (method.n_bits)")
     parser.add_argument("--dataset", help="registered dataset name (data.dataset); `hashlearn datasets` lists them")
-    parser.add_argument("--features", choices=["pixels", "efficientnet", "minilm"], help="model input: raw data or cached frozen-encoder features")
+    parser.add_argument("--features", choices=["pixels", "efficientnet", "minilm", "efficientnet+minilm"],
+                        help="model input: raw data or cached frozen-encoder features (paired data sets: see docs/crossmodal.md)")
     parser.add_argument("--epochs", type=positive_int, help="shortcut for --set trainer.epochs=N (with --resume: train up to N epochs)")
     parser.add_argument("--config", help="a .json or .toml config file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -21,16 +21,22 @@ def attack_run(
     run: Run | str | Path,
     attack: str = "hag",
     *,
-    eps: float = 8 / 255,
-    norm: str = "linf",
+    eps: float | None = None,
+    norm: str | None = None,
     steps: int = 100,
     n_queries: int | None = None,
     n_database: int | None = None,
     k: int = 1000,
     seed: int = 0,
     save_adv: bool = False,
+    modality: str | None = None,
+    intra_weight: float = 0.5,
 ) -> dict:
-    """Attack the first ``n_queries`` queries of the run's split; the clean and attacked metrics (also written to the run)."""
+    """Attack the first ``n_queries`` queries of the run's split; the clean and attacked metrics (also written to the run).
+
+    ``eps`` / ``norm`` default to 8/255 and ``"linf"``. Cross-modal runs (a paired data set) go to
+    :func:`hashlearn.runs.crossmodal.attack_crossmodal_run`: ``attack`` is ``cmla`` or ``hag``, ``modality``
+    the attacked side (default ``"image"``), and the budget defaults depend on that side's inputs."""
     import torch
 
     from hashlearn.attacks import ATTACKS
@@ -42,6 +48,18 @@ def attack_run(
         raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {attack!r}.")
     run = run if isinstance(run, Run) else load_run(run)
     config = run.config
+    dataset = load_run_dataset(config.data)
+    if getattr(dataset, "modality", None) == "paired":
+        from hashlearn.runs.crossmodal import attack_crossmodal_run
+
+        return attack_crossmodal_run(run, attack, modality=modality or "image", eps=eps, norm=norm, steps=steps,
+                                     intra_weight=intra_weight, n_queries=n_queries, seed=seed, save_adv=save_adv, dataset=dataset)
+    if modality is not None:
+        raise ValueError(f"modality={modality!r} applies to cross-modal runs only; dataset {dataset.name!r} has one modality.")
+    if getattr(ATTACKS[attack], "name", "") == "cmla":
+        raise ValueError("cmla is a cross-modal attack: it needs a run on a paired (image-text) data set such as openmoji.")
+    eps = 8 / 255 if eps is None else eps
+    norm = "linf" if norm is None else norm
     model = run.load_model()
     if not isinstance(model, HashModel):
         raise ValueError(f"run {run.path} holds a {type(model).__name__}; adversarial query attacks need a deep hash model "
@@ -50,7 +68,6 @@ def attack_run(
     if norm == "linf":
         check_linf_budget(eps, spec, name="eps")
     split = run.load_split()
-    dataset = load_run_dataset(config.data)
     if dataset.labels is None:
         raise ValueError(f"dataset {dataset.name!r} is unlabelled; attack evaluation needs labels.")
     labels = dataset.labels

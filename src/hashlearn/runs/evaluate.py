@@ -23,6 +23,9 @@ def encode_parts(run: Run | str | Path, parts=("query", "database"), *, batch_si
     run = _as_run(run)
     config, model, split = run.config, run.load_model(), run.load_split()
     dataset = dataset if dataset is not None else load_run_dataset(config.data)
+    if getattr(dataset, "modality", None) == "paired":
+        raise ValueError(f"run {run.path} is cross-modal: its codes are per modality; `hashlearn evaluate` keeps both in codes/ "
+                         "and `hashlearn index build --model RUN --modality image|text` indexes one side.")
     out = {}
     for part in parts:
         if part not in CODE_PARTS:
@@ -94,6 +97,10 @@ def evaluate_run(run: Run | str | Path, *, k: int = 1000, radius: int = 2, batch
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or not 0 <= radius <= n_bits:
         raise ValueError(f"radius must be an integer in [0, {n_bits}] (the run's codes have {n_bits} bits), got {radius!r}.")
     dataset = load_run_dataset(config.data)
+    if getattr(dataset, "modality", None) == "paired":  # I->T, T->I, I->I, T->T
+        from hashlearn.runs.crossmodal import evaluate_crossmodal_run
+
+        return evaluate_crossmodal_run(run, k=k, dataset=dataset)
     encoded = encode_parts(run, ("query", "database"), batch_size=batch_size, dataset=dataset)
     (query_codes, query_ids), (db_codes, db_ids) = encoded["query"], encoded["database"]
     if dataset.labels is not None:

@@ -213,6 +213,7 @@ class Run:
 def load_model(directory: str | Path):
     """A model folder written by ``save``: dispatches on the ``class`` its ``model.json`` names."""
     from hashlearn.models import Classifier, HashModel
+    from hashlearn.models.two_tower import TwoTowerHashModel
 
     directory = Path(directory)
     if not (directory / "model.json").is_file() and (directory / "estimator.json").is_file():
@@ -231,7 +232,7 @@ def load_model(directory: str | Path):
         raise FileNotFoundError(f"no saved model in {directory}: expected model.json (deep model) or estimator.json (shallow estimator).")
     info = _read_json(directory / "model.json")
     name = info.get("class") if isinstance(info, dict) else None
-    classes = {"HashModel": HashModel, "Classifier": Classifier}
+    classes = {"HashModel": HashModel, "Classifier": Classifier, "TwoTowerHashModel": TwoTowerHashModel}
     if name in classes:
         return classes[name].load(directory)
     raise CorruptFileError(f"{directory / 'model.json'} names class {name!r}; expected one of {', '.join(classes)}.")
