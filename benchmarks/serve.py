@@ -145,13 +145,17 @@ class Server:
 
     def __init__(self, *args: str, env: dict | None = None):
         full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
+        # stderr to a file: a pipe nobody reads would block the server once its log fills the pipe
+        self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen([sys.executable, "-m", "hashlearn", "serve", "--host", HOST, "--port", "0", "-q", *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True, env=full_env)
         line = self.process.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         if not match:
             self.process.kill()
-            raise RuntimeError(f"the server did not start: {line!r} {self.process.stderr.read()[-2000:]}")
+            self.process.wait(10)
+            self.log.seek(0)
+            raise RuntimeError(f"the server did not start: {line!r} {self.log.read()[-2000:]}")
         self.address = (HOST, int(match.group(1)))
         import psutil
 

@@ -33,12 +33,12 @@ class ServeProcess:
         full_env.update({"PYTHONPATH": str(SRC), **(env or {})})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hashlearn", "serve", "--host", "127.0.0.1", "--port", "0", "-q", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+            stdout=subprocess.PIPE, stderr=self._log_file(), text=True, env=full_env)
         self.first_line = self.process.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:(\d+)", self.first_line)
         if match is None:
             self.process.kill()
-            raise AssertionError(f"server did not start: {self.first_line!r} {self.process.stderr.read()[-3000:]}")
+            raise AssertionError(f"server did not start: {self.first_line!r} {self.read_log()[-3000:]}")
         self.port = int(match.group(1))
         self.address = ("127.0.0.1", self.port)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -62,7 +62,18 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
-        return self.process.stderr.read()
+        return self.read_log()
+
+    def _log_file(self):
+        import tempfile
+
+        self.log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe would block the server
+        return self.log
+
+    def read_log(self) -> str:
+        self.process.poll() is None or self.process.wait(10)
+        self.log.seek(0)
+        return self.log.read()
 
 
 @pytest.fixture(scope="session")

@@ -225,3 +225,5 @@ def test_server_survives_the_hostile_tests(tight, digits_codes):
     response = tight.post("/search", {"queries": [row.tobytes().hex() for row in q], "k": 3})
     assert response.status_code == 200 and np.array(response.json()["ids"]).shape == (3, 3)
     assert tight.alive()
+    log = tight.read_log()  # refusals are answers, not failures: no tracebacks in the server's log
+    assert "Traceback" not in log and "Exception" not in log, log[-3000:]

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from hashlearn.serve import schemas
 from hashlearn.serve.service import SearchService, ServiceError, _field_path
@@ -99,11 +100,14 @@ def create_app(service: SearchService, *, api_key: str | None = None, max_body_b
     async def body_of(request: Request, model: type[BaseModel]):
         authorize(request)
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise ServiceError(413, f"request body exceeds the {max_body_bytes}-byte limit.")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body_bytes:
+                    raise ServiceError(413, f"request body exceeds the {max_body_bytes}-byte limit.")
+                chunks.append(chunk)
+        except ClientDisconnect:  # the client left, or the protocol refused the body (408/413 already sent)
+            raise _Gone() from None
         try:
             return model.model_validate_json(b"".join(chunks))
         except ValidationError as error:
@@ -113,6 +117,10 @@ def create_app(service: SearchService, *, api_key: str | None = None, max_body_b
         if job.inline:
             return _call(job.run)
         return await asyncio.get_running_loop().run_in_executor(executor, _call, job.run)
+
+    @app.exception_handler(_Gone)
+    async def on_gone(request: Request, error: "_Gone"):  # nobody to answer; nothing worth a log line
+        return _error(400, "the client disconnected before the request body was complete.")
 
     @app.exception_handler(_Invalid)
     async def on_invalid(request: Request, error: _Invalid):
@@ -183,6 +191,10 @@ def create_app(service: SearchService, *, api_key: str | None = None, max_body_b
         return _json(await asyncio.get_running_loop().run_in_executor(executor, _call, lambda: service.remove(body)))
 
     return app
+
+
+class _Gone(Exception):
+    """The request body ended with a disconnect (its refusal, if any, was already sent)."""
 
 
 class _Invalid(Exception):
