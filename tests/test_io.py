@@ -64,8 +64,12 @@ def test_writing_onto_a_directory_is_a_typed_error(tmp_path):
 
 
 _WRITER = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from hashlearn._io import atomic_write_chunks
+
+    # what an interactive process has (a background job inherits both signals ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def chunks():
         yield b"new" * 1000

@@ -206,8 +206,8 @@ def read_bounded(path: str | os.PathLike, max_nbytes: int, what: str = "file") -
     if size > max_nbytes:
         raise CorruptFileError(f"{what} {path} has {size} bytes, more than the {max_nbytes} a {what} may have.")
     with open(path, "rb") as handle:
-        data = handle.read(max_nbytes + 1)
-    if len(data) > max_nbytes:  # grew since the stat
+        data = handle.read(size + 1)  # read(n) allocates n bytes up front: the file's size, not the cap
+    if len(data) > size:  # grew since the stat
         raise CorruptFileError(f"{what} {path} has more than the {max_nbytes} bytes a {what} may have.")
     return data
 
@@ -260,3 +260,70 @@ def read_versioned_json(path: str | os.PathLike, max_version: int) -> dict:
 def is_int(value) -> bool:
     """An ``int`` that is not a ``bool`` (JSON ``true`` parses as ``True``, an ``int``)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: safetensors dtype names -> bytes per element (the file format's own table)
+SAFETENSORS_ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                        "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+#: a safetensors header describes tensors, it holds no data: refuse longer ones before reading
+MAX_SAFETENSORS_HEADER_BYTES = 16 << 20
+
+
+def read_safetensors_header(path: str | os.PathLike, what: str = "weights file") -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{name: (dtype, shape)}`` of a safetensors file, checked before any tensor is read.
+
+    The 8-byte header length is capped and checked against the file size; every tensor's
+    dtype, shape and byte range is checked (Python integers: no overflow), and the
+    tensors must tile the data area exactly, so the file is exactly as large as its
+    declared tensors justify. ``CorruptFileError`` otherwise.
+    """
+    from hashlearn.errors import CorruptFileError
+
+    path, file_nbytes = regular_file(path, what)
+    if file_nbytes < 8:
+        raise CorruptFileError(f"{what} {path} is truncated: {file_nbytes} bytes, a safetensors file has at least 8.")
+    with open(path, "rb") as handle:
+        header_nbytes = int.from_bytes(handle.read(8), "little")
+        if header_nbytes > MAX_SAFETENSORS_HEADER_BYTES or 8 + header_nbytes > file_nbytes:
+            raise CorruptFileError(f"{what} {path} is corrupt: its header length {header_nbytes} does not fit the file ({file_nbytes} bytes).")
+        header_bytes = handle.read(header_nbytes)
+    header = parse_json_bytes(header_bytes, f"{what} {path}", max_depth=3)
+    if not isinstance(header, dict):
+        raise CorruptFileError(f"{what} {path} is corrupt: its header is not a JSON object.")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CorruptFileError(f"{what} {path} is corrupt: '__metadata__' must map strings to strings.")
+    tensors, ranges = {}, []
+    for name, entry in header.items():
+        problem = _safetensors_entry_problem(entry)
+        if problem:
+            raise CorruptFileError(f"{what} {path} is corrupt: tensor {name!r:.100} {problem}.")
+        tensors[name] = (entry["dtype"], tuple(entry["shape"]))
+        ranges.append(tuple(entry["data_offsets"]))
+    position = 0
+    for begin, end in sorted(ranges):
+        if begin != position:
+            raise CorruptFileError(f"{what} {path} is corrupt: the tensors overlap or leave a gap at byte {position} of the data.")
+        position = end
+    if 8 + header_nbytes + position != file_nbytes:
+        problem = "truncated" if file_nbytes < 8 + header_nbytes + position else "corrupt (larger than its tensors justify)"
+        raise CorruptFileError(f"{what} {path} is {problem}: its tensors need {8 + header_nbytes + position} bytes, the file has {file_nbytes}.")
+    return tensors
+
+
+def _safetensors_entry_problem(entry) -> str:
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        return "must be an object with exactly dtype, shape and data_offsets"
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in SAFETENSORS_ITEMSIZE:
+        return f"has dtype {dtype!r:.40}, expected one of {sorted(SAFETENSORS_ITEMSIZE)}"
+    if not isinstance(shape, list) or len(shape) > 32 or not all(is_int(n) and n >= 0 for n in shape):
+        return "needs a shape of at most 32 non-negative integers"
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(is_int(n) and n >= 0 for n in offsets) or offsets[0] > offsets[1]:
+        return "needs data_offsets [begin, end] with 0 <= begin <= end"
+    count = 1
+    for n in shape:
+        count *= n
+    if offsets[1] - offsets[0] != count * SAFETENSORS_ITEMSIZE[dtype]:
+        return f"has {offsets[1] - offsets[0]} bytes, its shape and dtype need {count * SAFETENSORS_ITEMSIZE[dtype]}"
+    return ""
