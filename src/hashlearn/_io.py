@@ -251,9 +251,10 @@ def read_versioned_json(path: str | os.PathLike, max_version: int) -> dict:
     if not isinstance(info, dict):
         raise CorruptFileError(f"{path} must hold a JSON object, got {type(info).__name__}.")
     version = info.get("format_version", 0)
-    if isinstance(version, bool) or not isinstance(version, int) or version > max_version or version < 0:
-        raise CorruptFileError(f"{path} has format version {version!r}; this hashlearn reads versions 0 to {max_version} "
-                               "(a newer hashlearn wrote it: upgrade hashlearn).")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise CorruptFileError(f"{path} has an invalid format version {version!r:.40}; expected an integer 0 to {max_version}.")
+    if version > max_version:
+        raise CorruptFileError(f"{path} has format version {version!r}, newer than this hashlearn reads ({max_version}); upgrade hashlearn.")
     return info
 
 
