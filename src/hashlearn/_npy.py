@@ -46,7 +46,7 @@ def _read_header(stream, source: str, kinds: str) -> tuple[tuple[int, ...], bool
     except _HEADER_ERRORS as error:  # MemoryError here is the parser's stack, not the data
         raise CorruptFileError(f"{source} is not a valid .npy array: {type(error).__name__}: {str(error)[:300]}") from None
     if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
-        raise CorruptFileError(f"{source} holds a {dtype} array; only plain {_kind_names(kinds)} arrays are accepted.")
+        raise CorruptFileError(f"{source} holds an array of dtype {dtype}; only plain {_kind_names(kinds)} arrays are accepted.")
     if any(n < 0 for n in shape):
         raise CorruptFileError(f"{source} declares a negative dimension in shape {shape}.")
     count = 1
@@ -71,6 +71,25 @@ def read_npy(data: bytes | memoryview, source: str = "<bytes>", kinds: str = NUM
         raise CorruptFileError(f"{source} is {problem}: shape {shape} of {dtype} needs {nbytes} data bytes, found {len(data) - start}.")
     array = np.frombuffer(data, dtype=dtype, count=nbytes // dtype.itemsize if dtype.itemsize else 0, offset=start)
     return array.reshape(shape, order="F" if fortran else "C").copy()
+
+
+def read_npy_file(path, what: str = ".npy file", kinds: str = NUMERIC_KINDS) -> np.ndarray:
+    """The array in a ``.npy`` file: the header is checked against the file's size before the
+    array is allocated (``np.load`` allocates what the header declares)."""
+    from hashlearn._io import regular_file
+
+    path, file_nbytes = regular_file(path, what)
+    with open(path, "rb") as handle:
+        shape, fortran, dtype, nbytes = _read_header(handle, path.name, kinds)
+        start = handle.tell()
+        if file_nbytes - start != nbytes:
+            problem = "truncated" if file_nbytes - start < nbytes else "corrupt (extra bytes after the data)"
+            raise CorruptFileError(f"{path.name} is {problem}: shape {shape} of {dtype} needs {nbytes} data bytes, found {file_nbytes - start}.")
+        count = nbytes // dtype.itemsize if dtype.itemsize else 0
+        array = np.fromfile(handle, dtype=dtype, count=count)
+    if array.size != count:
+        raise CorruptFileError(f"{path.name} is truncated: it shrank while it was read.")
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def read_npz(data: bytes | memoryview, source: str = "<bytes>", kinds: str = NUMERIC_KINDS, max_nbytes: int = MAX_NPZ_NBYTES) -> dict[str, np.ndarray]:
