@@ -45,7 +45,7 @@ def test_backdoor_then_detect_on_digits(tmp_path, capsys, attack, victim):
     assert "after_retraining" in json.loads((run_dir / "detect" / "ac.json").read_text())
 
 
-def test_typed_errors_become_exit_code_1(tmp_path, capsys):
-    assert main(["backdoor", "--attack", "badnets", "--dataset", "digits", "--rate", "1.5", "--run-dir", str(tmp_path), "-q"]) == 1
+def test_typed_errors_become_exit_status_2(tmp_path, capsys):
+    assert main(["backdoor", "--attack", "badnets", "--dataset", "digits", "--rate", "1.5", "--run-dir", str(tmp_path), "-q"]) == 2
     assert "rate" in capsys.readouterr().err
-    assert main(["detect", "--run-dir", str(tmp_path / "none"), "--defense", "ac"]) == 1
+    assert main(["detect", "--run-dir", str(tmp_path / "none"), "--defense", "ac"]) == 2

@@ -28,7 +28,7 @@ from hashlearn.train.config import TrainConfig, _set_path, apply_mapping, load_c
 
 #: ``data.features`` -> frozen encoder name (``"pixels"``: the raw data)
 FEATURE_ENCODERS = {"efficientnet": "efficientnet-lite0", "minilm": "minilm"}
-FEATURES = ("pixels", *FEATURE_ENCODERS)
+FEATURES = ("pixels", *FEATURE_ENCODERS, "efficientnet+minilm")  # the last: both towers of a paired (image-text) run
 BACKBONES = (None, "mlp", "small_cnn")
 #: the longest codes a run trains (2048 bits: trained, encoded, indexed and evaluated end to end by a test)
 MAX_BITS = 2048
