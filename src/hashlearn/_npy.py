@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -30,7 +31,7 @@ from hashlearn.errors import CorruptFileError
 NUMERIC_KINDS = "biuf"
 #: the most bytes all members of one ``.npz`` may decompress to
 MAX_NPZ_NBYTES = 8 << 30
-_HEADER_ERRORS = (ValueError, SyntaxError, TypeError, RecursionError, UnicodeDecodeError, EOFError, struct.error, OverflowError, MemoryError)
+_HEADER_ERRORS = (tokenize.TokenError, ValueError, SyntaxError, TypeError, RecursionError, UnicodeDecodeError, EOFError, struct.error, OverflowError, MemoryError)
 
 
 def _read_header(stream, source: str, kinds: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:

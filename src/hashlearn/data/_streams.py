@@ -22,7 +22,7 @@ from hashlearn.errors import CorruptFileError
 GZIP_MAGIC = b"\x1f\x8b"
 #: the most bytes a compressed file may inflate to unless the caller allows more
 MAX_DECOMPRESSED_NBYTES = 1 << 30
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18  # inflated at a time: the most a read holds besides its result
 
 
 class BoundedReader:
@@ -100,6 +100,15 @@ class BoundedReader:
         view = memoryview(buffer).cast("B")
         done = 0
         while done < len(view):
+            if not self.compressed and not self._buffer and not self._input:  # straight from the file: no copy
+                want = min(len(view) - done, self.max_nbytes - self._position + 1)
+                got = self._raw.readinto(view[done : done + want]) if want > 0 else 0
+                if not got:
+                    break
+                done, self._position = done + got, self._position + got
+                if self._position > self.max_nbytes:
+                    raise CorruptFileError(f"{self.source}: the content exceeds the limit of {self.max_nbytes} bytes.")
+                continue
             chunk = self._take(min(len(view) - done, _CHUNK))
             if not chunk:
                 break
