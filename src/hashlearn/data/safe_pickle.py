@@ -20,7 +20,7 @@ Loading here takes three steps:
    ``str``, ``bytes``, ``int``, ``float``, ``bool`` and ``None``.
 
 Gzip files are decompressed as a stream, at most :data:`MAX_PICKLE_NBYTES` (or
-``max_nbytes``) in all. Every problem is a :class:`~hashlearn.errors.CorruptFileError`.
+``max_nbytes``) in all (the scan stops there; the load only follows a scan that passed). Every problem is a :class:`~hashlearn.errors.CorruptFileError`.
 Arrays are returned read-only when they share the pickle's own bytes (no copy).
 
 >>> import pickle, numpy as np
@@ -31,15 +31,18 @@ array([0, 1, 2], dtype=uint8)
 from __future__ import annotations
 
 import codecs
+import gzip
 import io
 import os
 import pickle
 import pickletools
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from hashlearn.data._streams import BoundedReader, open_bounded
+from hashlearn._io import regular_file
+from hashlearn.data._streams import GZIP_MAGIC
 from hashlearn.errors import CorruptFileError
 
 #: the most (decompressed) bytes a pickle may hold unless the caller allows more
@@ -55,12 +58,14 @@ _SKIP_CHUNK = 1 << 20
 
 
 # --- 1. scan -----------------------------------------------------------------------------------
-def scan_pickle(stream, source: str = "<bytes>") -> int:
-    """Walk the opcodes of the pickle in ``stream`` (``read`` / ``readline``); returns their
-    count. Length fields are checked by skipping the bytes they announce in chunks, so
-    nothing is allocated for them."""
+def scan_pickle(stream, source: str = "<bytes>", max_nbytes: int | None = None) -> int:
+    """Walk the opcodes of the pickle in ``stream`` (``read`` / ``readline`` / ``tell``); returns
+    their count. Length fields are checked by skipping the bytes they announce in chunks, so
+    nothing is allocated for them; past ``max_nbytes`` of content the scan stops."""
     n_ops, memo_size = 0, 0
     while True:
+        if max_nbytes is not None and stream.tell() > max_nbytes:
+            raise CorruptFileError(f"{source}: the content exceeds the limit of {max_nbytes} bytes.")
         code = stream.read(1)
         if not code:
             raise CorruptFileError(f"{source}: not a valid pickle: it ends before its STOP opcode.")
@@ -70,7 +75,7 @@ def scan_pickle(stream, source: str = "<bytes>") -> int:
         if op.name in _REFUSED_OPCODES:
             raise CorruptFileError(f"{source}: refusing pickle opcode {op.name} (it builds arbitrary objects).")
         n_ops += 1
-        value = _skip_argument(stream, op, source)
+        value = _skip_argument(stream, op, source, max_nbytes)
         if op.name in _MEMO_PUT or op.name == "MEMOIZE":
             index = memo_size if op.name == "MEMOIZE" else value
             if not 0 <= index <= memo_size:  # a writer numbers its memo entries 0, 1, 2, ...
@@ -82,7 +87,7 @@ def scan_pickle(stream, source: str = "<bytes>") -> int:
             return n_ops
 
 
-def _skip_argument(stream, op, source: str):
+def _skip_argument(stream, op, source: str, max_nbytes: int | None):
     """Consume ``op``'s argument; returns it for the small integer kinds (memo indices)."""
     arg = op.arg
     if arg is None:
@@ -91,7 +96,8 @@ def _skip_argument(stream, op, source: str):
         lines = 2 if arg.name == "stringnl_noescape_pair" else 1
         text = b""
         for _ in range(lines):
-            text = stream.readline()
+            limit = -1 if max_nbytes is None else max(1, max_nbytes - stream.tell() + 1)
+            text = stream.readline(limit)  # a line is never longer than the content cap
             if not text.endswith(b"\n"):
                 raise CorruptFileError(f"{source}: not a valid pickle: {op.name} lacks its newline-terminated argument.")
         if op.name in _MEMO_PUT | _MEMO_GET:
@@ -113,6 +119,8 @@ def _skip_argument(stream, op, source: str):
         if not chunk:
             raise CorruptFileError(f"{source}: not a valid pickle: {op.name} announces more bytes than the file holds (truncated?).")
         length -= len(chunk)
+        if max_nbytes is not None and stream.tell() > max_nbytes:
+            raise CorruptFileError(f"{source}: the content exceeds the limit of {max_nbytes} bytes.")
     return None
 
 
@@ -288,16 +296,16 @@ def _resolve(value, depth: int = 0):
     raise CorruptFileError(f"refusing to unpickle a {type(value).__name__}: only numeric arrays, lists, tuples, dicts, strings and numbers are allowed.")
 
 
-def _load(make_stream, source: str, encoding: str):
+def _load(make_stream, source: str, encoding: str, max_nbytes: int | None = None):
     try:
-        scan_pickle(make_stream(), source)
+        scan_pickle(make_stream(), source, max_nbytes)
         return _resolve(ArrayUnpickler(make_stream(), encoding=encoding).load())
     except CorruptFileError as error:
         if str(error).startswith(f"{source}: "):
             raise
         raise CorruptFileError(f"{source}: {error}") from error
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError,
-            LookupError, UnicodeDecodeError, RecursionError) as error:
+            LookupError, UnicodeDecodeError, RecursionError, zlib.error, gzip.BadGzipFile) as error:
         raise CorruptFileError(f"{source}: not a valid pickle: {type(error).__name__}: {str(error)[:300]}") from error
 
 
@@ -311,19 +319,26 @@ def safe_loads(data: bytes, *, encoding: str = "ASCII") -> object:
 def safe_load_file(path: str | os.PathLike, *, encoding: str = "ASCII", max_nbytes: int = MAX_PICKLE_NBYTES) -> object:
     """Unpickle a file (gzip-compressed or not, detected by content) with :class:`ArrayUnpickler`.
 
-    The file is streamed twice (scan, then load), never inflated into memory as a whole;
-    its content may be at most ``max_nbytes`` long.
+    The file is streamed twice -- the scan, which bounds the content by ``max_nbytes`` and
+    every length field by the bytes really present, then the load -- and never inflated
+    into memory as a whole.
     """
-    path = Path(path)
+    path, _ = regular_file(path, "pickle file")
     handles = []
 
-    def stream() -> BoundedReader:
-        handle, reader = open_bounded(path, "pickle file", max_nbytes)
+    def stream():
+        handle = open(path, "rb")
         handles.append(handle)
-        return reader
+        compressed = handle.read(2) == GZIP_MAGIC
+        handle.seek(0)
+        if not compressed:
+            return handle
+        inflated = gzip.GzipFile(fileobj=handle, mode="rb")
+        handles.append(inflated)
+        return inflated
 
     try:
-        return _load(stream, path.name, encoding)
+        return _load(stream, path.name, encoding, max_nbytes)
     finally:
-        for handle in handles:
+        for handle in reversed(handles):
             handle.close()

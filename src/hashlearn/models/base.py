@@ -17,10 +17,10 @@ from hashlearn._io import (
     atomic_write_bytes,
     atomic_write_json,
     is_int,
-    read_bounded,
     read_safetensors_header,
     read_versioned_json,
     sha256_bytes,
+    sha256_file,
 )
 from hashlearn.errors import CorruptFileError
 from hashlearn.models.backbones import build_backbone
@@ -82,7 +82,7 @@ class BackboneModel(nn.Module):
         memory than its weights file justifies. Every problem with the content is a
         :class:`~hashlearn.errors.CorruptFileError`.
         """
-        from safetensors.torch import load
+        from safetensors.torch import load_file
 
         name = cls.__name__
         directory = Path(directory)
@@ -100,11 +100,10 @@ class BackboneModel(nn.Module):
             raise CorruptFileError(
                 f"weights in {weights_path} do not fit the model described in {config_path}: {_difference(expected, tensors)}"
             )
-        payload = read_bounded(weights_path, weights_path.stat().st_size, "weights file")  # size == the tensors' total
-        if "sha256" in config and sha256_bytes(payload) != config["sha256"]:
+        if "sha256" in config and sha256_file(weights_path) != config["sha256"]:  # streamed: no copy of the file
             raise CorruptFileError(f"{weights_path} does not match the checksum in {config_path}: the file was changed or truncated.")
         try:
-            state = load(payload)
+            state = load_file(str(weights_path))  # the file's size equals its tensors' total: this allocates that
         except Exception as error:  # safetensors raises its own error types
             raise CorruptFileError(f"cannot read weights {weights_path}: {error}") from error
         model = cls(*arguments)  # the shapes were checked: this allocates what the file holds

@@ -19,10 +19,10 @@ from hashlearn._io import (
     atomic_write_bytes,
     atomic_write_json,
     is_int,
-    read_bounded,
     read_safetensors_header,
     read_versioned_json,
     sha256_bytes,
+    sha256_file,
 )
 from hashlearn.errors import CorruptFileError
 
@@ -97,7 +97,7 @@ def load_checkpoint(directory: str | Path, name: str = "last") -> tuple[dict, di
     uses and their types), the safetensors header (sizes against the file size), the
     checksum. Every problem with the content is a :class:`CorruptFileError`.
     """
-    from safetensors.torch import load
+    from safetensors.torch import load_file
 
     directory = Path(directory)
     meta_path, tensor_path = directory / f"{name}.json", directory / f"{name}.safetensors"
@@ -109,11 +109,10 @@ def load_checkpoint(directory: str | Path, name: str = "last") -> tuple[dict, di
     header = read_safetensors_header(tensor_path, "checkpoint tensors")
     if header.get("rng.torch", (None, None))[0] != "U8":
         raise CorruptFileError(f"{tensor_path} is corrupt: it lacks the uint8 tensor 'rng.torch' (the RNG state).")
-    payload = read_bounded(tensor_path, tensor_path.stat().st_size, "checkpoint tensors")  # size == its tensors' total
-    if sha256_bytes(payload) != meta["sha256"]:
+    if sha256_file(tensor_path) != meta["sha256"]:  # streamed: no copy of the file
         raise CorruptFileError(f"{tensor_path} does not match the checksum in {meta_path}; the checkpoint is damaged.")
     try:
-        return load(payload), meta
+        return load_file(str(tensor_path)), meta  # the file's size equals its tensors' total: this allocates that
     except Exception as error:  # safetensors raises its own error types
         raise CorruptFileError(f"cannot read checkpoint tensors {tensor_path}: {error}") from error
 
