@@ -968,31 +968,34 @@ def main(argv=None) -> None:
     lock = threading.Lock()
     for name in names:
         results["formats"].setdefault(name, {})
+    # chunks of all formats interleaved (format A chunk 0, B chunk 0, ..., A chunk 1, ...): stopped at any
+    # time, every format has about as many mutations; finished chunks are recorded, so a rerun resumes
+    queue = [(name, start) for start in range(0, args.n, args.chunk) for name in names
+             if start not in results["formats"][name].get("chunks", [])]
 
-    def run_format(name: str) -> None:
-        total = results["formats"][name]
-        while total.get("done", 0) < args.n:
-            start = total.get("done", 0)
-            stop = min(args.n, start + args.chunk)
-            began = time.time()
-            done = subprocess.run([sys.executable, __file__, "--worker", name, str(start), str(stop)], capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                # the worker itself died (a crash the per-load handler could not catch): count the whole chunk as one escape
-                part = {"n": stop - start, "counts": {f"worker died (exit {done.returncode})": 1}, "by_kind": {},
-                        "examples": {f"worker died (exit {done.returncode})": done.stderr[-3000:]}, "peak_traced": 0, "rss_growth": 0,
-                        "largest_array_nbytes": total.get("largest_array_nbytes", 1), "address_space_cap": 0, "seed_files": {}}
-            else:
-                part = json.loads(done.stdout.strip().splitlines()[-1])
-            with lock:
-                _merge(total, part)
-                loads.append(round(os.getloadavg()[0], 2))
-                results["load_average"] = f"median {np.median(loads):.1f}, max {max(loads):.1f} (1-minute averages after each chunk)"
-                total["seconds"] = round(total.get("seconds", 0) + time.time() - began, 1)
-                write_report(results, json_path, md_path)
-            print(f"{name}: {total['done']}/{args.n} {total['counts']} ({time.time() - began:.0f} s)", flush=True)
+    def run_chunk(item) -> None:
+        name, start = item
+        stop = min(args.n, start + args.chunk)
+        began = time.time()
+        done = subprocess.run([sys.executable, __file__, "--worker", name, str(start), str(stop)], capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            # the worker itself died (a crash the per-load handler could not catch): the chunk counts as one escape
+            part = {"n": stop - start, "counts": {f"worker died (exit {done.returncode})": 1}, "by_kind": {},
+                    "examples": {f"worker died (exit {done.returncode})": done.stderr[-3000:]}, "peak_traced": 0, "rss_growth": 0}
+        else:
+            part = json.loads(done.stdout.strip().splitlines()[-1])
+        with lock:
+            total = results["formats"][name]
+            _merge(total, part)
+            total.setdefault("chunks", []).append(start)
+            loads.append(round(os.getloadavg()[0], 2))
+            results["load_average"] = f"median {np.median(loads):.1f}, max {max(loads):.1f} (1-minute averages after each chunk)"
+            total["seconds"] = round(total.get("seconds", 0) + time.time() - began, 1)
+            write_report(results, json_path, md_path)
+        print(f"{name}: {total['done']}/{args.n} {total['counts']} ({time.time() - began:.0f} s)", flush=True)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each thread drives one worker process at a time
-        list(pool.map(run_format, names))
+        list(pool.map(run_chunk, queue))
 
 
 if __name__ == "__main__":
