@@ -970,12 +970,14 @@ def main(argv=None) -> None:
         results["formats"].setdefault(name, {})
     # chunks of all formats interleaved (format A chunk 0, B chunk 0, ..., A chunk 1, ...): stopped at any
     # time, every format has about as many mutations; finished chunks are recorded, so a rerun resumes
-    queue = [(name, start) for start in range(0, args.n, args.chunk) for name in names
-             if start not in results["formats"][name].get("chunks", [])]
+    def covered(name: str, index: int) -> bool:
+        return any(lo <= index < hi for lo, hi in results["formats"][name].get("ranges", []))
+
+    queue = [(name, start, next((i for i in range(start, min(args.n, start + args.chunk)) if covered(name, i)), min(args.n, start + args.chunk)))
+             for start in range(0, args.n, args.chunk) for name in names if not covered(name, start)]
 
     def run_chunk(item) -> None:
-        name, start = item
-        stop = min(args.n, start + args.chunk)
+        name, start, stop = item
         began = time.time()
         done = subprocess.run([sys.executable, __file__, "--worker", name, str(start), str(stop)], capture_output=True, text=True, env=env)
         if done.returncode != 0:
@@ -987,7 +989,7 @@ def main(argv=None) -> None:
         with lock:
             total = results["formats"][name]
             _merge(total, part)
-            total.setdefault("chunks", []).append(start)
+            total.setdefault("ranges", []).append([start, stop])
             loads.append(round(os.getloadavg()[0], 2))
             results["load_average"] = f"median {np.median(loads):.1f}, max {max(loads):.1f} (1-minute averages after each chunk)"
             total["seconds"] = round(total.get("seconds", 0) + time.time() - began, 1)
