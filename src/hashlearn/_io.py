@@ -9,6 +9,7 @@ fails, is interrupted (``KeyboardInterrupt``) or the process receives ``SIGTERM`
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -108,7 +109,7 @@ def atomic_write_chunks(path: str | os.PathLike, chunks: Iterable[bytes | memory
     """Like :func:`atomic_write_bytes`, but streams ``chunks`` (large files need no copy in memory)."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"cannot write {path}: it is a directory; give a file name.")
+        raise IsADirectoryError(errno.EISDIR, "is a directory; give a file name to write", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
     guarded = _install_terminate_handler()
@@ -192,7 +193,7 @@ def regular_file(path: str | os.PathLike, what: str = "file") -> tuple[Path, int
     except NotADirectoryError:
         raise FileNotFoundError(f"{what} not found: {path} (a parent is not a directory)") from None
     if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(f"{what} {path} is a directory, expected a file.")
+        raise IsADirectoryError(errno.EISDIR, f"the {what} is a directory, expected a file", str(path))
     if not stat.S_ISREG(info.st_mode):
         raise CorruptFileError(f"{what} {path} is not a regular file (a device, FIFO or socket); refusing to read it.")
     return path, info.st_size
