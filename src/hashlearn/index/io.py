@@ -62,6 +62,7 @@ INDEX_KINDS: dict[str, str | type] = {
     "table": "hashlearn.index.table:HashTableIndex",
     "two_stage": "hashlearn.index.two_stage:TwoStageIndex",
     "sharded": "hashlearn.index.sharded:ShardedIndex",
+    "asymmetric": "hashlearn.index.asymmetric:AsymmetricIndex",
 }
 
 
