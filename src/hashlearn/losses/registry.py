@@ -15,11 +15,13 @@ from __future__ import annotations
 from hashlearn.losses.base import LocalityLoss
 from hashlearn.losses.composite import CompositeLoss
 from hashlearn.losses.csq import CSQLoss
+from hashlearn.losses.dbdh import DBDHLoss
 from hashlearn.losses.dch import DCHLoss
 from hashlearn.losses.dpsh import DPSHLoss
 from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
+from hashlearn.losses.triplet import TripletLoss
 from hashlearn.losses.unsupervised import UnsupervisedLoss
 from hashlearn.quantization import QUANTIZERS, build_quantizer
 
@@ -30,6 +32,8 @@ LOSSES: dict[str, type[LocalityLoss]] = {
     "dch": DCHLoss,
     "csq": CSQLoss,
     "greedyhash": GreedyHashLoss,
+    "dbdh": DBDHLoss,
+    "triplet": TripletLoss,
     "unsupervised": UnsupervisedLoss,
 }
 

@@ -3,6 +3,7 @@
 from hashlearn.methods.base import BaseHasher
 from hashlearn.methods.itq import ITQ
 from hashlearn.methods.lsh import LSH
+from hashlearn.methods.nac import NeuralActivationCodes
 from hashlearn.methods.pcah import PCAH
 from hashlearn.methods.sh import SpectralHashing
 from hashlearn.methods.sign import SignHasher
@@ -14,6 +15,7 @@ SHALLOW_METHODS: dict[str, type[BaseHasher]] = {
     "sign": SignHasher,
     "pcah": PCAH,
     "sh": SpectralHashing,
+    "nac": NeuralActivationCodes,
 }
 
 

@@ -41,6 +41,8 @@ DEEP_METHODS: dict[str, DeepMethodSpec] = {
     "dch": DeepMethodSpec("dch", "Deep Cauchy Hashing (Cao et al., CVPR 2018)"),
     "csq": DeepMethodSpec("csq", "Central Similarity Quantization (Yuan et al., CVPR 2020)"),
     "greedyhash": DeepMethodSpec("greedyhash", "GreedyHash: sign with straight-through gradient (Su et al., NeurIPS 2018)"),
+    "dbdh": DeepMethodSpec("dbdh", "Deep Balanced Discrete Hashing: straight-through codes + code balance (Zheng et al., Neurocomputing 2020)"),
+    "triplet": DeepMethodSpec("triplet", "supervised batch-all triplet hinge on relaxed Hamming distances"),
     "unsupervised": DeepMethodSpec("unsupervised", "contrastive loss on float-kNN neighbours (unlabelled embeddings)", supervised=False),
 }
 
@@ -105,6 +107,8 @@ def build_deep_method(
         model = HashModel(backbone, n_bits, backbone_kwargs or {})
         extra = {} if quantization_weight is None else {"quantization_weight": float(quantization_weight)}
         objective = build_objective(method, n_bits, n_classes, **extra, **{**spec.loss_kwargs, **loss_kwargs})
+    if hasattr(objective.quantizer, "attach"):  # quantizers that read the model's weights (+reg decorrelation="weights")
+        objective.quantizer.attach(model)
     return model, objective
 
 
