@@ -7,7 +7,9 @@ deep method is trained with its own quantization term at each learning rate of
 ``LEARNING_RATES[kind]`` for ``MAX_EPOCHS[kind]`` epochs (Adam, batch 128,
 32 bits, seed 0, no schedule, so the validation curve of one run gives every
 shorter epoch budget too). Then ``+hswd`` is trained at the chosen rate with
-each weight of ``QUANTIZATION_WEIGHTS`` (on pixels only the kind's default method).
+each weight of ``QUANTIZATION_WEIGHTS`` for the kind's best methods (pixels: the
+default method; features: the top three); the kind's weight is the one with the best
+mean validation mAP over them, and methods not swept take it.
 
 Selection uses the VALIDATION split only (mAP@1000 of validation codes against
 training codes, the trainer's model-selection metric); the queries are never
@@ -50,7 +52,7 @@ KIND_DATA = {"pixels": "fmnist-pixels", "efficientnet": "fmnist-efficientnet", "
 #: most likely defaults first: a CNN cell costs minutes on the shared cores, so the pixels sweep may stop early
 METHODS = ["csq", "greedyhash", "dsdh", "dch", "hashnet", "dpsh", "dbdh", "triplet"]
 LEARNING_RATES = {"pixels": [1e-3, 3e-3], "efficientnet": [3e-4, 1e-3, 3e-3], "minilm": [3e-4, 1e-3, 3e-3]}
-MAX_EPOCHS = {"pixels": 8, "efficientnet": 20, "minilm": 20}
+MAX_EPOCHS = {"pixels": 8, "efficientnet": 12, "minilm": 12}
 QUANTIZATION_WEIGHTS = [0.01, 0.1, 1.0]
 EPOCH_TOLERANCE = 0.005
 N_BITS, BATCH_SIZE, SEED = 32, 128, 0
@@ -100,6 +102,13 @@ def choose(cells: list[dict]) -> dict:
         if methods:
             default = max(methods, key=lambda m: methods[m]["val_mAP"])
             chosen[kind] = {"default_method": default, "methods": methods}
+            swept = [c for c in cells if c["kind"] == kind and c["stage"] == "qw"]
+            if swept:  # the kind's weight: best mean validation mAP over the methods it was swept for
+                by_weight = {}
+                for c in swept:
+                    by_weight.setdefault(c["quantization_weight"], []).append(c["best_val"])
+                complete = {w: v for w, v in by_weight.items() if len(v) == max(len(x) for x in by_weight.values())}
+                chosen[kind]["quantization_weight"] = max(complete, key=lambda w: sum(complete[w]) / len(complete[w]))
     return chosen
 
 
@@ -139,6 +148,33 @@ def summarize(results: dict) -> str:
     return "\n".join(lines)
 
 
+def cell_key(cell: dict) -> tuple:
+    return (cell["kind"], cell["stage"], cell["method"], cell["lr"], cell.get("quantization_weight"))
+
+
+def merged_results(machine: str) -> dict:
+    """Every part file's cells (first occurrence of a cell wins) and sizes."""
+    merged, seen = {"cells": [], "sizes": {}, "machine": machine}, set()
+    paths = sorted(RESULTS.glob("defaults_sweep-*.json"))
+    if (RESULTS / "defaults_sweep.json").exists():
+        paths.append(RESULTS / "defaults_sweep.json")
+    for path in paths:
+        loaded = json.loads(path.read_text())
+        merged["sizes"].update(loaded.get("sizes", {}))
+        for cell in loaded.get("cells", []):
+            if cell_key(cell) not in seen:
+                seen.add(cell_key(cell))
+                merged["cells"].append(cell)
+    return merged
+
+
+def write_merged(machine: str) -> None:
+    merged = merged_results(machine)
+    merged["chosen"] = choose(merged["cells"])
+    atomic_write_json(RESULTS / "defaults_sweep.json", merged)
+    atomic_write_text(RESULTS / "defaults_sweep.md", summarize(merged))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", nargs="+", default=list(KIND_DATA), choices=list(KIND_DATA))
@@ -152,31 +188,35 @@ def main():
     from hashlearn.losses import LOSSES
 
     methods = [m for m in args.methods if m in LOSSES]
-    json_path, md_path = RESULTS / "defaults_sweep.json", RESULTS / "defaults_sweep.md"
-    results = json.loads(json_path.read_text()) if json_path.exists() else {"cells": [], "sizes": {}}
-    results["machine"] = f"{platform.machine()}, {os.cpu_count()} shared cores, torch {torch.__version__}, {args.threads} thread(s)"
-    done = {(c["kind"], c["stage"], c["method"], c["lr"], c.get("quantization_weight")) for c in results["cells"]}
+    # one part file per process (several kinds can run in parallel), merged into defaults_sweep.json/.md
+    part_path = RESULTS / f"defaults_sweep-{'-'.join(args.kinds)}.json"
+    part = json.loads(part_path.read_text()) if part_path.exists() else {"cells": [], "sizes": {}}
+    machine = f"{platform.machine()}, {os.cpu_count()} shared cores, torch {torch.__version__}, {args.threads} thread(s)"
+    done = {cell_key(c) for c in merged_results(machine)["cells"]}
 
     def record(cell):
-        results["cells"].append(cell)
+        part["cells"].append(cell)
         print(json.dumps(cell), flush=True)
-        atomic_write_json(json_path, results)
-        atomic_write_text(md_path, summarize(results))
+        atomic_write_json(part_path, part)
+        write_merged(machine)
 
     for kind in args.kinds:
         data = load_parts(KIND_DATA[kind], ("train", "validation"))
-        results["sizes"][kind] = {part: int(len(data[f"y_{part}"])) for part in ("train", "validation")}
+        part["sizes"][kind] = {name: int(len(data[f"y_{name}"])) for name in ("train", "validation")}
         if args.stage in ("lr", "both"):
             for method in methods:
                 for lr in LEARNING_RATES[kind]:
                     if (kind, "lr", method, lr, None) not in done:
+                        done.add((kind, "lr", method, lr, None))
                         cell = train_cell(data, method, lr, MAX_EPOCHS[kind])
                         record({"kind": kind, "stage": "lr", "method": method, "lr": lr, "load_average": os.getloadavg()[0], **cell})
         if args.stage in ("qw", "both"):
-            kind_choice = choose(results["cells"]).get(kind, {})
+            kind_choice = choose(merged_results(machine)["cells"]).get(kind, {})
             chosen = kind_choice.get("methods", {})
-            # pixels: a CNN run costs minutes on the shared cores -- only the default method's weight is swept
-            qw_methods = [kind_choice["default_method"]] if kind == "pixels" and chosen else methods
+            # the weight is swept for the kind's best methods only (pixels: the default; features: the top 3) --
+            # a CNN run costs minutes on the shared cores; the other methods take the kind's weight
+            ranked = sorted(chosen, key=lambda m: -chosen[m]["val_mAP"])
+            qw_methods = ranked[:1] if kind == "pixels" else ranked[:3]
             for method in qw_methods:
                 if method not in chosen:
                     continue
@@ -186,7 +226,7 @@ def main():
                         cell = train_cell(data, method + "+hswd", entry["lr"], max(entry["epochs"], 2), weight)
                         record({"kind": kind, "stage": "qw", "method": method + "+hswd", "lr": entry["lr"], "quantization_weight": weight,
                                 "load_average": os.getloadavg()[0], **cell})
-    atomic_write_text(md_path, summarize(results))
+    write_merged(machine)
 
 
 if __name__ == "__main__":
