@@ -51,8 +51,8 @@ RESULTS = Path(__file__).parent / "results"
 KIND_DATA = {"pixels": "fmnist-pixels", "efficientnet": "fmnist-efficientnet", "minilm": "20ng-minilm"}
 #: most likely defaults first: a CNN cell costs minutes on the shared cores, so the pixels sweep may stop early
 METHODS = ["csq", "greedyhash", "dsdh", "dch", "hashnet", "dpsh", "dbdh", "triplet"]
-LEARNING_RATES = {"pixels": [1e-3, 3e-3], "efficientnet": [3e-4, 1e-3, 3e-3], "minilm": [3e-4, 1e-3, 3e-3]}
-MAX_EPOCHS = {"pixels": 8, "efficientnet": 12, "minilm": 12}
+LEARNING_RATES = {"pixels": [1e-3, 3e-3], "efficientnet": [3e-4, 1e-3, 3e-3], "minilm": [1e-3, 3e-3, 1e-2]}
+MAX_EPOCHS = {"pixels": 8, "efficientnet": 12, "minilm": 30}
 QUANTIZATION_WEIGHTS = [0.01, 0.1, 1.0]
 EPOCH_TOLERANCE = 0.005
 N_BITS, BATCH_SIZE, SEED = 32, 128, 0
