@@ -9,10 +9,10 @@ from hashlearn.losses.dbdh import DBDHLoss, straight_through_sign
 DTYPES = [torch.float32, torch.float64]
 
 
-def reference_dbdh(outputs, label_sets, similar, alpha, own_quantization):
-    """Slow loop: likelihood over ordered pairs i != j on sign(u) (or u), then the per-code balance."""
+def reference_dbdh(outputs, label_sets, similar, alpha, own_quantization, straight_through):
+    """Slow loop: likelihood over ordered pairs i != j on u (or sign(u)), then the per-code balance."""
     u = outputs.double().tolist()
-    codes = [[(1.0 if x > 0 else -1.0) for x in row] for row in u] if own_quantization else u
+    codes = [[(1.0 if x > 0 else -1.0) for x in row] for row in u] if straight_through else u
     batch, n_bits = len(u), len(u[0])
     total, n_pairs = 0.0, 0
     for i in range(batch):
@@ -22,17 +22,19 @@ def reference_dbdh(outputs, label_sets, similar, alpha, own_quantization):
                 total += math.log1p(math.exp(theta)) - similar(label_sets, i, j) * theta
                 n_pairs += 1
     balance = sum((sum(row) / n_bits) ** 2 for row in u) / batch
-    return total / n_pairs + alpha * balance
+    return total / n_pairs + (alpha * balance if own_quantization else 0.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("multi_label", [False, True])
 @pytest.mark.parametrize("own_quantization", [True, False])
-def test_matches_slow_loop(make_batch, approx, similarity_of, dtype, multi_label, own_quantization):
+@pytest.mark.parametrize("straight_through", [False, True])
+def test_matches_slow_loop(make_batch, approx, similarity_of, dtype, multi_label, own_quantization, straight_through):
     outputs, labels, label_sets = make_batch(dtype, batch=7, n_bits=16, n_classes=4, multi_label=multi_label)
-    value = DBDHLoss(16, 4, alpha=0.3, own_quantization=own_quantization)(outputs, labels)
+    value = DBDHLoss(16, 4, alpha=0.3, straight_through=straight_through, own_quantization=own_quantization)(outputs, labels)
     assert value.dtype == dtype
-    assert float(value) == approx(reference_dbdh(outputs, label_sets, similarity_of, 0.3, own_quantization), dtype)
+    expected = reference_dbdh(outputs, label_sets, similarity_of, 0.3, own_quantization, straight_through)
+    assert float(value) == approx(expected, dtype)
 
 
 def test_straight_through_sign_passes_gradients_unchanged():
