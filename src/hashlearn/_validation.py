@@ -3,6 +3,7 @@ what was expected, what arrived, and how to fix it."""
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -17,6 +18,37 @@ def check_positive_int(value, name: str, *, allow_none: bool = False, minimum: i
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
     return int(value)
+
+
+def check_real(value, name: str, *, minimum: float | None = None, strict: bool = True) -> float:
+    """Return ``value`` as a finite float, ``> minimum`` (``>=`` when ``strict=False``); ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum}, got {value}.")
+    return value
+
+
+def check_positive_float(value, name: str) -> float:
+    """A positive finite number; ``TypeError`` for a non-number, ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}.")
+    if not float(value) > 0.0 or not np.isfinite(value):
+        raise ValueError(f"{name} must be a positive finite number, got {value}.")
+    return float(value)
+
+
+def check_rate(rate, name: str = "rate") -> float:
+    """A rate (a fraction of a set) must be a number in ``(0, 1]``."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"{name} must be a number in (0, 1], got {type(rate).__name__} {rate!r}.")
+    if not 0.0 < float(rate) <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1] (a fraction of the training set), got {rate}.")
+    return float(rate)
 
 
 def check_n_bits(n_bits, name: str = "n_bits", maximum: int | None = None) -> int:

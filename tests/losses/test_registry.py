@@ -52,7 +52,8 @@ def test_every_available_method_builds_and_runs():
     for name in names:
         objective = build_objective(name, 16, 4)
         labels = features if name.startswith("unsupervised") else class_labels
-        value = objective(outputs, labels)
+        paired = getattr(objective.locality, "cross_modal", False)  # dcmh, ssah: (image, text) codes
+        value = objective((outputs, outputs.flip(0)) if paired else outputs, labels)
         assert value.ndim == 0 and torch.isfinite(value), name
 
 
@@ -60,7 +61,7 @@ def test_hswd_suffix_gives_the_documented_value():
     outputs = torch.tanh(torch.randn(8, 16, generator=torch.Generator().manual_seed(1)))
     labels = torch.arange(8) % 4
     objective = build_objective("csq+hswd", 16, 4, quantization_weight=2.0)
-    expected = LOSSES["csq"](16, 4, own_quantization=False)(outputs, labels) + 2.0 * HSWDQuantizer()(outputs)
+    expected = LOSSES["csq"].cls(16, 4, own_quantization=False)(outputs, labels) + 2.0 * HSWDQuantizer()(outputs)
     assert objective(outputs, labels).item() == pytest.approx(expected.item())
 
 

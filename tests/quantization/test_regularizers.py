@@ -131,7 +131,7 @@ def test_entropy_error_pulls_harder_near_one_than_the_square():
 
 
 def test_build_deep_method_attaches_the_model():
-    from hashlearn.methods.deep import build_deep_method
+    from hashlearn.runs.deep import build_deep_method
 
     model, objective = build_deep_method("dpsh+reg", 8, 3, (6,), quantizer_kwargs={"decorrelation": "weights"})
     assert objective.quantizer._hash_weight[0] is model.head.linear.weight

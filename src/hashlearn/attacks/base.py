@@ -14,7 +14,6 @@ continuous outputs ``(B, n_bits)`` and reference codes ``(B, n_bits)`` in
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hashlearn._progress import progress
+from hashlearn._validation import check_real as _check_float
 from hashlearn.codes import codes_to_pm1, validate_codes
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -70,18 +71,6 @@ def pre_activation(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return head.linear(model.backbone(x))
     outputs = model(x)
     return torch.atanh(outputs.clamp(-1 + 1e-6, 1 - 1e-6))
-
-
-def _check_float(value, name: str, *, minimum: float | None = None, strict: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}.")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum}, got {value}.")
-    return value
 
 
 def _check_int(value, name: str, minimum: int = 1) -> int:
@@ -202,6 +191,16 @@ class HashAttack:
         self.objective = objective
         self.batch_size = _check_int(batch_size, "batch_size")
 
+    @classmethod
+    def from_options(cls, model: nn.Module, *, database_codes=None, database_labels=None, **options) -> "HashAttack":
+        """Build from the options every attack shares (``eps``, ``norm``, ``steps``, ``seed``, ``clip``),
+        plus the clean labelled database that targeted attacks take their targets from.
+
+        The one way a workflow or the CLI builds an attack by name; a subclass
+        with other needs (a fixed step count, a database) overrides it.
+        """
+        return cls(model, **options)
+
     # -- hooks for subclasses ------------------------------------------------
 
     def default_objective(self, outputs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -235,7 +234,8 @@ class HashAttack:
             reference = target if target is not None else clean_sign
             generator = torch.Generator(device=device).manual_seed(self.seed)
             x_adv = torch.empty_like(x)
-            for start in range(0, len(x), self.batch_size):
+            batches = range(0, len(x), self.batch_size)
+            for start in progress(batches, desc=f"{self.name} attack", unit="batch", total=len(batches)) if len(batches) > 1 else batches:
                 end = start + self.batch_size
                 x_adv[start:end] = self._perturb(x[start:end], reference[start:end], generator)
             with torch.no_grad():
