@@ -105,7 +105,7 @@ LOSSES: dict[str, LossSpec] = {
     "greedyhash": LossSpec(GreedyHashLoss, "GreedyHash: sign with straight-through gradient (Su et al., NeurIPS 2018)",
                            by_input=_by_input((1e-3, 7), (1e-3, 10, 0.01), (1e-2, 15, 0.01))),
     "dbdh": LossSpec(DBDHLoss, "Deep Balanced Discrete Hashing: pairwise likelihood + per-code balance (Zheng et al., Neurocomputing 2020)",
-                     by_input=_by_input((1e-3, 8), (1e-3, 12, 0.01), (3e-3, 30, 0.01))),
+                     by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (1e-3, 30, 0.01))),
     "triplet": LossSpec(TripletLoss, "supervised batch-all triplet hinge on relaxed Hamming distances",
                         by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (1e-3, 29, 0.01))),
     "unsupervised": LossSpec(UnsupervisedLoss, "contrastive loss on float-kNN neighbours (unlabelled embeddings)", supervised=False),
