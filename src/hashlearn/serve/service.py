@@ -54,10 +54,9 @@ def invalid(loc: tuple, message: str) -> ServiceError:
 class Budget:
     """Work one request may ask for; checked before any work starts.
 
-    ``max_results`` bounds the result entries of one response (``nq x k`` for k-NN, the
+    ``max_results`` bounds the result entries of one response (``nq x min(k, ntotal)`` for k-NN, the
     hits of a range search); ``max_scan`` bounds the code comparisons of a full scan
-    (``nq x ntotal``). ``k`` beyond the index size is answered as padding, so it costs
-    memory but no scan; ``radius`` is clamped to ``n_bits``.
+    (``nq x ntotal``). ``k`` is clamped to the index size; ``radius`` must be in ``0..n_bits``.
     """
 
     max_queries: int = 10_000
@@ -260,8 +259,9 @@ class SearchService:
         if not 1 <= k <= budget.max_k:
             raise invalid(("k",), f"must be an integer in 1..{budget.max_k}, got {k}.")
         nq = len(values)
-        if nq * k > budget.max_results:
-            raise ServiceError(413, f"{nq} queries x k={k} = {nq * k} results exceed the budget of {budget.max_results} "
+        kept = max(1, min(k, index.ntotal))  # the index answers min(k, ntotal) columns
+        if nq * kept > budget.max_results:
+            raise ServiceError(413, f"{nq} queries x k={k} = {nq * kept} results exceed the budget of {budget.max_results} "
                                     "per request; send fewer queries or a smaller k.", ("k",))
         scan = nq * index.ntotal
         if scan > budget.max_scan:
