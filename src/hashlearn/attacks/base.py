@@ -190,6 +190,16 @@ class HashAttack:
         self.objective = objective
         self.batch_size = _check_int(batch_size, "batch_size")
 
+    @classmethod
+    def from_options(cls, model: nn.Module, *, database_codes=None, database_labels=None, **options) -> "HashAttack":
+        """Build from the options every attack shares (``eps``, ``norm``, ``steps``, ``seed``, ``clip``),
+        plus the clean labelled database that targeted attacks take their targets from.
+
+        The one way a workflow or the CLI builds an attack by name; a subclass
+        with other needs (a fixed step count, a database) overrides it.
+        """
+        return cls(model, **options)
+
     # -- hooks for subclasses ------------------------------------------------
 
     def default_objective(self, outputs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
