@@ -25,5 +25,7 @@ def run(args) -> int:
         set_quiet(True)
     results = evaluate_run(args.model, k=args.k, radius=args.radius)
     for key, value in results.items():
+        if isinstance(value, (dict, list)):  # the PR / P@k curves: in metrics.json and report.html
+            continue
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0

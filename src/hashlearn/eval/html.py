@@ -227,8 +227,25 @@ def add_training(page: HtmlReport, history: Sequence[Mapping], train_result: Map
     page.table(rows, caption="Per epoch")
 
 
+def _metric_rank(name: str) -> int:
+    """Headline metrics first (mAP@k, P@k, P/R within a radius, recall), then speed, then the rest."""
+    if name.startswith("mAP@"):
+        return 0
+    if name.startswith("P@r=") or name.startswith("R@r="):
+        return 2
+    if name.startswith("P@"):
+        return 1
+    if name.startswith("recall"):
+        return 3
+    if name.startswith("search"):
+        return 4
+    return 5
+
+
 def retrieval_scalars(metrics: Mapping) -> list[tuple[str, object]]:
-    return [(k, v) for k, v in scalar_items(metrics) if not k.startswith(("pr_curve", "pk_curve"))]
+    """The scalar entries of a metrics dict, headline metrics first (a stable sort keeps the rest in order)."""
+    items = [(k, v) for k, v in scalar_items(metrics) if not k.startswith(("pr_curve", "pk_curve"))]
+    return sorted(items, key=lambda item: _metric_rank(item[0]))
 
 
 def add_retrieval(page: HtmlReport, metrics: Mapping, *, label: str = "this run") -> None:
@@ -273,7 +290,10 @@ def add_attack(page: HtmlReport, name: str, report: Mapping, examples: tuple[np.
     groups = _clean_vs_attacked(report)
     if groups:
         page.figure(grouped_bar_figure(groups, title="Clean vs attacked", ylabel="score"), "Retrieval quality of the clean queries and of their adversarial versions.")
-    page.key_values([(k, v) for k, v in scalar_items(report) if k not in ("attack_repr",)], caption="All measurements")
+    measured = [(k, v) for k, v in scalar_items(report) if k not in ("attack_repr",)]
+    first = ("clean_", "adv_", "success_rate", "bits_", "linf", "rmse")
+    measured.sort(key=lambda item: next((i for i, p in enumerate(first) if item[0].startswith(p)), len(first)))
+    page.key_values(measured, caption="All measurements")
     if examples is not None:
         clean, adv = (np.asarray(a, dtype=np.float32)[:n_examples] for a in examples)
         diff = adv - clean

@@ -56,7 +56,7 @@ def evaluate_run(run: Run | str | Path, *, k: int = 1000, radius: int = 2, batch
     (query_codes, query_ids), (db_codes, db_ids) = encoded["query"], encoded["database"]
     n_bits = query_codes.shape[1] * 8
     if dataset.labels is not None:
-        results = evaluate_codes(query_codes, db_codes, dataset.labels[query_ids], dataset.labels[db_ids], k=k, radius=radius)
+        results = evaluate_codes(query_codes, db_codes, dataset.labels[query_ids], dataset.labels[db_ids], k=k, radius=radius, with_pr_curve=True)
     else:
         from hashlearn.eval.metrics import float_knn
 
@@ -73,6 +73,9 @@ def evaluate_run(run: Run | str | Path, *, k: int = 1000, radius: int = 2, batch
                "n_bits": n_bits, "dataset": config.data.dataset, "features": config.data.features,
                "n_query": len(query_ids), "n_database": len(db_ids), **results}
     run.save_metrics(results)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return results
 
 

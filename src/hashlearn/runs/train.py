@@ -115,6 +115,9 @@ def _train_shallow(run: Run, config: RunConfig, X_train: np.ndarray):
     estimator = build_shallow(config.method.name, n_bits=config.method.n_bits, random_state=config.trainer.seed)
     estimator.fit(X_train.reshape(len(X_train), -1))
     run.save_model(estimator)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return estimator
 
 
@@ -137,6 +140,9 @@ def _train_deep(run: Run, config: RunConfig, dataset, split, X_train: np.ndarray
         seed=config.trainer.seed, **config.method.loss,
     )
     result = Trainer(config.trainer).fit(model, objective, train=(X_train, y_train), val=(X_val, y_val), run_dir=run.path, resume=resume)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return model, result
 
 
