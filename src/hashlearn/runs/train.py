@@ -117,22 +117,24 @@ def train_run(config: RunConfig | None, run_dir: str | Path, *, resume: bool = F
             config.validate()
     if config.backdoor is not None:
         raise ValueError(f"{run.path} is a backdoor run; continue it with `hashlearn backdoor`, not `train`.")
+    if not config.method.is_shallow:
+        check_device(config.trainer.device)  # before anything is written
     dataset = dataset if dataset is not None else load_run_dataset(config.data)
-    if resume:
-        split = run.load_split()
-    else:
-        split = make_run_split(config, dataset)
-        run.save_split(split)
-    run.save_config(config)
+    split = run.load_split() if resume else make_run_split(config, dataset)
     if getattr(dataset, "modality", None) == "paired":  # image-text pairs: a two-tower model
         from hashlearn.runs.crossmodal import train_crossmodal
 
+        if not resume:
+            run.save_split(split)
+        run.save_config(config)
         return train_crossmodal(run, config, dataset, split, resume)
     X_train = run_inputs(dataset, split.train, config.data.features)
     spec = input_spec_for(config, dataset, X_train)
+    if not resume:  # only once the data are known to fit the method
+        run.save_split(split)
+    run.save_config(config)
     if config.method.is_shallow:
         return _train_shallow(run, config, X_train, spec), None
-    check_device(config.trainer.device)
     return _train_deep(run, config, dataset, split, X_train, resume, spec)
 
 
