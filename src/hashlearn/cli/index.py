@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     source.add_argument("--codes", help=".npy of packed uint8 codes (n, n_bits // 8)")
     source.add_argument("--outputs", help=".npy of continuous hash outputs (n, n_bits); bit = output > 0")
     build.add_argument("--ids", help=".npy of int64 ids, one per code (default 0..n-1)")
-    build.add_argument("--factory", default="Flat", help="index description, e.g. Flat, MIH4, TwoStage(MIH,Flat) (default Flat)")
+    build.add_argument("--factory", default="Flat", help=f"index description, one of: {factory_help()} (default Flat)")
     build.add_argument("-o", "--output", required=True, help="index file to write (.hlx)")
     add_common_arguments(build)
     build.set_defaults(func=run_build)
@@ -25,6 +25,13 @@ def register(subparsers) -> None:
     add_common_arguments(info)
     info.set_defaults(func=run_info)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def factory_help() -> str:
+    """The index descriptions the factory accepts, from the index-kind registry."""
+    from hashlearn.index.registry import describe
+
+    return "; ".join(f"{spelling} ({summary})" for spelling, _, summary in describe()).replace("%", "%%")
 
 
 def load_codes(codes_path: str | None = None, outputs_path: str | None = None):
