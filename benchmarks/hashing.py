@@ -104,11 +104,12 @@ def prepare(name: str) -> dict:
 
 # --- one run ------------------------------------------------------------------------------
 def run_one(data: dict, method: str, n_bits: int, seed: int, epochs: int, batch_size: int) -> dict:
-    from hashlearn.methods.deep import build_deep_method, split_method_name, DEEP_METHODS
+    from hashlearn.losses import loss_spec
+    from hashlearn.runs.deep import build_deep_method
     from hashlearn.train import Trainer, TrainConfig
 
     model, objective = build_deep_method(method, n_bits, data["n_classes"], data["X_train"].shape[1:], seed=seed)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=DEEP_METHODS[split_method_name(method)[0]].lr, seed=seed)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=loss_spec(method).lr, seed=seed)
     started = time.perf_counter()
     result = Trainer(config).fit(model, objective, train=(data["X_train"], data["y_train"]), val=(data["X_val"], data["y_val"]))
     wall = time.perf_counter() - started
@@ -125,7 +126,7 @@ def run_one(data: dict, method: str, n_bits: int, seed: int, epochs: int, batch_
 
 def timing_one(data: dict, method: str, n_bits: int, epochs: int, batch_size: int) -> dict:
     """Training cost per epoch of one method: median process CPU seconds and wall seconds (no validation)."""
-    from hashlearn.methods.deep import build_deep_method
+    from hashlearn.runs.deep import build_deep_method
     from hashlearn.train import Trainer, TrainConfig
 
     model, objective = build_deep_method(method, n_bits, data["n_classes"], data["X_train"].shape[1:], seed=0)
@@ -137,7 +138,7 @@ def timing_one(data: dict, method: str, n_bits: int, epochs: int, batch_size: in
 def glove_benchmark(n_bits_list, seed: int, epochs: int) -> list[dict]:
     """Recall 10@10 against float cosine k-NN on GloVe-50d: shallow methods vs the unsupervised deep method."""
     from hashlearn.methods import build_shallow
-    from hashlearn.methods.deep import train_deep_method
+    from hashlearn.runs.deep import train_deep_method
     from hashlearn.train.validation import retrieval_recall
 
     dataset = load_dataset("glove-50d")

@@ -76,7 +76,7 @@ def train_model(loss: str, n_bits: int, data: dict, settings: dict, run_dir: Pat
 def adversarially_train(model: HashModel, objective, data: dict, settings: dict, run_dir: Path) -> tuple[HashModel, dict]:
     """Fine-tune a copy of ``model`` on class-center PGD examples (half of each batch)."""
     robust = copy.deepcopy(model)
-    transform = AdversarialTraining("center", eps=EPS, steps=settings["adv_steps"], fraction=0.5, seed=0)
+    transform = AdversarialTraining("center", attack=PGD, eps=EPS, steps=settings["adv_steps"], fraction=0.5, seed=0)
     config = TrainConfig(epochs=settings["adv_epochs"], batch_size=128, lr=5e-4, seed=1)
     result = Trainer(config).fit(robust, copy.deepcopy(objective), train=data["train"], val=data["val"],
                                  batch_transform=transform, run_dir=run_dir)

@@ -3,6 +3,7 @@ what was expected, what arrived, and how to fix it."""
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -19,6 +20,37 @@ def check_positive_int(value, name: str, *, allow_none: bool = False, minimum: i
     return int(value)
 
 
+def check_real(value, name: str, *, minimum: float | None = None, strict: bool = True) -> float:
+    """Return ``value`` as a finite float, ``> minimum`` (``>=`` when ``strict=False``); ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum}, got {value}.")
+    return value
+
+
+def check_positive_float(value, name: str) -> float:
+    """A positive finite number; ``TypeError`` for a non-number, ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}.")
+    if not float(value) > 0.0 or not np.isfinite(value):
+        raise ValueError(f"{name} must be a positive finite number, got {value}.")
+    return float(value)
+
+
+def check_rate(rate, name: str = "rate") -> float:
+    """A rate (a fraction of a set) must be a number in ``(0, 1]``."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"{name} must be a number in (0, 1], got {type(rate).__name__} {rate!r}.")
+    if not 0.0 < float(rate) <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1] (a fraction of the training set), got {rate}.")
+    return float(rate)
+
+
 def check_n_bits(n_bits, name: str = "n_bits", maximum: int | None = None) -> int:
     """``n_bits`` must be a positive multiple of 8 (codes are whole bytes)."""
     n_bits = check_positive_int(n_bits, name)
@@ -29,12 +61,37 @@ def check_n_bits(n_bits, name: str = "n_bits", maximum: int | None = None) -> in
     return n_bits
 
 
-def check_features(X, name: str = "X", *, n_features: int | None = None, dtype=np.float32, min_samples: int = 1) -> np.ndarray:
-    """Return ``X`` as a C-contiguous 2-D float array of finite values."""
+def check_features(
+    X,
+    name: str = "X",
+    *,
+    n_features: int | None = None,
+    dtype=np.float32,
+    min_samples: int = 1,
+    owner: str = "this estimator",
+) -> np.ndarray:
+    """Return ``X`` as a C-contiguous 2-D float array of finite values.
+
+    ``n_features`` is the count the caller (``owner``, named in the message)
+    was fitted with. Sparse and complex input are refused; an object array of
+    numbers is converted like scikit-learn's ``check_array`` does.
+    """
     if hasattr(X, "detach"):  # a torch tensor
         X = X.detach().cpu().numpy()
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a sparse {type(X).__name__}; sparse input is not supported, dense data is required. "
+            f"Use {name}.toarray() if it fits in memory."
+        )
     X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+    if np.iscomplexobj(X):
+        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}; pass real-valued features.")
+    if X.dtype == object:
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{name} must be a numeric array, got dtype object with a non-numeric entry: {error}") from error
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise TypeError(f"{name} must be a numeric array, got dtype {X.dtype}.")
     if X.ndim != 2:
         raise ValueError(
@@ -42,9 +99,16 @@ def check_features(X, name: str = "X", *, n_features: int | None = None, dtype=n
             "Reshape your data, e.g. X.reshape(len(X), -1) for images."
         )
     if X.shape[0] < min_samples:
-        raise ValueError(f"{name} must have at least {min_samples} sample(s), got shape {X.shape}.")
+        raise ValueError(
+            f"{name} must have at least {min_samples} sample(s), got {X.shape[0]} sample(s) (shape={X.shape})."
+        )
+    if X.shape[1] == 0 and X.shape[0] > 0:
+        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} features, but this estimator was fitted with {n_features} features.")
+        raise ValueError(
+            f"{name} has {X.shape[1]} features, but {owner} is expecting {n_features} features as input "
+            f"(it was fitted with {n_features} features)."
+        )
     X = np.ascontiguousarray(X, dtype=dtype)
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first.")

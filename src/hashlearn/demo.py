@@ -70,7 +70,7 @@ def run_shallow(method: str, n_bits: int, X_train, X_db, X_query, seed: int):
 def run_deep(method: str, n_bits: int, split, data, labels, config: DemoConfig):
     """Train a deep hash model (small CNN on images, MLP on vectors) on the train split,
     select the epoch on the validation split, encode database and queries."""
-    from hashlearn.methods.deep import train_deep_method
+    from hashlearn.runs.deep import train_deep_method
 
     start = time.perf_counter()
     model, result = train_deep_method(

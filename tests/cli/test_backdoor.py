@@ -5,15 +5,18 @@ import pytest
 
 from hashlearn.cli import backdoor as backdoor_cli
 from hashlearn.cli.main import main
+from hashlearn.runs import load_backdoor, load_run
 
 
 def test_literal_choices_match_the_registries():
     from hashlearn.attacks.backdoor import ATTACKS
     from hashlearn.attacks.backdoor.base import MAPPINGS
     from hashlearn.attacks.backdoor.experiment import VICTIMS
+    from hashlearn.runs import config
 
     assert backdoor_cli.ATTACK_NAMES == sorted(ATTACKS)
     assert tuple(backdoor_cli.MAPPINGS) == MAPPINGS and tuple(backdoor_cli.VICTIMS) == VICTIMS
+    assert sorted(config.BACKDOOR_ATTACKS) == sorted(ATTACKS)
 
 
 @pytest.mark.parametrize("attack, victim", [("badnets", "classifier"), pytest.param("wb", "hash", marks=pytest.mark.slow)])
@@ -22,23 +25,24 @@ def test_backdoor_then_detect_on_digits(tmp_path, capsys, attack, victim):
     argv = ["backdoor", "--attack", attack, "--dataset", "digits", "--rate", "0.1", "--victim", victim, "--bits", "16",
             "--epochs", "1", "--stage1-epochs", "1", "--run-dir", str(run_dir), "--quiet"]
     assert main(argv) == 0
-    record = json.loads((run_dir / "backdoor.json").read_text())
-    indices = np.load(run_dir / "poison_indices.npy")
+    record = json.loads((run_dir / "backdoor" / "backdoor.json").read_text())
+    indices = np.load(run_dir / "backdoor" / "poison_indices.npy")
     assert len(indices) == 50  # round(0.1 * 500) training samples of the digits protocol
     assert record["attack"]["attack"] == attack
     key = "attack_success_rate" if victim == "classifier" else "t_map_triggered"
     assert 0.0 <= record["metrics"][key] <= 1.0
-    loaded = backdoor_cli.load_run(run_dir)
-    assert np.array_equal(loaded["poison_indices"], indices)
-    X = loaded["X"]
+    loaded = load_backdoor(run_dir)
+    assert load_run(run_dir).config.backdoor.attack == attack
+    assert np.array_equal(loaded.poison_indices, indices)
+    X = loaded.X
     assert X.min() >= 0 and X.max() <= 1
     if victim == "hash":
         return  # detection + retraining of a hash run: same code path, kept out of the default suite for time
     assert main(["detect", "--run-dir", str(run_dir), "--defense", "spectral", "--quiet"]) == 0
-    report = json.loads((run_dir / "detect_spectral.json").read_text())
+    report = json.loads((run_dir / "detect" / "spectral.json").read_text())
     assert 0 <= report["tpr"] <= 1 and 0 <= report["fpr"] <= 1
     assert main(["detect", "--run-dir", str(run_dir), "--defense", "ac", "--rule", "smaller", "--retrain", "--quiet"]) == 0
-    assert "after_retraining" in json.loads((run_dir / "detect_ac.json").read_text())
+    assert "after_retraining" in json.loads((run_dir / "detect" / "ac.json").read_text())
 
 
 def test_typed_errors_become_exit_code_1(tmp_path, capsys):

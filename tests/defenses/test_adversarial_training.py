@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from hashlearn.attacks import HAG
+from hashlearn.attacks import HAG, PGD
 from hashlearn.defenses.adversarial_training import AdversarialTraining
 from hashlearn.models import HashModel
 from hashlearn.train import Trainer, TrainConfig
@@ -32,7 +32,7 @@ def small_model(seed=0):
 def test_transform_respects_budget_and_fraction(digits):
     x, y = digits[0][:40], digits[1][:40]
     model = small_model()
-    transform = AdversarialTraining(eps=0.1, steps=3, fraction=0.5)
+    transform = AdversarialTraining(attack=PGD, eps=0.1, steps=3, fraction=0.5)
     x_adv = transform(model, x, y)
     changed = (x_adv != x).flatten(1).any(dim=1)
     assert changed.sum() <= 20 and changed.sum() > 10
@@ -45,23 +45,23 @@ def test_mode_restored(digits, mode):
     x, y = digits[0][:16], digits[1][:16]
     model = small_model()
     model.train(mode)
-    AdversarialTraining(eps=0.1, steps=2)(model, x, y)
+    AdversarialTraining(attack=PGD, eps=0.1, steps=2)(model, x, y)
     assert model.training is mode
 
 
 def test_deterministic_for_a_seed(digits):
     x, y = digits[0][:32], digits[1][:32]
     model = small_model()
-    first = AdversarialTraining(eps=0.1, steps=2, seed=5)(model, x, y)
-    second = AdversarialTraining(eps=0.1, steps=2, seed=5)(model, x, y)
-    other = AdversarialTraining(eps=0.1, steps=2, seed=6)(model, x, y)
+    first = AdversarialTraining(attack=PGD, eps=0.1, steps=2, seed=5)(model, x, y)
+    second = AdversarialTraining(attack=PGD, eps=0.1, steps=2, seed=5)(model, x, y)
+    other = AdversarialTraining(attack=PGD, eps=0.1, steps=2, seed=6)(model, x, y)
     assert torch.equal(first, second) and not torch.equal(first, other)
 
 
 def test_center_codes_against_a_loop(digits):
     x, y = digits[0][:60], digits[1][:60]
     model = small_model()
-    transform = AdversarialTraining(momentum=0.5)
+    transform = AdversarialTraining(attack=PGD, momentum=0.5)
     with torch.no_grad():
         outputs = model.eval()(x)
     centers = transform.center_codes(model, x[:30], y[:30])
@@ -77,8 +77,8 @@ def test_center_codes_against_a_loop(digits):
 def test_multi_hot_centers(digits):
     x, y = digits[0][:30], digits[1][:30]
     model = small_model()
-    multi = AdversarialTraining().center_codes(model, x, torch.nn.functional.one_hot(y, 10).float())
-    single = AdversarialTraining().center_codes(model, x, y)
+    multi = AdversarialTraining(attack=PGD).center_codes(model, x, torch.nn.functional.one_hot(y, 10).float())
+    single = AdversarialTraining(attack=PGD).center_codes(model, x, y)
     assert torch.equal(multi, single)
 
 
@@ -98,7 +98,15 @@ def test_multi_hot_centers(digits):
 )
 def test_invalid_parameters(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        AdversarialTraining(**kwargs)
+        AdversarialTraining(attack=PGD, **kwargs)
+
+
+def test_attack_is_injected_and_required():
+    with pytest.raises(TypeError, match="attack"):
+        AdversarialTraining(eps=0.1)
+    with pytest.raises(TypeError, match="attack must be an attack class"):
+        AdversarialTraining(attack="pgd")
+    assert "attack=HAG" in repr(AdversarialTraining(attack=HAG, eps=0.1, steps=2))
 
 
 @pytest.mark.parametrize("reference", ["center", "benign"])
@@ -119,7 +127,7 @@ def check_robustness_improves(digits, reference):
     standard = small_model()
     Trainer(config).fit(standard, PairwiseLikelihood(), train=train, val=val)
     robust = small_model()
-    transform = AdversarialTraining(reference, eps=eps, steps=3)
+    transform = AdversarialTraining(reference, attack=PGD, eps=eps, steps=3)
     Trainer(config).fit(robust, PairwiseLikelihood(), train=train, val=val, batch_transform=transform)
     assert transform.n_calls_ > 0
     flips = {name: HAG(m, eps=eps, steps=20).attack(queries[0]).records["bits_flipped"].mean() for name, m in [("standard", standard), ("robust", robust)]}

@@ -65,7 +65,7 @@ def test_bad_constructor_arguments():
 
 
 def test_unsupervised_rejects_class_ids():
-    loss = LOSSES["unsupervised"](8)
+    loss = LOSSES["unsupervised"].cls(8)
     with pytest.raises(TypeError, match="float feature vectors"):
         loss(torch.zeros(3, 8), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match=r"shape \(batch, d\)"):
@@ -97,7 +97,7 @@ def test_gradients_are_finite_on_edge_cases(name, case, dtype):
     if case == "identical" and name == "unsupervised":
         labels = labels[:1].repeat(batch, 1)
     kwargs = {"step_size": 1} if name == "hashnet" else {}  # HashNet: exercise a sharpened scale too
-    loss = LOSSES[name](n_bits, n_classes, **kwargs).to(dtype)
+    loss = LOSSES[name].cls(n_bits, n_classes, **kwargs).to(dtype)
     for _ in range(3):
         loss.step()
     value = loss(outputs, labels)
@@ -129,7 +129,7 @@ def test_every_loss_learns_class_preserving_codes(name):
     else:
         targets = labels
     logits = torch.nn.Parameter(0.1 * torch.randn(len(labels), n_bits))
-    loss = LOSSES[name](n_bits, n_classes)
+    loss = LOSSES[name].cls(n_bits, n_classes)
     optimizer = torch.optim.Adam([logits, *loss.parameters()], lr=0.05)
     before = retrieval_precision(logits.detach() > 0, labels)
     for _ in range(150):

@@ -60,7 +60,7 @@ def test_hswd_suffix_gives_the_documented_value():
     outputs = torch.tanh(torch.randn(8, 16, generator=torch.Generator().manual_seed(1)))
     labels = torch.arange(8) % 4
     objective = build_objective("csq+hswd", 16, 4, quantization_weight=2.0)
-    expected = LOSSES["csq"](16, 4, own_quantization=False)(outputs, labels) + 2.0 * HSWDQuantizer()(outputs)
+    expected = LOSSES["csq"].cls(16, 4, own_quantization=False)(outputs, labels) + 2.0 * HSWDQuantizer()(outputs)
     assert objective(outputs, labels).item() == pytest.approx(expected.item())
 
 

@@ -44,7 +44,7 @@ def test_itq_pca_directions_match_numpy_svd():
 def test_estimator_contract_and_errors():
     X, _ = clustered()
     est = build_shallow("itq", n_bits=8, random_state=0)
-    assert "n_iter=50" in repr(est) and not hasattr(est, "rotation_")
+    assert est.get_params()["n_iter"] == 50 and repr(est) == "ITQ(n_bits=8, random_state=0)" and not hasattr(est, "rotation_")
     with pytest.raises(NotFittedError, match="not fitted"):
         est.encode(X)
     est.fit(X)

@@ -14,7 +14,6 @@ continuous outputs ``(B, n_bits)`` and reference codes ``(B, n_bits)`` in
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hashlearn._validation import check_real as _check_float
 from hashlearn.codes import codes_to_pm1, validate_codes
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -70,18 +70,6 @@ def pre_activation(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return head.linear(model.backbone(x))
     outputs = model(x)
     return torch.atanh(outputs.clamp(-1 + 1e-6, 1 - 1e-6))
-
-
-def _check_float(value, name: str, *, minimum: float | None = None, strict: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}.")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum}, got {value}.")
-    return value
 
 
 def _check_int(value, name: str, minimum: int = 1) -> int:
@@ -201,6 +189,16 @@ class HashAttack:
             raise ValueError(f"objective must be callable(outputs, reference) -> per-sample loss, got {objective!r}.")
         self.objective = objective
         self.batch_size = _check_int(batch_size, "batch_size")
+
+    @classmethod
+    def from_options(cls, model: nn.Module, *, database_codes=None, database_labels=None, **options) -> "HashAttack":
+        """Build from the options every attack shares (``eps``, ``norm``, ``steps``, ``seed``, ``clip``),
+        plus the clean labelled database that targeted attacks take their targets from.
+
+        The one way a workflow or the CLI builds an attack by name; a subclass
+        with other needs (a fixed step count, a database) overrides it.
+        """
+        return cls(model, **options)
 
     # -- hooks for subclasses ------------------------------------------------
 

@@ -29,6 +29,13 @@ class TargetedHashAttack(HashAttack):
 
     targeted = True
 
+    @classmethod
+    def from_options(cls, model, *, database_codes=None, database_labels=None, **options) -> "TargetedHashAttack":
+        """Like :meth:`HashAttack.from_options`; the targets come from ``database_codes`` / ``database_labels``."""
+        if database_codes is None or database_labels is None:
+            raise ValueError(f"{cls.__name__} is targeted: pass database_codes and database_labels (its targets come from them).")
+        return cls(model, database_codes, database_labels, **options)
+
     def __init__(self, model, database_codes, database_labels, **kwargs):
         super().__init__(model, **kwargs)
         self.database_codes = validate_codes(database_codes, name="database_codes")

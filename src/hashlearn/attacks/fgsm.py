@@ -33,3 +33,8 @@ class FGSM(HashAttack):
             raise ValueError(f"steps must be 1 for FGSM (a single step), got {kwargs['steps']!r}; use PGD for more.")
         kwargs.pop("steps", None)
         super().__init__(model, steps=1, **kwargs)
+
+    @classmethod
+    def from_options(cls, model, *, database_codes=None, database_labels=None, steps=None, **options) -> "FGSM":
+        """Like :meth:`HashAttack.from_options`; ``steps`` is ignored (FGSM takes one step)."""
+        return cls(model, **options)

@@ -1,10 +1,11 @@
-"""``hashlearn attack``: attack the queries of a trained run and report how retrieval degrades.
+"""``hashlearn attack``: attack the queries of a run and report how retrieval degrades.
 
-``RUN_DIR`` is a folder written by a training run: the model (``model/`` as
-written by :meth:`Trainer.fit`, or ``model.json`` + ``model.safetensors`` in
-``RUN_DIR`` itself) and the split (``split.json`` + ``split.npz`` from
-:meth:`Split.save`). The dataset is reloaded by the name the split records;
-the database codes are recomputed with the model.
+    hashlearn attack --model runs/csq-32 --attack hag --eps 8/255 --save-adv
+
+``RUN_DIR`` is any run with a deep hash model: written by ``hashlearn train``,
+``hashlearn demo`` or ``hashlearn backdoor --victim hash``. The dataset and
+split are the run's own; the database codes are recomputed with the model.
+The report goes to ``RUN_DIR/attack/<attack>.json``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def parse_eps(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("attack", help="adversarial queries against a trained hash model: mAP before and after")
+    parser = subparsers.add_parser("attack", help="adversarial queries against a run's hash model: mAP before and after")
     parser.add_argument("--model", required=True, metavar="RUN_DIR", help="run folder holding the model and its split")
     parser.add_argument("--attack", default="hag", help="hag, pgd, fgsm, dhta, p2p or prototype (default hag)")
     parser.add_argument("--eps", default="8/255", help="budget, a number or a fraction like 8/255 (default 8/255)")
@@ -39,38 +40,17 @@ def register(subparsers) -> None:
     parser.add_argument("--n-database", type=int, default=None, help="seeded random subset of the database (speed)")
     parser.add_argument("--k", type=int, default=1000, help="cut-off of mAP@k (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random starts, anchors and targets")
+    parser.add_argument("--save-adv", action="store_true", help="keep the adversarial inputs in RUN_DIR/attack/<attack>_adv.npy")
     parser.add_argument("--output", default=None, help="also write the report as JSON to this file")
     add_common_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def load_run(run_dir: Path):
-    """(model, split) of a run folder; FileNotFoundError says what is missing."""
-    from hashlearn.data.protocols import Split
-    from hashlearn.models import HashModel
-
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"--model {run_dir} is not a folder; expected a run folder with model/ and split.json.")
-    model_dir = run_dir / "model" if (run_dir / "model" / "model.json").exists() else run_dir
-    if not (model_dir / "model.json").exists():
-        raise FileNotFoundError(f"no saved model in {run_dir}: expected {run_dir / 'model' / 'model.json'} (HashModel.save).")
-    if not (run_dir / "split.json").exists():
-        raise FileNotFoundError(f"no split in {run_dir}: expected split.json and split.npz (Split.save) next to the model.")
-    return HashModel.load(model_dir), Split.load(run_dir)
-
-
 def run(args) -> int:
-    import numpy as np
-    import torch
-
     from hashlearn._progress import set_quiet
-    from hashlearn.attacks import ATTACKS
-    from hashlearn.attacks.evaluation import evaluate_attack, model_codes
-    from hashlearn.data import load_dataset
+    from hashlearn.runs import attack_run
 
     set_quiet(args.quiet)
-    if args.attack not in ATTACKS:
-        raise ValueError(f"--attack must be one of {', '.join(ATTACKS)}, got {args.attack!r}.")
     eps = parse_eps(args.eps)
     for name in ("steps", "k"):
         if getattr(args, name) < 1:
@@ -79,36 +59,8 @@ def run(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
-    model, split = load_run(Path(args.model))
-    dataset = load_dataset(split.dataset)
-    if dataset.modality not in ("image", "vector"):
-        raise ValueError(f"attacks perturb numeric inputs; dataset {split.dataset!r} is {dataset.modality}.")
-    if dataset.labels is None:
-        raise ValueError(f"dataset {split.dataset!r} is unlabelled; attack evaluation needs labels.")
-    data, labels = np.asarray(dataset.data, dtype=np.float32), dataset.labels
-    query_index = split.query[: args.n_queries]
-    db_index = split.database
-    if args.n_database is not None and args.n_database < len(db_index):
-        db_index = np.sort(np.random.default_rng(args.seed).choice(db_index, size=args.n_database, replace=False))
-    queries, query_labels = torch.from_numpy(data[query_index]), labels[query_index]
-    db_codes = model_codes(model, torch.from_numpy(data[db_index]))
-    db_labels = labels[db_index]
-
-    attack_cls = ATTACKS[args.attack]
-    kwargs = dict(eps=eps, norm=args.norm, seed=args.seed, clip=(0.0, 1.0) if dataset.modality == "image" else None)
-    if args.attack != "fgsm":
-        kwargs["steps"] = args.steps
-    target_labels = None
-    if attack_cls.targeted:
-        attack = attack_cls(model, db_codes, db_labels, **kwargs)
-        if labels.ndim != 1:
-            raise ValueError("targeted attacks from the CLI need single-label data (the target is a class id).")
-        offsets = np.random.default_rng(args.seed).integers(1, dataset.n_classes, size=len(query_labels))
-        target_labels = (query_labels + offsets) % dataset.n_classes  # a random other class
-    else:
-        attack = attack_cls(model, **kwargs)
-    report = evaluate_attack(attack, queries, query_labels, db_codes, db_labels, target_labels=target_labels, k=args.k)
-    report = {"run_dir": str(args.model), "dataset": split.dataset, "n_database": int(len(db_index)), "attack_repr": repr(attack), **report}
+    report = attack_run(args.model, args.attack, eps=eps, norm=args.norm, steps=args.steps, n_queries=args.n_queries,
+                        n_database=args.n_database, k=args.k, seed=args.seed, save_adv=args.save_adv)
     for key, value in report.items():
         print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
     if args.output:

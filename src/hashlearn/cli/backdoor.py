@@ -1,30 +1,28 @@
-"""``hashlearn backdoor``: train a backdoored classifier or hash model and save it with its poison.
+"""``hashlearn backdoor``: train a backdoored classifier or hash model and save it, with its poison, as a run.
 
-The run directory receives ``model/`` (weights + JSON), ``trigger/`` (LIRA and
-WB), ``poisoned_X.npy``, ``poisoned_y.npy``, ``poison_indices.npy`` and
-``backdoor.json`` (arguments, attack parameters, metrics, trigger visibility).
+    hashlearn backdoor --attack badnets --dataset mnist5k --rate 0.1 --victim classifier --run-dir runs/bd
+
+The run directory is a run (``config.json`` with a ``backdoor`` section,
+``split/``, ``model/``) plus ``backdoor/`` (the poisoned training set, the
+trigger of LIRA and WB, and ``backdoor.json``: attack parameters, metrics,
+trigger visibility); see :mod:`hashlearn.runs.backdoor`.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import numpy as np
 
 from hashlearn.cli.main import add_common_arguments
+from hashlearn.runs.config import BACKDOOR_ATTACKS, BACKDOOR_MAPPINGS, BACKDOOR_VICTIMS
 
-RUN_FILE = "backdoor.json"
-
-
-#: kept literal so that ``hashlearn --help`` does not import torch (a test checks them against the registries)
-ATTACK_NAMES = ["badnets", "blended", "lira", "wb"]
-MAPPINGS = ["all-to-one", "all-to-all"]
-VICTIMS = ["classifier", "hash"]
+#: literal (no torch import for ``hashlearn --help``); a test checks them against the registries
+ATTACK_NAMES = sorted(BACKDOOR_ATTACKS)
+MAPPINGS = list(BACKDOOR_MAPPINGS)
+VICTIMS = list(BACKDOOR_VICTIMS)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("backdoor", help="train a backdoored model (BadNets, Blended, LIRA, WB) and save it")
+    parser = subparsers.add_parser("backdoor", help="train a backdoored model (BadNets, Blended, LIRA, WB) and save it as a run")
     parser.add_argument("--attack", required=True, choices=ATTACK_NAMES)
     parser.add_argument("--dataset", default="mnist5k", help="image dataset (default: mnist5k)")
     parser.add_argument("--rate", type=float, default=0.1, help="poisoning rate in (0, 1] (default: 0.1)")
@@ -38,83 +36,30 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-dir", required=True, help="folder to write the model, poison and metrics into")
+    parser.add_argument("--run-dir", required=True, help="folder to write the run into (must be empty or new)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
     add_common_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def attack_kwargs(args, n_classes: int) -> dict:
-    kwargs = {"target": args.target, "target_class": args.target_class, "n_classes": n_classes, "rate": args.rate, "seed": args.seed}
-    if args.attack in ("lira", "wb"):
-        kwargs.update(eps=args.eps, stage1_epochs=args.stage1_epochs, batch_size=args.batch_size)
-    return kwargs
+def config_from_args(args):
+    """The backdoor run's :class:`~hashlearn.runs.RunConfig` from the command line."""
+    from hashlearn.runs import RunConfig
+
+    return RunConfig.from_dict({
+        "data": {"dataset": args.dataset, "seed": args.seed},
+        "method": {"name": "csq" if args.victim == "hash" else "classifier", "n_bits": args.bits},
+        "trainer": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed},
+        "backdoor": {"attack": args.attack, "victim": args.victim, "rate": args.rate, "target": args.target,
+                     "target_class": args.target_class, "eps": args.eps, "stage1_epochs": args.stage1_epochs},
+    })
 
 
 def run(args) -> int:
-    from hashlearn._io import atomic_write_json
     from hashlearn._progress import set_quiet
-    from hashlearn.attacks.backdoor import make_attack
-    from hashlearn.attacks.backdoor.experiment import load_experiment_data, run_attack
-    from hashlearn.train import TrainConfig
+    from hashlearn.runs import backdoor_run
 
     set_quiet(args.quiet)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    data = load_experiment_data(args.dataset, seed=args.seed)
-    attack = make_attack(args.attack, **attack_kwargs(args, data.n_classes))
-    out = run_attack(attack, args.victim, data, config, n_bits=args.bits, seed=args.seed)
-    result = out["result"]
-    run_dir = Path(args.run_dir)
-    result.model.save(run_dir / "model")
-    if hasattr(attack, "save_trigger"):
-        attack.save_trigger(run_dir / "trigger")
-    _save_npy(run_dir / "poisoned_X.npy", result.poisoned.X)
-    _save_npy(run_dir / "poisoned_y.npy", result.poisoned.y)
-    _save_npy(run_dir / "poison_indices.npy", result.poisoned.poison_indices)
-    record = {
-        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
-        "attack": attack.params(),
-        "metrics": out["metrics"],
-        "visibility": out["visibility"],
-        "train": result.train_result.to_dict(),
-        "stage1_seconds": result.stage1_seconds,
-        "seconds": out["seconds"],
-    }
-    atomic_write_json(run_dir / RUN_FILE, record)
-    print(json.dumps({"metrics": out["metrics"], "visibility": out["visibility"]}, indent=2))
+    out = backdoor_run(config_from_args(args), args.run_dir, overwrite=args.overwrite)
+    print(json.dumps(out, indent=2))
     return 0
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    import io
-
-    from hashlearn._io import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_run(run_dir) -> dict:
-    """What ``hashlearn backdoor`` saved: the record, the model, the poisoned set and the rebuilt attack."""
-    from hashlearn.attacks.backdoor import make_attack
-    from hashlearn.models import Classifier, HashModel
-
-    run_dir = Path(run_dir)
-    record_path = run_dir / RUN_FILE
-    if not record_path.exists():
-        raise FileNotFoundError(f"no {RUN_FILE} in {run_dir}; run `hashlearn backdoor --run-dir {run_dir}` first.")
-    record = json.loads(record_path.read_text())
-    model_class = Classifier if json.loads((run_dir / "model" / "model.json").read_text())["class"] == "Classifier" else HashModel
-    params = dict(record["attack"])
-    attack = make_attack(params.pop("attack"), **params)
-    if hasattr(attack, "load_trigger"):
-        attack.load_trigger(run_dir / "trigger")
-    load = lambda name: np.load(run_dir / name, allow_pickle=False)  # noqa: E731
-    return {
-        "record": record,
-        "model": model_class.load(run_dir / "model"),
-        "attack": attack,
-        "X": load("poisoned_X.npy"),
-        "y": load("poisoned_y.npy"),
-        "poison_indices": load("poison_indices.npy"),
-    }

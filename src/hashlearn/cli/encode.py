@@ -27,12 +27,10 @@ def run(args) -> int:
     import numpy as np
 
     from hashlearn._io import atomic_write_bytes
-    from hashlearn.models import HashModel
+    from hashlearn.runs import Run, load_model
 
     model_dir = Path(args.model)
-    if (model_dir / "model" / "model.json").exists():
-        model_dir = model_dir / "model"
-    model = HashModel.load(model_dir)
+    model = Run(model_dir).load_model() if not (model_dir / "model.json").exists() else load_model(model_dir)
     if not Path(args.input).exists():
         raise FileNotFoundError(f"--input {args.input} does not exist.")
     X = np.load(args.input, allow_pickle=False)

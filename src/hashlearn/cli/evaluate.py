@@ -1,4 +1,4 @@
-"""``hashlearn evaluate``: encode a run's query and database parts and compute retrieval metrics.
+"""``hashlearn evaluate``: encode a run's query and database parts, keep the codes, compute retrieval metrics.
 
     hashlearn evaluate --model runs/dpsh-32-digits
 """
@@ -9,8 +9,8 @@ from hashlearn.cli.main import add_common_arguments
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("evaluate", help="mAP@k, P@k, precision/recall within a radius for a trained run")
-    parser.add_argument("--model", required=True, help="a run directory written by `hashlearn train`")
+    parser = subparsers.add_parser("evaluate", help="mAP@k, P@k, precision/recall within a radius for a run (metrics and codes kept in it)")
+    parser.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory written by `hashlearn train`")
     parser.add_argument("--k", type=int, default=1000, help="cut-off of mAP@k and P@k")
     parser.add_argument("--radius", type=int, default=2, help="Hamming radius of P@r / R@r")
     add_common_arguments(parser)
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from hashlearn._progress import set_quiet
-    from hashlearn.train.runs import evaluate_run
+    from hashlearn.runs import evaluate_run
 
     if args.quiet:
         set_quiet(True)

@@ -1,33 +1,67 @@
-"""``hashlearn serve``: answer search requests for a saved index over HTTP (JSON)."""
+"""``hashlearn serve``: answer search requests for a saved index over HTTP (FastAPI on uvicorn).
+
+The first line printed is ``serving ... on http://HOST:PORT`` with the real port (also
+for ``--port 0``).
+"""
 
 from __future__ import annotations
+
+import os
 
 from hashlearn.cli.main import add_common_arguments
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("serve", help="serve an index file over HTTP (JSON API)")
-    parser.add_argument("--index", required=True, help="index file (.hlx)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser = subparsers.add_parser(
+        "serve", help="serve an index file over HTTP (JSON API, OpenAPI docs at /docs)",
+        description="Serve an index over HTTP. Example: hashlearn serve --index db.hlx --host 127.0.0.1 --port 8080",
+    )
+    parser.add_argument("--index", required=True, help="index file (.hlx); served from a private in-memory copy")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; any other address needs an API key)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    parser.add_argument("--no-mmap", action="store_true", help="read the index into memory instead of mapping it")
+    parser.add_argument("--api-key", default=None,
+                        help="require this key (X-API-Key or Authorization: Bearer); default: $HASHLEARN_API_KEY")
+    parser.add_argument("--writable", action="store_true",
+                        help="accept POST /add and /remove, saved atomically to --index (needs an API key)")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-body", type=int, default=4 << 20, help="largest request body in bytes (default 4 MiB)")
+    limits.add_argument("--max-queries", type=int, default=10_000, help="queries per request (default 10000)")
+    limits.add_argument("--max-k", type=int, default=10_000, help="largest k (default 10000)")
+    limits.add_argument("--max-results", type=int, default=1_000_000,
+                        help="result entries per response: queries x k, or range hits (default 1000000)")
+    limits.add_argument("--max-scan", type=int, default=4_000_000_000,
+                        help="code comparisons per request: queries x index size (default 4e9)")
+    limits.add_argument("--header-timeout", type=float, default=5.0, help="seconds to receive request headers (default 5)")
+    limits.add_argument("--body-timeout", type=float, default=10.0, help="seconds to receive a request body (default 10)")
+    limits.add_argument("--keep-alive", type=float, default=5.0, help="seconds an idle connection stays open (default 5)")
+    limits.add_argument("--max-connections", type=int, default=1000, help="open connections (default 1000)")
+    limits.add_argument("--max-concurrency", type=int, default=128, help="requests in flight (default 128)")
     add_common_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from hashlearn.index.io import load_index
-    from hashlearn.serve import make_server
+    from hashlearn.serve import Budget, Limits, SearchService, make_server
 
-    index = load_index(args.index, mmap=not args.no_mmap)
-    server = make_server(index, args.host, args.port, verbose=not args.quiet)
-    host, port = server.server_address[:2]
-    print(f"serving {index!r} on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+    api_key = args.api_key if args.api_key is not None else os.environ.get("HASHLEARN_API_KEY") or None
+    limits = Limits(max_body_bytes=args.max_body, header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                    keep_alive_timeout=args.keep_alive, max_connections=args.max_connections,
+                    max_concurrency=args.max_concurrency)
+    budget = Budget(max_queries=args.max_queries, max_k=args.max_k, max_results=args.max_results, max_scan=args.max_scan)
+    # a private copy in memory: the file may be rewritten or truncated while served without harm
+    index = load_index(args.index, mmap=False)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        service = SearchService(index, path=args.index, writable=args.writable, budget=budget)
+        server = make_server(service, args.host, args.port, api_key=api_key, limits=limits, verbose=not args.quiet)
+        print(f"serving {index!r} on {server.url} (docs at {server.url}/docs; Ctrl-C to stop)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     finally:
-        server.server_close()
         getattr(index, "close", lambda: None)()
     return 0

@@ -1,6 +1,7 @@
-"""``hashlearn train``: train a deep hashing method on a dataset; everything lands in a run directory.
+"""``hashlearn train``: train a hashing method on a dataset; everything lands in a run directory.
 
-    hashlearn train --method dsdh+hswd --bits 32 --dataset fashion-mnist --set trainer.epochs=5
+    hashlearn train --method dsdh+hswd --bits 32 --dataset fashion-mnist --set trainer.epochs=5 --run-dir runs/dsdh
+    hashlearn train --run-dir runs/dsdh --resume            # continue from its checkpoint, with its own config
 """
 
 from __future__ import annotations
@@ -9,17 +10,19 @@ from hashlearn.cli.main import add_common_arguments
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train a deep hashing method (writes a run directory)")
-    parser.add_argument("--method", help="loss[+quantizer], e.g. dpsh, dsdh+hswd (default: config's method.name)")
+    parser = subparsers.add_parser("train", help="train a hashing method (writes a run directory)")
+    parser.add_argument("--method", help="deep loss[+quantizer] (dpsh, dsdh+hswd ...) or shallow itq, lsh, sign, pcah, sh (default: config's method.name)")
     parser.add_argument("--bits", type=int, help="code length, a multiple of 8 (method.n_bits)")
     parser.add_argument("--dataset", help="registered dataset name (data.dataset); `hashlearn datasets` lists them")
     parser.add_argument("--features", choices=["pixels", "efficientnet", "minilm"], help="model input: raw data or cached frozen-encoder features")
-    parser.add_argument("--epochs", type=int, help="shortcut for --set trainer.epochs=N")
+    parser.add_argument("--epochs", type=int, help="shortcut for --set trainer.epochs=N (with --resume: train up to N epochs)")
     parser.add_argument("--config", help="a .json or .toml config file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="dotted override, e.g. trainer.lr=0.001 or model.hidden=[512,256] (repeatable)")
-    parser.add_argument("--run-dir", help="output folder (default: runs/<method>-<bits>-<dataset>-<time>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --run-dir")
+    parser.add_argument("--run-dir", help="output folder (default: runs/<method>-<bits>-<dataset>-<time>); must be empty or new")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint, with its saved config")
+    mode.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
     add_common_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -27,28 +30,37 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from hashlearn._progress import set_quiet
     from hashlearn.eval.report import new_run_dir
-    from hashlearn.train.config import resolve_config
-    from hashlearn.train.runs import train_run
+    from hashlearn.runs import resolve_config, train_run
 
     if args.quiet:
         set_quiet(True)
-    flags = {"method.name": args.method, "method.n_bits": args.bits, "data.dataset": args.dataset,
-             "data.features": args.features, "trainer.epochs": args.epochs}
-    overrides = [f"{key}={_json(value)}" for key, value in flags.items() if value is not None] + list(args.overrides)
-    config = resolve_config(args.config, overrides)
-    if args.resume and not args.run_dir:
-        raise ValueError("--resume needs --run-dir, the run to continue.")
-    if args.run_dir:
+    flags = {"method.name": args.method, "method.n_bits": args.bits, "data.dataset": args.dataset, "data.features": args.features}
+    if args.resume:
+        if not args.run_dir:
+            raise ValueError("--resume needs --run-dir, the run to continue.")
+        given = [name for name, value in (("--method", args.method), ("--bits", args.bits), ("--dataset", args.dataset),
+                                          ("--features", args.features), ("--config", args.config)) if value is not None]
+        if given or args.overrides:
+            raise ValueError(f"--resume continues the run's own config; drop {', '.join(given + ['--set'] * bool(args.overrides))} "
+                             "(only --epochs may raise the number of epochs).")
+        _, result = train_run(None, args.run_dir, resume=True, epochs=args.epochs)
         run_dir = args.run_dir
     else:
-        import time
+        flags["trainer.epochs"] = args.epochs
+        overrides = [f"{key}={_json(value)}" for key, value in flags.items() if value is not None] + list(args.overrides)
+        config = resolve_config(args.config, overrides)
+        if args.run_dir:
+            run_dir = args.run_dir
+        else:
+            import time
 
-        name = f"{config.method.name}-{config.method.n_bits}-{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir = new_run_dir("runs", name)
-    _, result = train_run(config, run_dir, resume=args.resume)
+            name = f"{config.method.name}-{config.method.n_bits}-{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+            run_dir = new_run_dir("runs", name)
+        _, result = train_run(config, run_dir, overwrite=args.overwrite)
     print(f"run directory: {run_dir}")
-    print(f"best epoch {result.best_epoch}: validation metric {result.best_metric:.4f}; "
-          f"{result.seconds_per_epoch:.2f} s/epoch, {result.seconds_to_best:.1f} s to best")
+    if result is not None:
+        print(f"best epoch {result.best_epoch}: validation metric {result.best_metric:.4f}; "
+              f"{result.seconds_per_epoch:.2f} s/epoch, {result.seconds_to_best:.1f} s to best")
     return 0
 
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hashlearn._validation import check_features, check_labels, check_positive_int
-from hashlearn.attacks.backdoor.base import check_rate
+from hashlearn._validation import check_features, check_labels, check_positive_int, check_rate
 
 RULES = ("smaller", "size", "silhouette")
 REDUCTIONS = ("pca", "ica")

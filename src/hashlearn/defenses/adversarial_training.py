@@ -1,7 +1,10 @@
 """Adversarial training of hash models through the Trainer's ``batch_transform`` hook.
 
-Each training batch is (partly) replaced by PGD-perturbed copies pushed away
-from a reference code, then the unchanged objective trains on it:
+Each training batch is (partly) replaced by adversarial copies pushed away
+from a reference code, then the unchanged objective trains on it. The attack
+that perturbs the batch is injected (``attack=PGD`` for Madry-style training;
+any :class:`~hashlearn.attacks.base.HashAttack` class works), so this module
+does not import :mod:`hashlearn.attacks` (defenses sit beside attacks, not on them):
 
 * ``reference="center"`` -- CgAT style (X. Wang, Y. Lin, Y. Chen, X. Xu, Y. Liu,
   "Center-guided Adversarial Training for Deep Hashing-based Retrieval",
@@ -17,10 +20,11 @@ Judge the result with :func:`hashlearn.attacks.evaluation.robustness_report`
 (clean mAP and mAP under every attack).
 
 >>> import numpy as np, torch
+>>> from hashlearn.attacks import PGD
 >>> from hashlearn.models import HashModel
->>> transform = AdversarialTraining(eps=0.1, steps=2)
+>>> transform = AdversarialTraining(attack=PGD, eps=0.1, steps=2)
 >>> transform
-AdversarialTraining(reference='center', eps=0.1, norm='linf', steps=2, step_size=None, fraction=1.0, momentum=0.9, seed=0, clip=(0.0, 1.0))
+AdversarialTraining(reference='center', attack=PGD, eps=0.1, norm='linf', steps=2, step_size=None, fraction=1.0, momentum=0.9, seed=0, clip=(0.0, 1.0))
 >>> model = HashModel("mlp", 8, {"in_features": 6, "hidden": (8,)})
 >>> x, y = torch.rand(4, 6), torch.tensor([0, 1, 0, 1])
 >>> x_adv = transform(model, x, y)
@@ -32,8 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from hashlearn.attacks.base import NORMS, _check_float, _check_int
-from hashlearn.attacks.pgd import PGD
+from hashlearn._validation import check_positive_int, check_real
 from hashlearn.codes import sign_to_codes
 
 REFERENCES = ("center", "benign")
@@ -46,8 +49,13 @@ class AdversarialTraining:
     ----------
     reference : {"center", "benign"}
         Code the perturbation pushes away from (see the module docstring).
+    attack : HashAttack subclass
+        The attack class, e.g. :class:`~hashlearn.attacks.PGD`; it is built per
+        batch as ``attack(model, eps=, norm=, steps=, step_size=, random_start=True,
+        seed=, clip=)`` and its ``attack(x, target_codes=None)`` must return an
+        object with ``x_adv``.
     eps, norm, steps, step_size, clip
-        The PGD budget and schedule (as in :class:`~hashlearn.attacks.PGD`).
+        The attack's budget and schedule (validated by the attack class).
     fraction : float in (0, 1]
         Share of each batch replaced by its adversarial copy (chosen at random);
         the rest stays clean, which keeps clean retrieval quality.
@@ -57,13 +65,14 @@ class AdversarialTraining:
         Seeds the random starts and the choice of perturbed items.
 
     Example: ``Trainer(config).fit(model, objective, train, val,
-    batch_transform=AdversarialTraining(eps=8/255, steps=5))``.
+    batch_transform=AdversarialTraining(attack=PGD, eps=8/255, steps=5))``.
     """
 
     def __init__(
         self,
         reference: str = "center",
         *,
+        attack,
         eps: float = 8 / 255,
         norm: str = "linf",
         steps: int = 5,
@@ -76,38 +85,38 @@ class AdversarialTraining:
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}.")
         self.reference = reference
-        self.eps = _check_float(eps, "eps", minimum=0.0)
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+        if not callable(attack):
+            raise TypeError(f"attack must be an attack class such as hashlearn.attacks.PGD, got {type(attack).__name__} {attack!r}.")
+        self.attack = attack
+        self.eps = check_real(eps, "eps", minimum=0.0)
         self.norm = norm
-        self.steps = _check_int(steps, "steps")
+        self.steps = check_positive_int(steps, "steps")
         self.step_size = step_size
-        self.fraction = _check_float(fraction, "fraction", minimum=0.0)
+        self.fraction = check_real(fraction, "fraction", minimum=0.0)
         if self.fraction > 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
-        self.momentum = _check_float(momentum, "momentum", minimum=0.0, strict=False)
+        self.momentum = check_real(momentum, "momentum", minimum=0.0, strict=False)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}.")
-        self.seed = _check_int(seed, "seed", minimum=0)
+        self.seed = check_positive_int(seed, "seed", minimum=0)
         self.clip = clip
-        # built once here so bad step_size / clip fail now, not in the first batch
-        PGD(torch.nn.Identity(), eps=self.eps, norm=norm, steps=self.steps, step_size=step_size, clip=clip)
+        # built once here so a bad norm / step_size / clip fails now, not in the first batch
+        self._build_attack(torch.nn.Identity(), seed=0)
         self.class_means_: torch.Tensor | None = None
         self.class_seen_: torch.Tensor | None = None
         self.n_calls_ = 0
 
     def __repr__(self) -> str:
-        names = ["reference", "eps", "norm", "steps", "step_size", "fraction", "momentum", "seed", "clip"]
-        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
+        names = ["eps", "norm", "steps", "step_size", "fraction", "momentum", "seed", "clip"]
+        attack = getattr(self.attack, "__name__", repr(self.attack))
+        values = [f"reference={self.reference!r}", f"attack={attack}"] + [f"{n}={getattr(self, n)!r}" for n in names]
+        return f"{type(self).__name__}({', '.join(values)})"
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.n_calls_)
         self.n_calls_ += 1
         chosen = torch.randperm(len(x), generator=generator)[: max(1, round(self.fraction * len(x)))].to(x.device)
-        attack = PGD(
-            model, eps=self.eps, norm=self.norm, steps=self.steps, step_size=self.step_size,
-            random_start=True, seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)), clip=self.clip,
-        )
+        attack = self._build_attack(model, seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         if self.reference == "benign":
             result = attack.attack(x[chosen])  # pushes away from the clean code
         else:
@@ -116,6 +125,12 @@ class AdversarialTraining:
         x = x.clone()
         x[chosen] = result.x_adv.to(x.dtype)
         return x
+
+    def _build_attack(self, model: torch.nn.Module, seed: int):
+        return self.attack(
+            model, eps=self.eps, norm=self.norm, steps=self.steps, step_size=self.step_size,
+            random_start=True, seed=seed, clip=self.clip,
+        )
 
     @torch.no_grad()
     def center_codes(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,6 @@ import numpy as np
 from hashlearn._validation import check_positive_int
 from hashlearn.defenses.activation_clustering import ActivationClustering
 from hashlearn.defenses.spectral import SpectralSignature, spectral_scores
-from hashlearn.models.inference import batched_outputs
 
 #: defense name -> class (CLI names)
 DETECTORS = {"spectral": SpectralSignature, "ac": ActivationClustering}
@@ -41,6 +40,8 @@ def detection_rates(flagged, poison_indices, n: int) -> tuple[float, float]:
 
 def latent_features(model, X, batch_size: int = 512) -> np.ndarray:
     """Penultimate features ``model.features(x)`` of a numpy batch, in eval mode (mode restored)."""
+    from hashlearn.models.inference import batched_outputs  # torch only when a model is used
+
     return batched_outputs(model, X, 0, batch_size, call=model.features)
 
 

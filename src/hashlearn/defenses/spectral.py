@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hashlearn._validation import check_features, check_labels
-from hashlearn.attacks.backdoor.base import check_positive_float, check_rate
+from hashlearn._validation import check_features, check_labels, check_positive_float, check_rate
 
 
 def spectral_scores(features) -> np.ndarray:

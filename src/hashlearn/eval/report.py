@@ -35,25 +35,11 @@ def format_table(rows: list[dict], columns: list[str], floats: str = ".4f") -> s
 
 
 def plot_pr_curves(curves: dict[str, dict], path: str | Path, title: str = "") -> Path:
-    """Precision-recall curves over Hamming radii, one line per label."""
-    import matplotlib
+    """Precision-recall curves over Hamming radii, one line per label, as a PNG file (headless:
+    drawn on a ``Figure`` with the Agg canvas; the application's matplotlib backend is untouched)."""
+    from hashlearn.eval.plots import pr_curve_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    for label, curve in curves.items():
-        ax.plot(curve["recall"], curve["precision"], marker=".", label=label)
-    ax.set_xlabel("recall (within Hamming radius)")
-    ax.set_ylabel("precision")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(pr_curve_figure(curves, title=title), path)
 
 
 def write_report(run_dir: Path, title: str, sections: list[tuple[str, str]], metrics: dict) -> Path:

@@ -13,7 +13,7 @@ from hashlearn.losses.dpsh import DPSHLoss
 from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
-from hashlearn.losses.registry import LOSSES, available_methods, build_objective, parse_method_name
+from hashlearn.losses.registry import LOSSES, LossSpec, available_methods, build_objective, loss_spec, parse_method_name
 from hashlearn.losses.unsupervised import UnsupervisedLoss
 
 __all__ = [
@@ -26,9 +26,11 @@ __all__ = [
     "GreedyHashLoss",
     "HashNetLoss",
     "LocalityLoss",
+    "LossSpec",
     "UnsupervisedLoss",
     "available_methods",
     "build_objective",
+    "loss_spec",
     "make_hash_centers",
     "pairwise_similarity",
     "parse_method_name",

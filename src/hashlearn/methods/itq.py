@@ -20,7 +20,7 @@ from hashlearn.methods.base import BaseHasher
 def pca_projection(X: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and the top ``n_components`` principal directions ``(d, n_components)``."""
     mean = X.mean(axis=0)
-    covariance = np.cov(X - mean, rowvar=False)
+    covariance = np.atleast_2d(np.cov(X - mean, rowvar=False))
     eigenvalues, eigenvectors = np.linalg.eigh(covariance.astype(np.float64))
     order = np.argsort(eigenvalues)[::-1][:n_components]
     return mean.astype(np.float32), eigenvectors[:, order].astype(np.float32)
@@ -36,7 +36,7 @@ class ITQ(BaseHasher):
     def _check_n_bits_for_features(self, n_bits, n_features):
         if n_bits > n_features:
             raise ValueError(
-                f"ITQ needs n_bits <= n_features (PCA directions), got n_bits={n_bits} for {n_features} features."
+                f"ITQ needs n_bits <= n_features (PCA directions), got n_bits={n_bits} for n_features={n_features}."
             )
 
     def _fit(self, X, rng):

@@ -17,7 +17,7 @@ class PCAH(BaseHasher):
 
     def _check_n_bits_for_features(self, n_bits, n_features):
         if n_bits > n_features:
-            raise ValueError(f"PCAH needs n_bits <= n_features (PCA directions), got n_bits={n_bits} for {n_features} features.")
+            raise ValueError(f"PCAH needs n_bits <= n_features (PCA directions), got n_bits={n_bits} for n_features={n_features}.")
 
     def _fit(self, X, rng):
         self.mean_, self.pca_ = pca_projection(X, self.n_bits)

@@ -29,7 +29,7 @@ class SignHasher(BaseHasher):
         if n_bits > n_features:
             raise ValueError(
                 f"sign hashing gives one bit per dimension: n_bits must be <= n_features, got n_bits={n_bits} "
-                f"for {n_features} features. Use LSH, ITQ or a deep method for longer codes."
+                f"for n_features={n_features}. Use LSH, ITQ or a deep method for longer codes."
             )
 
     def _fit(self, X, rng):

@@ -1,6 +1,9 @@
-"""The one trainer of hashlearn: config, training loop, checkpoints."""
+"""The one trainer of hashlearn: its config, the training loop, checkpoints.
 
-from hashlearn.train.config import DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig, resolve_config
+A run's whole configuration (data, model, method, trainer) lives in :mod:`hashlearn.runs`.
+"""
+
+from hashlearn.train.config import TrainConfig
 from hashlearn.train.trainer import Trainer, TrainResult
 
-__all__ = ["DataConfig", "MethodConfig", "ModelConfig", "RunConfig", "TrainConfig", "Trainer", "TrainResult", "resolve_config"]
+__all__ = ["TrainConfig", "Trainer", "TrainResult"]

@@ -1,15 +1,16 @@
-"""Configuration: one dataclass of defaults per component, JSON/TOML files, dotted overrides.
+"""The trainer's configuration, and the machinery every config uses: JSON/TOML files, dotted overrides.
 
-A run is described by a :class:`RunConfig` with four sections -- ``data``,
-``model``, ``method`` and ``trainer`` -- each a dataclass whose fields are the
-defaults. A file (``.json`` or ``.toml``) and ``--set section.key=value``
-overrides are applied on top; a key that does not exist is an error that lists
-the valid ones (a typo never silently does nothing).
+:class:`TrainConfig` holds the defaults of the one trainer. A run's full
+configuration (data, model, method, trainer) is :class:`hashlearn.runs.RunConfig`,
+built with the helpers here: a file (``.json`` or ``.toml``) and ``section.key=value``
+overrides applied on top of dataclass defaults, where a key that does not
+exist is an error that lists the valid ones (a typo never silently does nothing).
 
->>> config = resolve_config(overrides=["trainer.lr=0.01", "model.hidden=[256, 128]"])
->>> config.trainer.lr, config.model.hidden
-(0.01, [256, 128])
->>> resolve_config(overrides=["trainer.learning_rate=0.1"])
+>>> config = TrainConfig()
+>>> apply_mapping(config, {"lr": 0.01})
+>>> config.lr
+0.01
+>>> apply_mapping(config, {"learning_rate": 0.1}, ("trainer",))
 Traceback (most recent call last):
 ...
 ValueError: unknown config key 'trainer.learning_rate'; valid keys of 'trainer' are: batch_size, device, epochs, gamma, grad_clip, log_every, lr, momentum, optimizer, patience, scheduler, seed, step_size, val_batch_size, val_k, weight_decay
@@ -85,62 +86,6 @@ class TrainConfig:
         if not isinstance(self.device, str):
             raise TypeError(f"trainer.device must be a string such as 'cpu' or 'cuda', got {self.device!r}.")
         return self
-
-
-@dataclass
-class DataConfig:
-    """Which data, which input representation and which split.
-
-    ``features``: ``"pixels"`` (raw images / vectors), ``"efficientnet"``
-    (frozen EfficientNet-Lite0 features, 1280-d) or ``"minilm"`` (frozen
-    all-MiniLM-L6-v2 sentence embeddings, 384-d).
-    """
-
-    dataset: str = "digits"
-    features: str = "pixels"
-    protocol: str = "default"
-    seed: int = 0
-    n_train: int | None = None
-    n_query: int | None = None
-    n_database: int | None = None
-    n_val: int | None = None
-
-
-@dataclass
-class ModelConfig:
-    """Backbone choice; ``None`` picks the method's default for the data modality."""
-
-    backbone: str | None = None
-    hidden: list[int] | None = None
-    dropout: float = 0.0
-    width: int | None = None
-
-
-@dataclass
-class MethodConfig:
-    """Deep method: ``name`` such as ``"dsdh"`` or ``"dsdh+hswd"``, code length and loss arguments."""
-
-    name: str = "dpsh"
-    n_bits: int = 32
-    quantization_weight: float | None = None
-    loss: dict = field(default_factory=dict)
-
-
-@dataclass
-class RunConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
-    trainer: TrainConfig = field(default_factory=TrainConfig)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "RunConfig":
-        config = cls()
-        apply_mapping(config, values)
-        return config
 
 
 def config_keys(section) -> list[str]:
@@ -220,16 +165,3 @@ def _set_path(node, path: list[str], value, walked: tuple[str, ...] = ()) -> Non
         current.update(value)
     else:
         setattr(node, name, value)
-
-
-def resolve_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> RunConfig:
-    """Defaults, then ``base`` (a dict), then the file at ``path``, then ``overrides``; validated."""
-    config = RunConfig()
-    for values in (base, load_config_file(path) if path else None):
-        if values:
-            apply_mapping(config, values)
-    for text in overrides:
-        keys, value = parse_override(text)
-        _set_path(config, keys, value)
-    config.trainer.validate()
-    return config

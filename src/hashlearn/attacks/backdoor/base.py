@@ -25,13 +25,12 @@ Conventions
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from hashlearn._validation import check_labels, check_positive_int
+from hashlearn._validation import check_labels, check_positive_float, check_positive_int, check_rate  # noqa: F401 (re-exported)
 
 MAPPINGS = ("all-to-one", "all-to-all")
 
@@ -55,23 +54,6 @@ class PoisonedSet:
         mask = np.zeros(len(self.y), dtype=bool)
         mask[self.poison_indices] = True
         return mask
-
-
-def check_rate(rate, name: str = "rate") -> float:
-    """A poisoning rate must be a number in ``(0, 1]``."""
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"{name} must be a number in (0, 1], got {type(rate).__name__} {rate!r}.")
-    if not 0.0 < float(rate) <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1] (a fraction of the training set), got {rate}.")
-    return float(rate)
-
-
-def check_positive_float(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}.")
-    if not float(value) > 0.0 or not np.isfinite(value):
-        raise ValueError(f"{name} must be a positive finite number, got {value}.")
-    return float(value)
 
 
 class TargetMapping:

@@ -11,7 +11,7 @@ and is tested on ``query``; hash retrieval searches the clean ``database``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,10 +33,12 @@ class ExperimentData:
     database: tuple[np.ndarray, np.ndarray]
     n_classes: int
     image_size: int
+    #: the protocol split the arrays were taken from (saved with a backdoor run)
+    split: object = field(default=None, repr=False)
 
 
-def load_experiment_data(dataset: str = "mnist5k", seed: int = 0) -> ExperimentData:
-    """The standard protocol split of an image dataset, as arrays."""
+def load_experiment_data(dataset: str = "mnist5k", seed: int = 0, protocol: str = "default") -> ExperimentData:
+    """The protocol split of an image dataset (the standard one by default), as arrays."""
     from hashlearn.data import load_dataset
     from hashlearn.data.protocols import make_split
 
@@ -51,9 +53,9 @@ def load_experiment_data(dataset: str = "mnist5k", seed: int = 0) -> ExperimentD
         data = data[:, 0]
     if data.ndim != 3 or data.shape[1] != data.shape[2]:
         raise ValueError(f"backdoor experiments use square grey images (n, H, W), got shape {data.shape} for {dataset!r}.")
-    split = make_split(ds, seed=seed)
+    split = make_split(ds, protocol=protocol, seed=seed)
     pick = lambda part: (data[part], ds.labels[part])  # noqa: E731
-    return ExperimentData(pick(split.train), pick(split.validation), pick(split.query), pick(split.database), ds.n_classes, data.shape[1])
+    return ExperimentData(pick(split.train), pick(split.validation), pick(split.query), pick(split.database), ds.n_classes, data.shape[1], split)
 
 
 def accuracy_metric(model, X, y) -> float:

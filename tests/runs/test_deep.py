@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from hashlearn.data import load_dataset
-from hashlearn.losses import LOSSES
-from hashlearn.methods.deep import DEEP_METHODS, build_deep_method, default_backbone, split_method_name, train_deep_method
+from hashlearn.losses import LOSSES, LossSpec, parse_method_name
+from hashlearn.runs.deep import build_deep_method, default_backbone, train_deep_method
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +14,26 @@ def digits():
     return ds.data[order[:500]], ds.labels[order[:500]], ds.data[order[500:600]], ds.labels[order[500:600]]
 
 
-def test_every_registered_method_has_a_loss():
-    assert set(DEEP_METHODS) <= set(LOSSES)
+def test_every_registered_loss_carries_its_training_defaults():
+    for name, spec in LOSSES.items():
+        assert isinstance(spec, LossSpec) and spec.description, name
+        assert spec.supervised == (spec.cls.label_kind == "class"), name
+        assert spec.lr > 0 and spec.epochs >= 1, name
+
+
+def test_registered_defaults_reach_training(digits, monkeypatch):
+    """A spec's lr, epochs and loss arguments are what train_deep_method uses when none are given."""
+    import dataclasses
+
+    import hashlearn.losses.registry as registry
+
+    spec = dataclasses.replace(LOSSES["dsdh"], lr=0.02, epochs=2, loss_kwargs={"mu": 0.25})
+    monkeypatch.setitem(registry.LOSSES, "dsdh", spec)
+    X, y, Xv, yv = digits
+    model, result = train_deep_method("dsdh", 8, X[:100], y[:100], Xv[:50], yv[:50], batch_size=50)
+    assert len(result.history) == 2 and result.history[0]["lr"] == pytest.approx(0.02)
+    _, objective = build_deep_method("dsdh", 8, 10, (64,))
+    assert objective.locality.mu == 0.25
 
 
 @pytest.mark.parametrize("method", ["dpsh", "dsdh+hswd", "hashnet+reg", "dch+swd", "csq", "greedyhash+none"])
@@ -45,8 +63,8 @@ def test_loss_kwargs_and_quantization_weight_reach_the_objective():
 
 
 def test_bad_names_and_shapes():
-    with pytest.raises(ValueError, match="unknown deep method"):
-        split_method_name("vgg+hswd")
+    with pytest.raises(ValueError, match="unknown loss"):
+        parse_method_name("vgg+hswd")
     with pytest.raises(ValueError, match="quantizer"):
         build_deep_method("dpsh+pq", 16, 10, (64,))
     with pytest.raises(ValueError, match="input_shape"):

@@ -1,0 +1,83 @@
+"""The attack workflow: adversarial queries against a run's model, measured on the run's own split.
+
+Works on every run with a deep hash model -- trained by ``hashlearn train``,
+saved by ``hashlearn demo`` or backdoored by ``hashlearn backdoor`` (hash
+victim). Writes ``attack/<attack>.json`` (and ``attack/<attack>_adv.npy``,
+the adversarial inputs, with ``save_adv``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hashlearn._io import atomic_write_json
+from hashlearn.runs.data import load_run_dataset, run_inputs
+from hashlearn.runs.run import Run, load_run, save_npy
+
+
+def attack_run(
+    run: Run | str | Path,
+    attack: str = "hag",
+    *,
+    eps: float = 8 / 255,
+    norm: str = "linf",
+    steps: int = 100,
+    n_queries: int | None = None,
+    n_database: int | None = None,
+    k: int = 1000,
+    seed: int = 0,
+    save_adv: bool = False,
+) -> dict:
+    """Attack the first ``n_queries`` queries of the run's split; the clean and attacked metrics (also written to the run)."""
+    import torch
+
+    from hashlearn.attacks import ATTACKS
+    from hashlearn.attacks.evaluation import evaluate_attack, model_codes
+    from hashlearn.models import HashModel
+
+    if attack not in ATTACKS:
+        raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {attack!r}.")
+    run = run if isinstance(run, Run) else load_run(run)
+    config = run.config
+    model = run.load_model()
+    if not isinstance(model, HashModel):
+        raise ValueError(f"run {run.path} holds a {type(model).__name__}; adversarial query attacks need a deep hash model "
+                         "(a run of `hashlearn train` with a deep method, or a backdoor run with --victim hash).")
+    split = run.load_split()
+    dataset = load_run_dataset(config.data)
+    if dataset.labels is None:
+        raise ValueError(f"dataset {dataset.name!r} is unlabelled; attack evaluation needs labels.")
+    labels = dataset.labels
+    query_index = split.query[:n_queries]
+    db_index = split.database
+    if n_database is not None and n_database < len(db_index):
+        db_index = np.sort(np.random.default_rng(seed).choice(db_index, size=n_database, replace=False))
+    queries = torch.from_numpy(run_inputs(dataset, query_index, config.data.features))
+    query_labels = labels[query_index]
+    db_codes = model_codes(model, torch.from_numpy(run_inputs(dataset, db_index, config.data.features)))
+    db_labels = labels[db_index]
+
+    clip = (0.0, 1.0) if dataset.modality == "image" and config.data.features == "pixels" else None
+    attacker = ATTACKS[attack].from_options(model, database_codes=db_codes, database_labels=db_labels,
+                                             eps=eps, norm=norm, steps=steps, seed=seed, clip=clip)
+    target_labels = None
+    if attacker.targeted:
+        if labels.ndim != 1:
+            raise ValueError("targeted attacks on a run need single-label data (the target is a class id).")
+        offsets = np.random.default_rng(seed).integers(1, dataset.n_classes, size=len(query_labels))
+        target_labels = (query_labels + offsets) % dataset.n_classes  # a random other class
+    result = attacker.attack(queries, target_labels=target_labels) if attacker.targeted else attacker.attack(queries)
+    report = evaluate_attack(attacker, queries, query_labels, db_codes, db_labels, target_labels=target_labels, k=k, result=result)
+    report = {"run_dir": str(run.path), "dataset": dataset.name, "n_database": int(len(db_index)), "attack_repr": repr(attacker), **report}
+    if save_adv:
+        adv_path = run.attack_dir / f"{attack}_adv.npy"
+        save_npy(adv_path, result.x_adv.detach().cpu().numpy().astype(np.float32))
+        save_npy(run.attack_dir / f"{attack}_ids.npy", np.asarray(query_index, dtype=np.int64))
+        report["adv_inputs"] = str(adv_path)
+    atomic_write_json(run.attack_path(attack), report)
+    return report
+
+
+__all__ = ["attack_run"]

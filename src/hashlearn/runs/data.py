@@ -1,0 +1,53 @@
+"""The data of a run: its dataset, its (sub-sampled) protocol split and the model inputs of a part."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hashlearn.runs.config import FEATURE_ENCODERS, DataConfig, RunConfig
+
+
+def load_run_dataset(data: DataConfig):
+    """The dataset ``data.dataset`` (``data.data_dir`` passed to loaders that read a folder)."""
+    from hashlearn.data import load_dataset
+
+    return load_dataset(data.dataset, **({"data_dir": data.data_dir} if data.data_dir else {}))
+
+
+def run_inputs(dataset, index: np.ndarray, features: str) -> np.ndarray:
+    """Model inputs of the items ``index``: raw data (``"pixels"``) or cached frozen-encoder features."""
+    if features == "pixels":
+        if dataset.modality == "text":
+            raise ValueError(f"dataset {dataset.name!r} is text: choose features 'minilm' (frozen sentence embeddings), not 'pixels'.")
+        return np.asarray(dataset.data[index], dtype=np.float32)
+    if features not in FEATURE_ENCODERS:
+        raise ValueError(f"features must be 'pixels' or one of {sorted(FEATURE_ENCODERS)}, got {features!r}.")
+    from hashlearn.data.features import extract_features
+
+    items = [dataset.data[i] for i in index] if dataset.modality == "text" else dataset.data[index]
+    return extract_features(items, FEATURE_ENCODERS[features])
+
+
+def _subsample(index: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
+    if n is None or n >= len(index):
+        return index
+    return np.sort(rng.choice(index, n, replace=False))
+
+
+def make_run_split(config: RunConfig, dataset):
+    """The protocol split of ``config.data``, optionally sub-sampled (``n_train`` ...), leakage-checked."""
+    from hashlearn.data.protocols import make_split
+
+    split = make_split(dataset, protocol=config.data.protocol, seed=config.data.seed)
+    sizes = {"train": config.data.n_train, "validation": config.data.n_val, "query": config.data.n_query}
+    if any(sizes.values()) or config.data.n_database:
+        rng = np.random.default_rng(config.data.seed)
+        for part, n in sizes.items():
+            setattr(split, part, _subsample(getattr(split, part), n, rng))
+        if config.data.n_database:  # keep train inside the database, fill up with other items
+            others = np.setdiff1d(split.database, split.train)
+            extra = _subsample(others, max(config.data.n_database - len(split.train), 0), rng)
+            split.database = np.sort(np.concatenate([split.train, extra]))
+        split.meta = {**split.meta, "subsampled": {**sizes, "database": config.data.n_database}}
+        split.check()
+    return split
