@@ -326,9 +326,21 @@ def _offer_chunk(dist, count, chunk_start, ids, by_position, heap_d, heap_k):
 def _grow(array, size):
     if size < array.shape[0]:
         return array
-    bigger = np.empty(2 * array.shape[0], dtype=array.dtype)
+    bigger = np.empty(max(2 * array.shape[0], size + 1), dtype=array.dtype)
     bigger[: array.shape[0]] = array
     return bigger
+
+
+@njit(**_JIT)
+def _collect(dist, count, radius, q, chunk_start, found_q, found_d, found_p, n_found):
+    """Append the rows of a chunk within ``radius`` (the buffers have room for all)."""
+    for i in range(count):
+        if dist[i] <= radius:
+            found_q[n_found] = q
+            found_d[n_found] = dist[i]
+            found_p[n_found] = chunk_start + i
+            n_found += 1
+    return n_found
 
 
 def _make_flat_scans(n_bytes: int, n_words: int, tail: int, groups: int):
@@ -407,15 +419,11 @@ def _make_flat_scans(n_bytes: int, n_words: int, tail: int, groups: int):
                     chunk_distances(qw, db, n_bytes, n_words, tail, groups, chunk_start, count, dist)
                     if _smallest(dist, count) > radius:
                         continue
-                    for i in range(count):
-                        if dist[i] <= radius:
-                            found_q = _grow(found_q, n_found)
-                            found_d = _grow(found_d, n_found)
-                            found_p = _grow(found_p, n_found)
-                            found_q[n_found] = q
-                            found_d[n_found] = dist[i]
-                            found_p[n_found] = chunk_start + i
-                            n_found += 1
+                    if n_found + count > found_q.shape[0]:  # room for the whole chunk
+                        found_q = _grow(found_q, n_found + count)
+                        found_d = _grow(found_d, n_found + count)
+                        found_p = _grow(found_p, n_found + count)
+                    n_found = _collect(dist, count, radius, q, chunk_start, found_q, found_d, found_p, n_found)
         # stable counting sort by query: blocks were visited in order, so positions stay ascending
         counts = np.zeros(nq, dtype=np.int64)
         for j in range(n_found):
