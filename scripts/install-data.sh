@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
-# Installs the default image data (Fashion-MNIST) from Debian's package
-# `dataset-fashion-mnist` when apt-get is usable. Never fails the set-up:
-# without it, hashlearn falls back to scikit-learn's digits and says so.
+# Installs the data that comes from Debian packages when apt-get is usable:
+#   - Fashion-MNIST (dataset-fashion-mnist): the default image data;
+#   - Unicode's emoji-test.txt (unicode-data) and the CLDR annotations (unicode-cldr-core):
+#     the texts and labels of the openmoji image-text pairs.
+# Never fails the set-up: without Fashion-MNIST hashlearn falls back to scikit-learn's
+# digits and says so; without the Unicode files the openmoji data set is unavailable.
 set -u
-FMNIST_DIR=/usr/share/datasets/fashion-mnist
-if [ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
-  echo "fashion-mnist: found in $FMNIST_DIR"
-  exit 0
-fi
 SUDO=""
 if [ "$(id -u)" != "0" ]; then
   if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; fi
 fi
-if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = "0" ] || [ -n "$SUDO" ]; }; then
-  echo "fashion-mnist: installing Debian package dataset-fashion-mnist"
-  if ! $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; then
-    $SUDO apt-get update -qq >/dev/null 2>&1
-    $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1
+CAN_APT=0
+if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = "0" ] || [ -n "$SUDO" ]; }; then CAN_APT=1; fi
+UPDATED=0
+
+# apt_install PACKAGE FILE: install PACKAGE unless FILE exists; 0 when FILE exists afterwards
+apt_install() {
+  local package="$1" file="$2"
+  if [ -e "$file" ]; then echo "$package: found ($file)"; return 0; fi
+  if [ "$CAN_APT" = "1" ]; then
+    echo "$package: installing Debian package $package"
+    if ! $SUDO apt-get install -y -qq "$package" >/dev/null 2>&1; then
+      if [ "$UPDATED" = "0" ]; then $SUDO apt-get update -qq >/dev/null 2>&1; UPDATED=1; fi
+      $SUDO apt-get install -y -qq "$package" >/dev/null 2>&1
+    fi
   fi
-fi
-if [ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
-  echo "fashion-mnist: installed in $FMNIST_DIR"
-else
+  [ -e "$file" ]
+}
+
+FMNIST_DIR=/usr/share/datasets/fashion-mnist
+if ! apt_install dataset-fashion-mnist "$FMNIST_DIR/train-images-idx3-ubyte.gz"; then
   cat <<MSG
 fashion-mnist: NOT installed. To get it, either
   - install Debian's package:  sudo apt-get install dataset-fashion-mnist
@@ -29,5 +37,11 @@ fashion-mnist: NOT installed. To get it, either
     with --data-dir (or set HASHLEARN_FASHION_MNIST_DIR).
 hashlearn falls back to scikit-learn's digits data set until then.
 MSG
+fi
+
+if ! apt_install unicode-data /usr/share/unicode/emoji/emoji-test.txt \
+   || ! apt_install unicode-cldr-core /usr/share/unicode/cldr/common/annotations/en.xml; then
+  echo "openmoji: the Unicode files are NOT installed (sudo apt-get install unicode-data unicode-cldr-core);"
+  echo "          the openmoji image-text data set is unavailable until then."
 fi
 exit 0

@@ -4,9 +4,13 @@
 bits on the protocol's train split of Fashion-MNIST pixels (falling back to
 scikit-learn's digits, announced, when Fashion-MNIST is not installed), encodes
 database and queries, evaluates mAP@1000 and P@1000, prints a table and writes
-``runs/<timestamp>/`` with ``report.md``, ``metrics.json``, ``config.json``,
-the split and a PR-curve plot. It then trains one deep method with and without
-the one-loss ``+hswd`` quantizer (``DemoConfig.deep_methods``).
+``runs/<timestamp>/`` with ``report.md``, ``metrics.json``, ``demo.json`` (the
+demo's settings) and a PR-curve plot. It then trains one deep method with and
+without the one-loss ``+hswd`` quantizer (``DemoConfig.deep_methods``).
+
+Every model is saved as a run in ``runs/<timestamp>/<method>-<bits>/`` (config,
+split, model, codes of the database and queries), so ``hashlearn evaluate``,
+``encode``, ``index build``, ``attack`` (deep models) and ``report`` accept it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from hashlearn.data.protocols import make_split
 from hashlearn.errors import MissingDependencyError
 from hashlearn.eval import evaluate_codes
 from hashlearn.eval.report import format_table, new_run_dir, plot_pr_curves, write_report
-from hashlearn.methods import build_shallow
+from hashlearn.methods import SHALLOW_METHODS
 
 COLUMNS = ["method", "bits", "mAP@1000", "P@1000", "fit_s", "encode_s"]
 
@@ -55,34 +59,30 @@ def load_default_data(config: DemoConfig, say=print):
         return load_dataset(config.fallback_dataset)
 
 
-def run_shallow(method: str, n_bits: int, X_train, X_db, X_query, seed: int):
-    """Fit on train, encode database and queries; return codes and timings."""
-    estimator = build_shallow(method, n_bits=n_bits, random_state=seed)
+def demo_run_config(config: DemoConfig, dataset_name: str, method: str, n_bits: int):
+    """The :class:`~hashlearn.runs.RunConfig` of one model of the demo."""
+    from hashlearn.runs import resolve_config
+
+    overrides = [f"method.name={method}", f"method.n_bits={n_bits}", f"data.dataset={dataset_name}",
+                 f"data.protocol={config.protocol}", f"data.seed={config.seed}", f"trainer.seed={config.seed}"]
+    if config.data_dir and dataset_name == config.dataset:
+        overrides.append(f"data.data_dir={config.data_dir}")
+    if method not in SHALLOW_METHODS:
+        overrides.append(f"trainer.epochs={config.deep_epochs}")
+    return resolve_config(overrides=overrides)
+
+
+def run_model(config: DemoConfig, dataset, method: str, n_bits: int, run_dir: Path):
+    """Train one model into the run ``run_dir``; encode its database and queries (kept in the run); codes and timings."""
+    from hashlearn.runs import encode_parts, train_run
+
     start = time.perf_counter()
-    estimator.fit(X_train)
+    train_run(demo_run_config(config, dataset.name, method, n_bits), run_dir, dataset=dataset)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    db_codes, query_codes = estimator.encode(X_db), estimator.encode(X_query)
+    encoded = encode_parts(run_dir, ("database", "query"), dataset=dataset)
     encode_seconds = time.perf_counter() - start
-    return db_codes, query_codes, fit_seconds, encode_seconds
-
-
-def run_deep(method: str, n_bits: int, split, data, labels, config: DemoConfig):
-    """Train a deep hash model (small CNN on images, MLP on vectors) on the train split,
-    select the epoch on the validation split, encode database and queries."""
-    from hashlearn.runs.deep import train_deep_method
-
-    start = time.perf_counter()
-    model, result = train_deep_method(
-        method, n_bits, split.take(data, "train"), split.take(labels, "train"),
-        split.take(data, "validation"), split.take(labels, "validation"),
-        epochs=config.deep_epochs, seed=config.seed,
-    )
-    fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    db_codes, query_codes = model.encode(split.take(data, "database")), model.encode(split.take(data, "query"))
-    encode_seconds = time.perf_counter() - start
-    return db_codes, query_codes, fit_seconds, encode_seconds
+    return encoded["database"][0], encoded["query"][0], fit_seconds, encode_seconds
 
 
 def run_demo(config: DemoConfig | None = None, run_root: str | Path = "runs", say=print) -> tuple[Path, list[dict]]:
@@ -90,35 +90,27 @@ def run_demo(config: DemoConfig | None = None, run_root: str | Path = "runs", sa
     dataset = load_default_data(config, say)
     split = make_split(dataset, config.protocol, seed=config.seed)
     features = np.asarray(dataset.data, dtype=np.float32).reshape(len(dataset), -1)
-    X_train, X_db, X_query = (split.take(features, part) for part in ("train", "database", "query"))
     db_labels, query_labels = split.take(dataset.labels, "database"), split.take(dataset.labels, "query")
     say(f"dataset {dataset.name}: {len(dataset)} items, {features.shape[1]} features; split {split.sizes()} (seed {config.seed})")
 
-    rows, curves = [], {}
-    for n_bits in config.bits:
-        for method in config.methods:
-            db_codes, query_codes, fit_s, encode_s = run_shallow(method, n_bits, X_train, X_db, X_query, config.seed)
-            scores = evaluate_codes(query_codes, db_codes, query_labels, db_labels, k=config.k, with_pr_curve=True)
-            curves[f"{method} {n_bits}"] = scores.pop("pr_curve")
-            row = {"method": method, "bits": n_bits, **scores, "fit_s": fit_s, "encode_s": encode_s}
-            rows.append(row)
-            say(f"  {method:>4} {n_bits:>3} bits  mAP@{config.k} {row[f'mAP@{config.k}']:.4f}  P@{config.k} {row[f'P@{config.k}']:.4f}")
-
-    images = np.asarray(dataset.data, dtype=np.float32) if dataset.modality == "image" else features
-    for method in config.deep_methods:
-        say(f"  training {method} ({config.deep_bits} bits, {config.deep_epochs} epochs, selected on the validation split) ...")
-        db_codes, query_codes, fit_s, encode_s = run_deep(method, config.deep_bits, split, images, dataset.labels, config)
-        scores = evaluate_codes(query_codes, db_codes, query_labels, db_labels, k=config.k, with_pr_curve=True)
-        curves[f"{method} {config.deep_bits}"] = scores.pop("pr_curve")
-        row = {"method": method, "bits": config.deep_bits, **scores, "fit_s": fit_s, "encode_s": encode_s}
-        rows.append(row)
-        say(f"  {method:>4} {config.deep_bits:>3} bits  mAP@{config.k} {row[f'mAP@{config.k}']:.4f}  P@{config.k} {row[f'P@{config.k}']:.4f}")
-
     run_dir = new_run_dir(run_root)
-    split.save(run_dir)
-    atomic_write_json(run_dir / "config.json", {**asdict(config), "dataset_used": dataset.name})
+    rows, curves = [], {}
+    jobs = [(method, n_bits) for n_bits in config.bits for method in config.methods]
+    jobs += [(method, config.deep_bits) for method in config.deep_methods]
+    for method, n_bits in jobs:
+        if method not in SHALLOW_METHODS:
+            say(f"  training {method} ({n_bits} bits, {config.deep_epochs} epochs, selected on the validation split) ...")
+        db_codes, query_codes, fit_s, encode_s = run_model(config, dataset, method, n_bits, run_dir / f"{method}-{n_bits}")
+        scores = evaluate_codes(query_codes, db_codes, query_labels, db_labels, k=config.k, with_pr_curve=True)
+        curves[f"{method} {n_bits}"] = scores.pop("pr_curve")
+        row = {"method": method, "bits": n_bits, **scores, "fit_s": fit_s, "encode_s": encode_s, "run": f"{method}-{n_bits}"}
+        rows.append(row)
+        say(f"  {method:>4} {n_bits:>3} bits  mAP@{config.k} {row[f'mAP@{config.k}']:.4f}  P@{config.k} {row[f'P@{config.k}']:.4f}")
+
+    atomic_write_json(run_dir / "demo.json", {**asdict(config), "dataset_used": dataset.name})
     plot_pr_curves(curves, run_dir / "pr_curves.png", title=f"{dataset.name}: PR within Hamming radius")
-    table = format_table(rows, [c.replace("1000", str(config.k)) for c in COLUMNS])
+    columns = [c.replace("1000", str(config.k)) for c in COLUMNS]
+    table = format_table(rows, columns)
     write_report(
         run_dir,
         f"hashlearn demo on {dataset.name}",
@@ -128,8 +120,9 @@ def run_demo(config: DemoConfig | None = None, run_root: str | Path = "runs", sa
                       f"({', '.join(config.deep_methods) or 'none'}) train a small CNN (images) or MLP (vectors) for {config.deep_epochs} epochs "
                       "and keep the epoch with the best validation mAP (never the queries). The database and queries are encoded and "
                       "ranked by Hamming distance, ties by ascending id. `+hswd` replaces the method's own quantization term by the "
-                      "per-bit sliced Wasserstein distance to a Bernoulli(0.5) target."),
-            ("Results", table),
+                      "per-bit sliced Wasserstein distance to a Bernoulli(0.5) target. Each model is a run in the folder named "
+                      "in the table's `run` column (`hashlearn evaluate --model RUN` and the other commands accept it)."),
+            ("Results", format_table(rows, [*columns, "run"])),
             ("Precision-recall", "![PR curves](pr_curves.png)"),
         ],
         {"dataset": dataset.name, "split": split.sizes(), "config": asdict(config), "results": rows, "pr_curves": curves},

@@ -21,3 +21,9 @@ def digits_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "csq-16-digits"
     train(run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def train_args():
+    """The arguments of the small digits run (``hashlearn train ARGS --run-dir R``)."""
+    return list(TRAIN_ARGS)

@@ -29,8 +29,10 @@ def test_backdoor_then_detect_on_digits(tmp_path, capsys, attack, victim):
     indices = np.load(run_dir / "backdoor" / "poison_indices.npy")
     assert len(indices) == 50  # round(0.1 * 500) training samples of the digits protocol
     assert record["attack"]["attack"] == attack
-    key = "attack_success_rate" if victim == "classifier" else "t_map_triggered"
-    assert 0.0 <= record["metrics"][key] <= 1.0
+    if victim == "classifier":  # the trigger implants: far above the 1-in-10 a random label would hit
+        assert record["metrics"]["attack_success_rate"] > 0.5
+    else:
+        assert record["metrics"]["t_map_triggered"] > record["metrics"]["t_map_clean"]
     loaded = load_backdoor(run_dir)
     assert load_run(run_dir).config.backdoor.attack == attack
     assert np.array_equal(loaded.poison_indices, indices)
@@ -40,12 +42,14 @@ def test_backdoor_then_detect_on_digits(tmp_path, capsys, attack, victim):
         return  # detection + retraining of a hash run: same code path, kept out of the default suite for time
     assert main(["detect", "--run-dir", str(run_dir), "--defense", "spectral", "--quiet"]) == 0
     report = json.loads((run_dir / "detect" / "spectral.json").read_text())
-    assert 0 <= report["tpr"] <= 1 and 0 <= report["fpr"] <= 1
+    assert report["tpr"] > report["fpr"]  # flags poison more often than clean samples (1 epoch, 10% poison: weak but real)
     assert main(["detect", "--run-dir", str(run_dir), "--defense", "ac", "--rule", "smaller", "--retrain", "--quiet"]) == 0
-    assert "after_retraining" in json.loads((run_dir / "detect" / "ac.json").read_text())
+    report = json.loads((run_dir / "detect" / "ac.json").read_text())
+    assert report["tpr"] >= 0.9 and report["tpr"] > 2 * report["fpr"]  # activation clustering finds the poison
+    assert set(report["after_retraining"]) == {"clean_accuracy", "attack_success_rate"}
 
 
-def test_typed_errors_become_exit_code_1(tmp_path, capsys):
-    assert main(["backdoor", "--attack", "badnets", "--dataset", "digits", "--rate", "1.5", "--run-dir", str(tmp_path), "-q"]) == 1
+def test_typed_errors_become_exit_status_2(tmp_path, capsys):
+    assert main(["backdoor", "--attack", "badnets", "--dataset", "digits", "--rate", "1.5", "--run-dir", str(tmp_path), "-q"]) == 2
     assert "rate" in capsys.readouterr().err
-    assert main(["detect", "--run-dir", str(tmp_path / "none"), "--defense", "ac"]) == 1
+    assert main(["detect", "--run-dir", str(tmp_path / "none"), "--defense", "ac"]) == 2

@@ -31,9 +31,9 @@ def test_features_round_trip(tmp_path, capsys):
 
 
 def test_features_errors(tmp_path, capsys):
-    assert main(["features", "digits", "--cache-dir", str(tmp_path)]) == 1
+    assert main(["features", "digits", "--cache-dir", str(tmp_path)]) == 2
     assert "needs no encoder" in capsys.readouterr().err
-    assert main(["features", "mnist5k", "--data-dir", str(tmp_path)]) == 1
+    assert main(["features", "mnist5k", "--data-dir", str(tmp_path)]) == 2
     assert "--data-dir: the 'mnist5k' loader does not read a folder" in capsys.readouterr().err
-    assert main(["features", "no-such-set"]) == 1
+    assert main(["features", "no-such-set"]) == 2
     assert "unknown dataset 'no-such-set'" in capsys.readouterr().err

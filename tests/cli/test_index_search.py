@@ -74,12 +74,12 @@ def test_info(files, capsys):
 def test_errors_are_reported_not_raised(files, capsys):
     tmp, _, _ = files
     out = tmp / "index.hlx"
-    assert main(["index", "build", "--codes", str(tmp / "codes.npy"), "--factory", "Nope", "-o", str(out)]) == 1
+    assert main(["index", "build", "--codes", str(tmp / "codes.npy"), "--factory", "Nope", "-o", str(out)]) == 2
     assert "unknown index description 'Nope'" in capsys.readouterr().err and not out.exists()
     np.save(tmp / "bad.npy", np.zeros((3, 8), dtype=np.float64))
-    assert main(["index", "build", "--codes", str(tmp / "bad.npy"), "-o", str(out)]) == 1
+    assert main(["index", "build", "--codes", str(tmp / "bad.npy"), "-o", str(out)]) == 2
     assert "dtype uint8" in capsys.readouterr().err
     (tmp / "broken.hlx").write_bytes(b"\x89HLX\r\n\x1a\n" + b"\0" * 20)
-    assert main(["index", "info", str(tmp / "broken.hlx")]) == 1
-    assert main(["search", "--index", str(tmp / "missing.hlx"), "--queries", str(tmp / "queries.npy")]) == 1
+    assert main(["index", "info", str(tmp / "broken.hlx")]) == 2
+    assert main(["search", "--index", str(tmp / "missing.hlx"), "--queries", str(tmp / "queries.npy")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -45,10 +45,38 @@ def test_evaluate_writes_metrics(trained_run, capsys):
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):
-    assert main(["train", "--dataset", "digits", "--set", "trainer.lr_rate=1", "--run-dir", str(tmp_path / "r")]) == 1
+    assert main(["train", "--dataset", "digits", "--set", "trainer.lr_rate=1", "--run-dir", str(tmp_path / "r")]) == 2
     assert "unknown config key 'trainer.lr_rate'" in capsys.readouterr().err
-    assert main(["train", "--dataset", "20newsgroups", "--features", "pixels", "--run-dir", str(tmp_path / "t"), "-q"]) == 1
-    assert main(["evaluate", "--model", str(tmp_path / "nothing")]) == 1
+    assert main(["train", "--dataset", "20newsgroups", "--features", "pixels", "--run-dir", str(tmp_path / "t"), "-q"]) == 2
+    assert main(["evaluate", "--model", str(tmp_path / "nothing")]) == 2
     np.save(tmp_path / "x.npy", np.zeros((3, 5), dtype=np.float32))
-    assert main(["encode", "--model", str(tmp_path / "nothing"), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "c.npy")]) == 1
-    assert main(["train", "--resume", "--dataset", "digits"]) == 1
+    assert main(["encode", "--model", str(tmp_path / "nothing"), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "c.npy")]) == 2
+    assert main(["train", "--resume", "--dataset", "digits"]) == 2
+
+
+def test_a_used_run_dir_is_refused_then_resumed_or_overwritten(digits_run, train_args, tmp_path, capsys):
+    import shutil
+
+    TRAIN_ARGS = train_args
+    run_dir = tmp_path / "r"
+    shutil.copytree(digits_run, run_dir)
+    weights = (run_dir / "model" / "model.safetensors").read_bytes()
+    assert main(["train", *TRAIN_ARGS, "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--resume" in err and "--overwrite" in err
+    assert (run_dir / "model" / "model.safetensors").read_bytes() == weights
+    # --resume: no flag repeated, the run's own config (hidden=[32], lr=0.01) continues to epoch 2
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--epochs", "2", "-q"]) == 0
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"]["hidden"] == [32] and config["trainer"]["lr"] == 0.01 and config["trainer"]["epochs"] == 2
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--method", "dpsh", "-q"]) == 2
+    assert "drop --method" in capsys.readouterr().err
+    shutil.rmtree(run_dir / "checkpoint")
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "-q"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert main(["train", *TRAIN_ARGS, "--bits", "24", "--run-dir", str(run_dir), "--overwrite"]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["method"]["n_bits"] == 24
+    assert main(["train", "--run-dir", str(tmp_path / "none"), "--resume", "-q"]) == 2
+    assert "does not exist" in capsys.readouterr().err

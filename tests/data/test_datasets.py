@@ -12,7 +12,7 @@ EXPECTED = {"digits", "fashion-mnist", "mnist", "mnist5k", "animal-mnist", "yeas
 def test_all_loaders_are_registered():
     assert EXPECTED <= {info.name for info in list_datasets()}
     for info in list_datasets():
-        assert info.modality in ("image", "vector", "text") and info.description
+        assert info.modality in ("image", "vector", "text", "paired") and info.description
         assert isinstance(dataset_available(info.name), bool)
 
 

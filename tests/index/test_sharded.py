@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
 
 distributed = pytest.importorskip("distributed")
+psutil = pytest.importorskip("psutil")
 
 from hashlearn.codes import hamming_distances, reference_search  # noqa: E402
+from hashlearn.errors import MissingDependencyError  # noqa: E402
+from hashlearn.index import FlatIndex  # noqa: E402
 from hashlearn.index.base import RangeResult  # noqa: E402
 from hashlearn.index.io import index_from_bytes, index_to_bytes, load_index, save_index  # noqa: E402
-from hashlearn.index.sharded import ShardedIndex  # noqa: E402
+from hashlearn.index.sharded import ShardedIndex, start_local_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0")
+    cluster = start_local_cluster(2)
     client = distributed.Client(cluster, set_as_default=False)
     yield client
     client.close()
@@ -111,6 +116,20 @@ def test_validation(client, bruteforce_cls, data):
         ShardedIndex(32, shard_factory=lambda n_bits: bruteforce_cls(64), client=client)
     with pytest.raises(ValueError, match="n_shards"):
         ShardedIndex(32, n_shards=0, shard_factory=bruteforce_cls, client=client)
+    with pytest.raises(ValueError, match="routing must be one of"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client, routing="fast")
+    with pytest.raises(ValueError, match="partition must be one of"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition="hash")
+    with pytest.raises(ValueError, match="partition_bits and bound_bits need partition='substring'"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition_bits=8)
+    with pytest.raises(ValueError, match="bound_bits must be a multiple of 8 between 8 and 32"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition="substring", bound_bits=12)
+    with pytest.raises(ValueError, match="partition_bits must be between 1 and 16"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client, partition="substring", partition_bits=20)
+    with pytest.raises(ValueError, match="fit_partition needs partition='substring'"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, client=client).fit_partition(codes)
+    with pytest.raises(ValueError, match="dashboard= applies to a cluster the index starts"):
+        ShardedIndex(32, shard_factory=bruteforce_cls, address="tcp://127.0.0.1:1", dashboard=True)
     with ShardedIndex(32, shard_factory=bruteforce_cls, client=client) as index:
         with pytest.raises(ValueError, match="4 bytes per code"):
             index.add(codes[:, :2])
@@ -162,3 +181,164 @@ def test_merge_equals_global_sort(make_codes):
             hit = np.flatnonzero(full[q] <= 3)
             order = np.lexsort((ids[hit], full[q, hit]))
             np.testing.assert_array_equal(merged.ids[merged.lims[q] : merged.lims[q + 1]], ids[hit][order])
+
+
+# --- default ids ------------------------------------------------------------------------------
+@pytest.mark.parametrize("partition", ["round_robin", "substring"])
+def test_default_ids_never_repeat_after_remove(client, bruteforce_cls, make_codes, partition):
+    codes = make_codes(40, 32, seed=21)
+    index = ShardedIndex(32, n_shards=3, shard_factory=bruteforce_cls, client=client, partition=partition)
+    index.add(codes[:20])
+    index.remove_ids([3, 7, 19])  # 19 is the largest id: it is not handed out again either
+    index.add(codes[20:30])
+    index.add(codes[30:], ids=np.arange(100, 110))
+    index.add(codes[:2])
+    found = index.search(codes[:1], index.ntotal).ids[0]
+    assert len(found) == index.ntotal == 39 and len(np.unique(found)) == 39
+    expected = sorted(set(range(20)) - {3, 7, 19} | set(range(20, 30)) | set(range(100, 112)))
+    assert sorted(found.tolist()) == expected
+    np.testing.assert_array_equal(index.reconstruct(110), codes[0])
+    with pytest.raises(ValueError, match="id 25 is already in the index"):  # explicit ids are checked on every shard
+        index.add(codes[:2], ids=[500, 25])
+    with pytest.raises(ValueError, match="contain duplicates"):
+        index.add(codes[:2], ids=[600, 600])
+    assert index.ntotal == 39
+    loaded = ShardedIndex.from_state(*index.state(), client=client)
+    loaded.add(codes[:1])
+    assert loaded.search(codes[:1], 1).ids[0, 0] in (0, 112) and loaded.reconstruct(112) is not None
+
+
+# --- hash partitioning --------------------------------------------------------------------------
+@pytest.fixture
+def clustered(checks):
+    rng = np.random.default_rng(31)
+    codes, centres = checks.make_clustered(rng, 3000, 64, n_centres=12, flip_probability=0.03)
+    queries, _ = checks.make_clustered(rng, 60, 64, centres=centres, flip_probability=0.03)
+    return codes, queries
+
+
+@pytest.mark.parametrize("n_shards, partition_bits, routing", [(4, None, "sequential"), (5, 10, "two_round"),
+                                                               (3, [60, 2, 33, 41, 8, 17, 25, 50], "sequential")])
+def test_partitioned_search_equals_flat(client, checks, clustered, n_shards, partition_bits, routing):
+    codes, queries = clustered
+    ids = np.random.default_rng(32).permutation(20_000)[: len(codes)]
+    flat = FlatIndex(64)
+    flat.add(codes, ids)
+    index = ShardedIndex(64, n_shards=n_shards, shard_factory="Flat", client=client, partition="substring",
+                         partition_bits=partition_bits, routing=routing)
+    index.add(codes[:1000], ids[:1000])  # the first batch places the shards; later batches follow the table
+    index.add(codes[1000:], ids[1000:])
+    assert index.ntotal == len(codes) and index.shard_sizes.sum() == len(codes)
+    for k in (1, 10, 100, 4000):  # k > ntotal pads with -1
+        got, want = index.search(queries, k), flat.search(queries, k)
+        check_equal(got, want)
+        checks.assert_knn_equal(got, queries, codes, k, ids=ids)
+        if k == 10:  # clustered codes: the bounds prune most shards
+            assert index.last_shards_visited.mean() < n_shards * 0.75
+    for radius in (0, 3, 8, 20):
+        got = index.range_search(queries, radius)
+        check_equal(got, flat.range_search(queries, radius))
+        checks.assert_range_equal(got, queries, codes, radius, ids=ids)
+    assert index.last_shards_visited.max() <= n_shards
+    removed = ids[::3]
+    assert index.remove_ids(removed) == len(removed) and flat.remove_ids(removed) == len(removed)
+    check_equal(index.search(queries, 10), flat.search(queries, 10))
+    check_equal(index.range_search(queries, 6), flat.range_search(queries, 6))
+
+
+def test_partitioned_search_is_exact_on_uniform_codes(client, checks, make_codes):
+    codes, queries = make_codes(2000, 32, seed=41), make_codes(40, 32, seed=42)
+    index = ShardedIndex(32, n_shards=4, client=client, partition="substring", partition_bits=8)
+    index.add(codes)
+    for k in (1, 7, 50):
+        checks.assert_knn_equal(index.search(queries, k), queries, codes, k)
+    checks.assert_range_equal(index.range_search(queries, 9), queries, codes, 9)
+
+
+def test_partition_persists_and_fit_partition(client, clustered, tmp_path):
+    codes, queries = clustered
+    index = ShardedIndex(64, n_shards=4, client=client, partition="substring")
+    index.fit_partition(codes[::10])
+    index.add(codes[:2000])
+    sizes = index.shard_sizes
+    assert sizes.min() > 0 and sizes.max() < 2 * sizes.mean()
+    want = index.search(queries, 10)
+    visited = index.last_shards_visited.copy()
+    loaded = ShardedIndex.from_state(*index.state(), client=client)
+    assert loaded.partition == "substring"
+    check_equal(loaded.search(queries, 10), want)
+    np.testing.assert_array_equal(loaded.last_shards_visited, visited)
+    loaded.add(codes[2000:])
+    index.add(codes[2000:])
+    np.testing.assert_array_equal(loaded.shard_sizes, index.shard_sizes)  # the same table places new codes
+    with load_index(save_index(index, tmp_path / "p.hlx")) as from_file:
+        check_equal(from_file.search(queries, 10), index.search(queries, 10))
+    with pytest.raises(ValueError, match="before the first add"):
+        index.fit_partition(codes)
+
+
+# --- listening addresses ------------------------------------------------------------------------
+def _listening(process):
+    return {(c.laddr.ip, c.laddr.port) for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+
+
+def test_own_cluster_listens_on_loopback_only_without_dashboard(bruteforce_cls, make_codes):
+    me = psutil.Process()
+    before = _listening(me)
+    with ShardedIndex(32, n_shards=2, shard_factory=bruteforce_cls) as index:
+        opened = _listening(me) - before
+        assert opened, "the scheduler and workers run HTTP endpoints; some listener was expected"
+        assert {ip for ip, _ in opened} == {"127.0.0.1"}, opened
+        assert index._cluster.scheduler.address.startswith("inproc://")
+        ports = {port for _, port in opened}
+        health = [port for port in ports if _http_status(port, "/health") == 200]
+        assert health, "no scheduler/worker health endpoint answered on 127.0.0.1"
+        for port in ports:  # no dashboard page anywhere (distributed serves a "needs bokeh" notice process-wide
+            status, body = _http_get(port, "/status")  # once any cluster in the process asked for a dashboard)
+            assert status == 404 or (status == 200 and b"needs bokeh" in body), (port, status, body[:200])
+        index.add(make_codes(10, 32))
+    assert not (_listening(me) - before)
+    with pytest.raises(MissingDependencyError if _no_bokeh() else RuntimeError, match="bokeh"):
+        if not _no_bokeh():
+            raise RuntimeError("bokeh is installed: the dashboard would start")
+        ShardedIndex(32, n_shards=1, dashboard=True)
+    with pytest.raises(TypeError, match="dashboard must be"):
+        ShardedIndex(32, n_shards=1, dashboard="")
+
+
+@pytest.mark.slow
+def test_worker_processes_listen_on_loopback_only(data):
+    codes, queries = data
+    cluster = start_local_cluster(1, processes=True)
+    try:
+        processes = [psutil.Process()] + psutil.Process().children(recursive=True)
+        opened = set().union(*(_listening(process) for process in processes))
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert opened and {ip for ip, _ in opened} == {"127.0.0.1"}, opened
+        with ShardedIndex(32, n_shards=2, address=cluster.scheduler_address) as index:
+            index.add(codes)
+            check_equal(index.search(queries, 4), reference_search(queries, codes, 4))
+    finally:
+        cluster.close()
+
+
+def _http_get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+    except OSError:
+        return -1, b""
+
+
+def _http_status(port: int, path: str) -> int:
+    return _http_get(port, path)[0]
+
+
+def _no_bokeh() -> bool:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return True
+    return False

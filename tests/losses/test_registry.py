@@ -52,7 +52,8 @@ def test_every_available_method_builds_and_runs():
     for name in names:
         objective = build_objective(name, 16, 4)
         labels = features if name.startswith("unsupervised") else class_labels
-        value = objective(outputs, labels)
+        paired = getattr(objective.locality, "cross_modal", False)  # dcmh, ssah: (image, text) codes
+        value = objective((outputs, outputs.flip(0)) if paired else outputs, labels)
         assert value.ndim == 0 and torch.isfinite(value), name
 
 

@@ -67,7 +67,7 @@ def test_unknown_key_in_file(tmp_path):
         ("model.dropout=1.5", "model.dropout"),
         ("model.backbone=resnet", "model.backbone"),
         ("method.n_bits=12", "method.n_bits"),
-        ("method.n_bits=4096", "method.n_bits"),
+        ("method.n_bits=2048", "method.n_bits"),
         ("method.name=vgg", "method.name"),
         ("method.quantization_weight=-1", "method.quantization_weight"),
         ("data.features=rgb", "data.features"),

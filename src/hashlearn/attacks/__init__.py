@@ -8,6 +8,7 @@ Backdoor poisoning lives in :mod:`hashlearn.attacks.backdoor`.
 
 from hashlearn.attacks import backdoor  # noqa: F401
 from hashlearn.attacks.base import AttackResult, HashAttack, inner_product_objective, pre_activation
+from hashlearn.attacks.cmla import CMLA
 from hashlearn.attacks.dhta import DHTA, P2P, TargetedHashAttack, target_objective
 from hashlearn.attacks.fgsm import FGSM
 from hashlearn.attacks.hag import HAG
@@ -22,6 +23,7 @@ ATTACKS = {
     "dhta": DHTA,
     "p2p": P2P,
     "prototype": PrototypeAttack,
+    "cmla": CMLA,  # cross-modal: target_codes are the paired other-modality codes
 }
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "AttackResult",
     "HashAttack",
     "TargetedHashAttack",
+    "CMLA",
     "HAG",
     "PGD",
     "FGSM",

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hashlearn._progress import progress
 from hashlearn._validation import check_real as _check_float
 from hashlearn.codes import codes_to_pm1, validate_codes
 
@@ -233,7 +234,8 @@ class HashAttack:
             reference = target if target is not None else clean_sign
             generator = torch.Generator(device=device).manual_seed(self.seed)
             x_adv = torch.empty_like(x)
-            for start in range(0, len(x), self.batch_size):
+            batches = range(0, len(x), self.batch_size)
+            for start in progress(batches, desc=f"{self.name} attack", unit="batch", total=len(batches)) if len(batches) > 1 else batches:
                 end = start + self.batch_size
                 x_adv[start:end] = self._perturb(x[start:end], reference[start:end], generator)
             with torch.no_grad():

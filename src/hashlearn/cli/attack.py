@@ -15,14 +15,14 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from hashlearn.cli.main import add_common_arguments
+from hashlearn.cli.main import add_common_arguments, add_k_argument, nonnegative_int, positive_int, print_json
 
 
 def parse_eps(text: str) -> float:
     """``"8/255"`` -> 0.03137..., ``"0.03"`` -> 0.03; a positive finite number."""
     try:
         value = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise ValueError(f"--eps must be a number or a fraction such as 8/255, got {text!r}.") from None
     if not value > 0:
         raise ValueError(f"--eps must be > 0, got {text!r}.")
@@ -32,17 +32,21 @@ def parse_eps(text: str) -> float:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("attack", help="adversarial queries against a run's hash model: mAP before and after")
     parser.add_argument("--model", required=True, metavar="RUN_DIR", help="run folder holding the model and its split")
-    parser.add_argument("--attack", default="hag", help="hag, pgd, fgsm, dhta, p2p or prototype (default hag)")
-    parser.add_argument("--eps", default="8/255", help="budget, a number or a fraction like 8/255 (default 8/255)")
-    parser.add_argument("--norm", default="linf", choices=["linf", "l2"], help="norm of the budget (default linf)")
-    parser.add_argument("--steps", type=int, default=100, help="gradient steps (default 100; FGSM always 1)")
-    parser.add_argument("--n-queries", type=int, default=None, help="attack only the first N queries of the split")
-    parser.add_argument("--n-database", type=int, default=None, help="seeded random subset of the database (speed)")
-    parser.add_argument("--k", type=int, default=1000, help="cut-off of mAP@k (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random starts, anchors and targets")
+    parser.add_argument("--attack", default="hag", help="a registered attack: hag, pgd, fgsm, dhta, p2p, prototype; cmla on cross-modal runs")
+    parser.add_argument("--eps", default=None, help="budget, a number or a fraction like 8/255, on the model's input scale; "
+                        "an L-inf budget wider than the input range is refused (default 8/255; cross-modal text queries: "
+                        "0.5 in bag-of-words, 0.25 for MiniLM embeddings)")
+    parser.add_argument("--norm", default=None, choices=["linf", "l2"], help="norm of the budget (default linf; cross-modal text queries: l2)")
+    parser.add_argument("--modality", default=None, choices=["image", "text"], help="cross-modal runs: the attacked query side (default image)")
+    parser.add_argument("--intra-weight", type=float, default=0.5, help="cmla: weight of the intra-modal term (default 0.5)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="gradient steps (FGSM always takes 1)")
+    parser.add_argument("--n-queries", type=positive_int, default=None, help="attack only the first N queries of the split")
+    parser.add_argument("--n-database", type=positive_int, default=None, help="seeded random subset of the database (speed)")
+    add_k_argument(parser, 1000, "cut-off of mAP@k")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of random starts, anchors and targets")
     parser.add_argument("--save-adv", action="store_true", help="keep the adversarial inputs in RUN_DIR/attack/<attack>_adv.npy")
     parser.add_argument("--output", default=None, help="also write the report as JSON to this file")
-    add_common_arguments(parser)
+    add_common_arguments(parser, json=True)
     parser.set_defaults(func=run)
 
 
@@ -51,18 +55,15 @@ def run(args) -> int:
     from hashlearn.runs import attack_run
 
     set_quiet(args.quiet)
-    eps = parse_eps(args.eps)
-    for name in ("steps", "k"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}.")
-    for name in ("n_queries", "n_database"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
+    eps = parse_eps(args.eps) if args.eps is not None else None
     report = attack_run(args.model, args.attack, eps=eps, norm=args.norm, steps=args.steps, n_queries=args.n_queries,
-                        n_database=args.n_database, k=args.k, seed=args.seed, save_adv=args.save_adv)
-    for key, value in report.items():
-        print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
+                        n_database=args.n_database, k=args.k, seed=args.seed, save_adv=args.save_adv,
+                        modality=args.modality, intra_weight=args.intra_weight)
+    if args.json:
+        print_json(report)
+    else:
+        for key, value in report.items():
+            print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
     if args.output:
         from hashlearn._io import atomic_write_json
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from hashlearn.cli.main import add_common_arguments
+from hashlearn.cli.main import add_common_arguments, nonnegative_int, positive_float, positive_int, print_json, rate
 from hashlearn.runs.config import BACKDOOR_ATTACKS, BACKDOOR_MAPPINGS, BACKDOOR_VICTIMS
 
 #: literal (no torch import for ``hashlearn --help``); a test checks them against the registries
@@ -24,21 +24,21 @@ VICTIMS = list(BACKDOOR_VICTIMS)
 def register(subparsers) -> None:
     parser = subparsers.add_parser("backdoor", help="train a backdoored model (BadNets, Blended, LIRA, WB) and save it as a run")
     parser.add_argument("--attack", required=True, choices=ATTACK_NAMES)
-    parser.add_argument("--dataset", default="mnist5k", help="image dataset (default: mnist5k)")
-    parser.add_argument("--rate", type=float, default=0.1, help="poisoning rate in (0, 1] (default: 0.1)")
-    parser.add_argument("--victim", choices=VICTIMS, default="classifier")
-    parser.add_argument("--bits", type=int, default=32, help="code length of a hash victim (default: 32)")
-    parser.add_argument("--target", choices=MAPPINGS, default="all-to-one")
-    parser.add_argument("--target-class", type=int, default=0)
-    parser.add_argument("--eps", type=float, default=0.05, help="L-inf budget of the LIRA/WB trigger")
-    parser.add_argument("--stage1-epochs", type=int, default=4, help="LIRA/WB stage-I epochs")
-    parser.add_argument("--epochs", type=int, default=6, help="victim training epochs (stage II for LIRA/WB)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", default="mnist5k", help="single-label image dataset (digits are 8x8 images)")
+    parser.add_argument("--rate", type=rate, default=0.1, help="poisoning rate in (0, 1]")
+    parser.add_argument("--victim", choices=VICTIMS, default="classifier", help="what is backdoored: a classifier or a hash model")
+    parser.add_argument("--bits", type=positive_int, default=32, help="code length of a hash victim (a multiple of 8)")
+    parser.add_argument("--target", choices=MAPPINGS, default="all-to-one", help="label mapping of the poison")
+    parser.add_argument("--target-class", type=nonnegative_int, default=0, help="the target class of all-to-one")
+    parser.add_argument("--eps", type=rate, default=0.05, help="L-inf budget of the LIRA/WB trigger, in (0, 1]")
+    parser.add_argument("--stage1-epochs", type=positive_int, default=4, help="LIRA/WB stage-I epochs")
+    parser.add_argument("--epochs", type=positive_int, default=6, help="victim training epochs (stage II for LIRA/WB)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="training batch size")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the split, the poison and the weights")
     parser.add_argument("--run-dir", required=True, help="folder to write the run into (must be empty or new)")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
-    add_common_arguments(parser)
+    add_common_arguments(parser, json=True)
     parser.set_defaults(func=run)
 
 
@@ -61,5 +61,5 @@ def run(args) -> int:
 
     set_quiet(args.quiet)
     out = backdoor_run(config_from_args(args), args.run_dir, overwrite=args.overwrite)
-    print(json.dumps(out, indent=2))
+    print_json(out) if args.json else print(json.dumps(out, indent=2))
     return 0

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from hashlearn.cli.main import add_common_arguments
+from hashlearn.cli.main import add_common_arguments, nonnegative_int, positive_int, print_json
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="fit hash methods on the default data, search, evaluate, write a report")
-    add_common_arguments(parser)
+    add_common_arguments(parser, json=True)
     parser.add_argument("--dataset", default="fashion-mnist", help="dataset (default: fashion-mnist, falls back to digits)")
     parser.add_argument("--data-dir", default=None, help="folder with the dataset's files (e.g. Fashion-MNIST idx .gz)")
-    parser.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64], help="code lengths")
+    parser.add_argument("--bits", type=positive_int, nargs="+", default=[16, 32, 64], help="code lengths of the shallow methods")
     parser.add_argument("--deep", nargs="*", default=["csq", "csq+hswd"], help="deep methods to train (none: skip)")
-    parser.add_argument("--deep-epochs", type=int, default=4, help="epochs per deep method")
-    parser.add_argument("--seed", type=int, default=0, help="split and model seed")
+    parser.add_argument("--deep-epochs", type=positive_int, default=4, help="epochs per deep method")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="split and model seed")
     parser.add_argument("--run-root", default="runs", help="where runs/<timestamp>/ goes")
     parser.set_defaults(func=run)
 

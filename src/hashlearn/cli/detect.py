@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 
-from hashlearn.cli.main import add_common_arguments
+from hashlearn.cli.main import add_common_arguments, print_json, rate
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("detect", help="poison detection (spectral signatures, activation clustering) on a backdoor run")
-    parser.add_argument("--run-dir", required=True, help="folder written by `hashlearn backdoor`")
-    parser.add_argument("--defense", required=True, choices=["spectral", "ac"])
-    parser.add_argument("--expected-rate", type=float, default=None, help="spectral: expected poison fraction per class (default: the run's rate)")
+    parser.add_argument("--run-dir", "--model", dest="run_dir", required=True, metavar="RUN_DIR", help="a run written by `hashlearn backdoor`")
+    parser.add_argument("--defense", required=True, choices=["spectral", "ac"], help="spectral signatures or activation clustering")
+    parser.add_argument("--expected-rate", type=rate, default=None, help="spectral: expected poison fraction per class (default: the run's rate)")
     parser.add_argument("--rule", choices=["smaller", "size", "silhouette"], default="size", help="ac: which clusters are poison")
     parser.add_argument("--reduction", choices=["pca", "ica"], default="pca", help="ac: reduction to 10 dimensions")
     parser.add_argument("--retrain", action="store_true", help="retrain a fresh victim on the cleaned set and report its metrics")
-    add_common_arguments(parser)
+    add_common_arguments(parser, json=True)
     parser.set_defaults(func=run)
 
 
@@ -33,5 +33,5 @@ def run(args) -> int:
     set_quiet(args.quiet)
     kwargs = {} if args.defense == "spectral" else {"rule": args.rule, "reduction": args.reduction}
     report = detect_run(args.run_dir, args.defense, expected_rate=args.expected_rate, retrain=args.retrain, **kwargs)
-    print(json.dumps(report, indent=2))
+    print_json(report) if args.json else print(json.dumps(report, indent=2))
     return 0

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import inspect
 
-from hashlearn.cli.main import add_common_arguments
+from hashlearn.cli.main import add_common_arguments, positive_int, print_json
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("features", help="extract cached frozen-encoder features of a data set")
     parser.add_argument("dataset", help="a data set name (see `hashlearn datasets`)")
     parser.add_argument("--encoder", choices=["efficientnet-lite0", "minilm"], help="default: by the data set's modality")
-    parser.add_argument("--image-size", type=int, help="efficientnet-lite0 input size in pixels (default 224; 96 needs ~9x less CPU)")
-    parser.add_argument("--batch-size", type=int, default=64, help="inputs per forward pass (default 64)")
-    parser.add_argument("--limit", type=int, help="encode only the first N items")
+    parser.add_argument("--image-size", type=positive_int, help="efficientnet-lite0 input size in pixels (default 224; 96 needs ~9x less CPU)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="inputs per forward pass")
+    parser.add_argument("--limit", type=positive_int, help="encode only the first N items")
     parser.add_argument("--data-dir", help="folder of the data set's files, for loaders that take one")
     parser.add_argument("--cache-dir", help="feature cache root (default $HASHLEARN_CACHE_DIR or ~/.cache/hashlearn)")
     parser.add_argument("-o", "--output", help="write features (and labels) to this .npz")
-    add_common_arguments(parser)
+    add_common_arguments(parser, json=True)
     parser.set_defaults(func=run)
 
 
@@ -57,7 +57,9 @@ def run(args) -> int:
         arrays = {"features": features} if labels is None else {"features": features, "labels": labels}
         np.savez(buffer, **arrays)
         atomic_write_bytes(args.output, buffer.getvalue())
-    if not args.quiet:
+    if args.json:
+        print_json({"dataset": args.dataset, "encoder": encoder, "n": int(features.shape[0]), "dim": int(features.shape[1]), "output": args.output})
+    elif not args.quiet:
         where = f" -> {args.output}" if args.output else " (cached)"
         print(f"{args.dataset}: {features.shape[0]} x {features.shape[1]} {encoder} features{where}")
     return 0

@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
-from hashlearn.cli.main import add_common_arguments
+from hashlearn.cli.main import add_common_arguments, positive_int, print_json
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a hashing method (writes a run directory)")
     parser.add_argument("--method", help="deep loss[+quantizer] (dpsh, dsdh+hswd ...) or shallow itq, lsh, sign, pcah, sh (default: config's method.name)")
-    parser.add_argument("--bits", type=int, help="code length, a multiple of 8 (method.n_bits)")
+    parser.add_argument("--bits", type=positive_int, help="code length, a multiple of 8 (method.n_bits)")
     parser.add_argument("--dataset", help="registered dataset name (data.dataset); `hashlearn datasets` lists them")
-    parser.add_argument("--features", choices=["pixels", "efficientnet", "minilm"], help="model input: raw data or cached frozen-encoder features")
-    parser.add_argument("--epochs", type=int, help="shortcut for --set trainer.epochs=N (with --resume: train up to N epochs)")
+    parser.add_argument("--features", choices=["pixels", "efficientnet", "minilm", "efficientnet+minilm"],
+                        help="model input: raw data or cached frozen-encoder features (paired data sets: see docs/crossmodal.md)")
+    parser.add_argument("--epochs", type=positive_int, help="shortcut for --set trainer.epochs=N (with --resume: train up to N epochs)")
     parser.add_argument("--config", help="a .json or .toml config file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="dotted override, e.g. trainer.lr=0.001 or model.hidden=[512,256] (repeatable)")
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint, with its saved config")
     mode.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
-    add_common_arguments(parser)
+    add_common_arguments(parser, json=True)
     parser.set_defaults(func=run)
 
 
@@ -57,6 +58,9 @@ def run(args) -> int:
             name = f"{config.method.name}-{config.method.n_bits}-{config.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
             run_dir = new_run_dir("runs", name)
         _, result = train_run(config, run_dir, overwrite=args.overwrite)
+    if args.json:
+        print_json({"run_dir": str(run_dir), **({} if result is None else result.to_dict())})
+        return 0
     print(f"run directory: {run_dir}")
     if result is not None:
         print(f"best epoch {result.best_epoch}: validation metric {result.best_metric:.4f}; "

@@ -1,7 +1,8 @@
 """Datasets (registry), protocols (splits), features (frozen encoders + cache)."""
 
 from hashlearn.data.datasets import Dataset, dataset_available, get_dataset_info, list_datasets, load_dataset, register_dataset
-from hashlearn.data import formats, text, vectors, vision  # noqa: F401  (each registers its loaders)
+from hashlearn.data import crossmodal, formats, openmoji, text, vectors, vision  # noqa: F401  (each registers its loaders)
 from hashlearn.data.features import extract_features
+from hashlearn.data.paired import PairedDataset
 
-__all__ = ["Dataset", "extract_features", "dataset_available", "get_dataset_info", "list_datasets", "load_dataset", "register_dataset"]
+__all__ = ["Dataset", "PairedDataset", "extract_features", "dataset_available", "get_dataset_info", "list_datasets", "load_dataset", "register_dataset"]

@@ -101,4 +101,4 @@ def load_digits() -> Dataset:
 
     bunch = _load()
     data = (bunch.data / 16.0).astype(np.float32)
-    return Dataset("digits", data, bunch.target.astype(np.int64), "vector", {"source": "sklearn.datasets.load_digits", "image_shape": (8, 8)})
+    return Dataset("digits", data, bunch.target.astype(np.int64), "vector", {"source": "sklearn.datasets.load_digits", "image_shape": (8, 8), "integer_scale": 16})

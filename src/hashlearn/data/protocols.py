@@ -65,6 +65,11 @@ PROTOCOLS: dict[str, dict[str, Protocol]] = {
     "r52": _standard(500, 2000, 500, stratified=False, text="500 random queries; train 2,000, validation 500"),
     "yeast": _standard(300, 1000, 200, stratified=False, text="multi-label: 300 random queries; train 1,000, validation 200"),
     "glove-50d": _standard(1000, 20000, 1000, stratified=False, text="unlabelled: 1,000 random queries; train 20,000, validation 1,000"),
+    # paired (cross-modal) sets: splits of pairs, drawn by hashlearn.data.paired.make_paired_split
+    "openmoji": _standard(200, 1200, 170, stratified=False, text="pairs: 200 random query pairs (image and text both out of the database); train 1,200 and validation 170 from the database"),
+    "mirflickr25k": _standard(2000, 10000, 1000, stratified=False, text="DCMH protocol: 2,000 query pairs, database = the rest, 10,000 training pairs from the database (+1,000 validation, not in the literature)"),
+    "nus-wide": _standard(2100, 10500, 1000, stratified=False, text="DCMH protocol: 2,100 query pairs (1%), database = the rest, 10,500 training pairs (+1,000 validation)"),
+    "ms-coco": _standard(2000, 10000, 1000, stratified=False, text="2,000 query pairs, database = the rest, 10,000 training pairs (+1,000 validation)"),
 }
 
 
@@ -210,6 +215,11 @@ def make_split(dataset, protocol: str | Protocol = "default", seed: int = 0) -> 
     seed = check_positive_int(seed, "seed", minimum=0)
     n_items = len(dataset)
     spec = protocol if isinstance(protocol, Protocol) else get_protocol(dataset.name, protocol, n_items)
+    if getattr(dataset, "modality", None) == "paired":  # splits of image-text pairs, leakage-checked over both sides
+        from hashlearn.data.paired import make_paired_split
+
+        return make_paired_split(dataset, n_query=spec.n_query, n_train=spec.n_train, n_val=spec.n_val, seed=seed,
+                                 protocol=spec.name, description=spec.description)
     labels = dataset.labels
     stratified = spec.stratified and labels is not None and labels.ndim == 1
     rng = np.random.default_rng(seed)

@@ -112,7 +112,7 @@ def _array_bytes(array: np.ndarray) -> memoryview:
     return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
 
 
-def _encode(index: BinaryIndex) -> tuple[bytes, list[tuple[int, memoryview]]]:
+def _encode(index: BinaryIndex, info: dict | None = None) -> tuple[bytes, list[tuple[int, memoryview]]]:
     """``(prefix + header + padding, [(padding, array bytes), ...])`` and the payload checksum."""
     entry, arrays = index_state(index)
     specs, chunks, offset = [], [], 0
@@ -141,6 +141,10 @@ def _encode(index: BinaryIndex) -> tuple[bytes, list[tuple[int, memoryview]]]:
         "payload_sha256": digest.hexdigest(),
         "hashlearn_version": _hashlearn_version(),
     }
+    if info is not None:  # provenance (e.g. the run and dataset part the codes came from); not used to rebuild
+        if not isinstance(info, dict):
+            raise TypeError(f"info must be a dict of JSON values, got {type(info).__name__}.")
+        header["info"] = info
     header_bytes = json.dumps(header, sort_keys=True, default=_json_default).encode("utf-8")
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes), hashlib.sha256(header_bytes).digest())
     head = prefix + header_bytes
@@ -161,9 +165,12 @@ def index_to_bytes(index: BinaryIndex) -> bytes:
     return b"".join(_chunks(head, chunks))
 
 
-def save_index(index: BinaryIndex, path: str | os.PathLike) -> Path:
-    """Write ``index`` to ``path`` atomically: a failed save leaves any existing file untouched."""
-    head, chunks = _encode(index)
+def save_index(index: BinaryIndex, path: str | os.PathLike, *, info: dict | None = None) -> Path:
+    """Write ``index`` to ``path`` atomically: a failed save leaves any existing file untouched.
+
+    ``info`` (a JSON mapping) is kept in the header as ``header["info"]``: where the codes came from.
+    """
+    head, chunks = _encode(index, info)
     return atomic_write_chunks(path, _chunks(head, chunks))
 
 

@@ -8,11 +8,14 @@ n_bits, n_classes)`` composes a loss with a quantizer (``hashlearn.quantization`
 from hashlearn.losses.base import LocalityLoss, pairwise_similarity
 from hashlearn.losses.composite import CompositeLoss
 from hashlearn.losses.csq import CSQLoss, make_hash_centers
+from hashlearn.losses.crossmodal import CrossModalLoss
 from hashlearn.losses.dch import DCHLoss
+from hashlearn.losses.dcmh import DCMHLoss
 from hashlearn.losses.dpsh import DPSHLoss
 from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
+from hashlearn.losses.ssah import SSAHLoss
 from hashlearn.losses.registry import LOSSES, LossSpec, available_methods, build_objective, loss_spec, parse_method_name
 from hashlearn.losses.unsupervised import UnsupervisedLoss
 
@@ -20,6 +23,9 @@ __all__ = [
     "LOSSES",
     "CSQLoss",
     "CompositeLoss",
+    "CrossModalLoss",
+    "DCMHLoss",
+    "SSAHLoss",
     "DCHLoss",
     "DPSHLoss",
     "DSDHLoss",

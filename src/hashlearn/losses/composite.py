@@ -28,6 +28,9 @@ class CompositeLoss(nn.Module):
     weight : float, default 0.0
         Weight of the quantizer, >= 0.
 
+    For a cross-modal loss ``outputs`` is the pair ``(image_outputs,
+    text_outputs)`` and the quantizer term is its mean over the two.
+
     The training hooks ``on_epoch_start(epoch)`` and ``step()`` are passed on
     to both parts.
     """
@@ -47,7 +50,10 @@ class CompositeLoss(nn.Module):
 
     def forward(self, outputs: torch.Tensor, labels) -> torch.Tensor:
         locality = self.locality(outputs, labels)
-        quantization = self.quantizer(outputs)
+        if isinstance(outputs, (tuple, list)):  # paired (cross-modal) codes: the mean over modalities
+            quantization = sum(self.quantizer(part) for part in outputs) / len(outputs)
+        else:
+            quantization = self.quantizer(outputs)
         self.last_terms = {"locality": locality.detach(), "quantization": quantization.detach()}
         return locality + self.weight * quantization if self.weight else locality
 

@@ -25,10 +25,12 @@ from hashlearn.losses.base import LocalityLoss
 from hashlearn.losses.composite import CompositeLoss
 from hashlearn.losses.csq import CSQLoss
 from hashlearn.losses.dch import DCHLoss
+from hashlearn.losses.dcmh import DCMHLoss
 from hashlearn.losses.dpsh import DPSHLoss
 from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
+from hashlearn.losses.ssah import SSAHLoss
 from hashlearn.losses.unsupervised import UnsupervisedLoss
 from hashlearn.quantization import QUANTIZERS, build_quantizer
 
@@ -65,6 +67,8 @@ LOSSES: dict[str, LossSpec] = {
     "csq": LossSpec(CSQLoss, "Central Similarity Quantization (Yuan et al., CVPR 2020)"),
     "greedyhash": LossSpec(GreedyHashLoss, "GreedyHash: sign with straight-through gradient (Su et al., NeurIPS 2018)"),
     "unsupervised": LossSpec(UnsupervisedLoss, "contrastive loss on float-kNN neighbours (unlabelled embeddings)", supervised=False),
+    "dcmh": LossSpec(DCMHLoss, "Deep Cross-Modal Hashing (Jiang and Li, CVPR 2017); paired image-text batches", epochs=40),
+    "ssah": LossSpec(SSAHLoss, "SSAH-style: label network + optional modality adversary (Li et al., CVPR 2018); paired", epochs=40),
 }
 
 DEFAULT_QUANTIZATION_WEIGHT = 0.1

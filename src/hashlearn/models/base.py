@@ -32,6 +32,8 @@ class BackboneModel(nn.Module):
         self.backbone_name = backbone
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.backbone = build_backbone(backbone, **self.backbone_kwargs)
+        #: what the model was trained on (:class:`~hashlearn.models.input_spec.InputSpec`), saved with it
+        self.input_spec = None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
@@ -41,7 +43,10 @@ class BackboneModel(nn.Module):
 
     @property
     def config(self) -> dict:
-        return {"backbone": self.backbone_name, self.size_key: getattr(self, self.size_key), "backbone_kwargs": self.backbone_kwargs}
+        config = {"backbone": self.backbone_name, self.size_key: getattr(self, self.size_key), "backbone_kwargs": self.backbone_kwargs}
+        if self.input_spec is not None:
+            config["input_spec"] = self.input_spec.to_dict()
+        return config
 
     def save(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` and ``model.json`` into ``directory`` (atomically)."""
@@ -91,5 +96,12 @@ class BackboneModel(nn.Module):
             model.load_state_dict(state)
         except RuntimeError as error:  # missing / unexpected keys or shape mismatch
             raise CorruptFileError(f"weights in {weights_path} do not fit the model described in {config_path}: {error}") from error
+        if config.get("input_spec") is not None:
+            from hashlearn.models.input_spec import InputSpec
+
+            try:
+                model.input_spec = InputSpec.from_dict(config["input_spec"])
+            except (TypeError, ValueError) as error:
+                raise CorruptFileError(f"{config_path} holds an invalid input_spec: {error}") from error
         model.eval()
         return model

@@ -21,32 +21,53 @@ def attack_run(
     run: Run | str | Path,
     attack: str = "hag",
     *,
-    eps: float = 8 / 255,
-    norm: str = "linf",
+    eps: float | None = None,
+    norm: str | None = None,
     steps: int = 100,
     n_queries: int | None = None,
     n_database: int | None = None,
     k: int = 1000,
     seed: int = 0,
     save_adv: bool = False,
+    modality: str | None = None,
+    intra_weight: float = 0.5,
 ) -> dict:
-    """Attack the first ``n_queries`` queries of the run's split; the clean and attacked metrics (also written to the run)."""
+    """Attack the first ``n_queries`` queries of the run's split; the clean and attacked metrics (also written to the run).
+
+    ``eps`` / ``norm`` default to 8/255 and ``"linf"``. Cross-modal runs (a paired data set) go to
+    :func:`hashlearn.runs.crossmodal.attack_crossmodal_run`: ``attack`` is ``cmla`` or ``hag``, ``modality``
+    the attacked side (default ``"image"``), and the budget defaults depend on that side's inputs."""
     import torch
 
     from hashlearn.attacks import ATTACKS
     from hashlearn.attacks.evaluation import evaluate_attack, model_codes
     from hashlearn.models import HashModel
+    from hashlearn.models.input_spec import check_inputs, check_linf_budget
 
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {attack!r}.")
     run = run if isinstance(run, Run) else load_run(run)
     config = run.config
+    dataset = load_run_dataset(config.data)
+    if getattr(dataset, "modality", None) == "paired":
+        from hashlearn.runs.crossmodal import attack_crossmodal_run
+
+        return attack_crossmodal_run(run, attack, modality=modality or "image", eps=eps, norm=norm, steps=steps,
+                                     intra_weight=intra_weight, n_queries=n_queries, seed=seed, save_adv=save_adv, dataset=dataset)
+    if modality is not None:
+        raise ValueError(f"modality={modality!r} applies to cross-modal runs only; dataset {dataset.name!r} has one modality.")
+    if getattr(ATTACKS[attack], "name", "") == "cmla":
+        raise ValueError("cmla is a cross-modal attack: it needs a run on a paired (image-text) data set such as openmoji.")
+    eps = 8 / 255 if eps is None else eps
+    norm = "linf" if norm is None else norm
     model = run.load_model()
     if not isinstance(model, HashModel):
         raise ValueError(f"run {run.path} holds a {type(model).__name__}; adversarial query attacks need a deep hash model "
                          "(a run of `hashlearn train` with a deep method, or a backdoor run with --victim hash).")
+    spec = model.input_spec
+    if norm == "linf":
+        check_linf_budget(eps, spec, name="eps")
     split = run.load_split()
-    dataset = load_run_dataset(config.data)
     if dataset.labels is None:
         raise ValueError(f"dataset {dataset.name!r} is unlabelled; attack evaluation needs labels.")
     labels = dataset.labels
@@ -54,12 +75,14 @@ def attack_run(
     db_index = split.database
     if n_database is not None and n_database < len(db_index):
         db_index = np.sort(np.random.default_rng(seed).choice(db_index, size=n_database, replace=False))
-    queries = torch.from_numpy(run_inputs(dataset, query_index, config.data.features))
+    queries = torch.from_numpy(check_inputs(run_inputs(dataset, query_index, config.data.features), spec, name="the queries"))
     query_labels = labels[query_index]
-    db_codes = model_codes(model, torch.from_numpy(run_inputs(dataset, db_index, config.data.features)))
+    db_inputs = check_inputs(run_inputs(dataset, db_index, config.data.features), spec, name="the database")
+    db_codes = model_codes(model, torch.from_numpy(db_inputs))
     db_labels = labels[db_index]
 
-    clip = (0.0, 1.0) if dataset.modality == "image" and config.data.features == "pixels" else None
+    # adversarial inputs stay valid inputs: inside the model's value range (unbounded features are not clipped)
+    clip = spec.value_range if spec is not None else None
     attacker = ATTACKS[attack].from_options(model, database_codes=db_codes, database_labels=db_labels,
                                              eps=eps, norm=norm, steps=steps, seed=seed, clip=clip)
     target_labels = None

@@ -28,10 +28,11 @@ from hashlearn.train.config import TrainConfig, _set_path, apply_mapping, load_c
 
 #: ``data.features`` -> frozen encoder name (``"pixels"``: the raw data)
 FEATURE_ENCODERS = {"efficientnet": "efficientnet-lite0", "minilm": "minilm"}
-FEATURES = ("pixels", *FEATURE_ENCODERS)
+FEATURES = ("pixels", *FEATURE_ENCODERS, "efficientnet+minilm")  # the last: both towers of a paired (image-text) run
 BACKBONES = (None, "mlp", "small_cnn")
-#: the longest codes a run trains (2048 bits: trained, encoded, indexed and evaluated end to end by a test)
-MAX_BITS = 2048
+#: the longest codes a run trains: what the indexes take (hashlearn.index.base.MAX_BITS), so every
+#: trained code length can be encoded, indexed and evaluated; longer codes are refused before training
+MAX_BITS = 1024
 #: kept literal so that reading a config does not import torch (a test checks them against the registries)
 BACKDOOR_ATTACKS = ("badnets", "blended", "lira", "wb")
 BACKDOOR_MAPPINGS = ("all-to-one", "all-to-all")

@@ -51,3 +51,23 @@ def make_run_split(config: RunConfig, dataset):
         split.meta = {**split.meta, "subsampled": {**sizes, "database": config.data.n_database}}
         split.check()
     return split
+
+
+def input_spec_for(config: RunConfig, dataset, X_train: np.ndarray):
+    """The :class:`~hashlearn.models.input_spec.InputSpec` of a model trained on ``X_train`` of ``dataset``."""
+    from hashlearn.models.input_spec import InputSpec
+
+    X_train = np.asarray(X_train)
+    observed = (float(X_train.min()), float(X_train.max())) if X_train.size else None
+    features = config.data.features
+    if features != "pixels":
+        encoder = FEATURE_ENCODERS[features]
+        return InputSpec(shape=X_train.shape[1:], encoder=encoder, observed_range=observed,
+                         preprocessing=f"{encoder} features of {dataset.name} (frozen encoder, cached)")
+    scale = dataset.meta.get("integer_scale", 255 if dataset.modality == "image" else None)
+    in_unit_range = observed is not None and observed[0] >= 0.0 and observed[1] <= 1.0
+    if in_unit_range and (dataset.modality == "image" or scale is not None):
+        what = "8-bit pixels" if scale == 255 else f"raw values 0-{scale:g}"
+        return InputSpec(shape=X_train.shape[1:], value_range=(0.0, 1.0), integer_scale=scale, observed_range=observed,
+                         preprocessing=f"{dataset.name}: {what} / {scale:g}" if scale else f"{dataset.name} in [0, 1]")
+    return InputSpec(shape=X_train.shape[1:], observed_range=observed, preprocessing=f"{dataset.name} vectors as loaded")

@@ -39,6 +39,8 @@ from hashlearn.runs.config import RunConfig
 CODE_PARTS = ("query", "database", "train", "validation", "all")
 #: the file that describes a saved model: deep models (HashModel, Classifier), shallow estimators
 MODEL_FILES = ("model.json", "estimator.json")
+#: the input spec of a shallow estimator (deep models keep theirs in model.json)
+INPUT_SPEC = "input_spec.json"
 
 
 class NotARunError(FileNotFoundError):
@@ -161,7 +163,12 @@ class Run:
         return load_model(self.model_dir)
 
     def save_model(self, model) -> Path:
-        return model.save(self.model_dir)
+        """Save ``model`` into ``model/``; a shallow estimator's input spec goes to ``model/input_spec.json``."""
+        path = model.save(self.model_dir)
+        spec = getattr(model, "input_spec", None)
+        if spec is not None and not (self.model_dir / "model.json").is_file():
+            atomic_write_json(self.model_dir / INPUT_SPEC, spec.to_dict())
+        return path
 
     # --- training records ------------------------------------------------------------------
     def load_history(self) -> list[dict]:
@@ -206,17 +213,26 @@ class Run:
 def load_model(directory: str | Path):
     """A model folder written by ``save``: dispatches on the ``class`` its ``model.json`` names."""
     from hashlearn.models import Classifier, HashModel
+    from hashlearn.models.two_tower import TwoTowerHashModel
 
     directory = Path(directory)
     if not (directory / "model.json").is_file() and (directory / "estimator.json").is_file():
         from hashlearn.methods import load_estimator
+        from hashlearn.models.input_spec import InputSpec
 
-        return load_estimator(directory)
+        estimator = load_estimator(directory)
+        estimator.input_spec = None
+        if (directory / INPUT_SPEC).is_file():
+            try:
+                estimator.input_spec = InputSpec.from_dict(_read_json(directory / INPUT_SPEC))
+            except (TypeError, ValueError) as error:
+                raise CorruptFileError(f"{directory / INPUT_SPEC} holds an invalid input spec: {error}") from error
+        return estimator
     if not (directory / "model.json").is_file():
         raise FileNotFoundError(f"no saved model in {directory}: expected model.json (deep model) or estimator.json (shallow estimator).")
     info = _read_json(directory / "model.json")
     name = info.get("class") if isinstance(info, dict) else None
-    classes = {"HashModel": HashModel, "Classifier": Classifier}
+    classes = {"HashModel": HashModel, "Classifier": Classifier, "TwoTowerHashModel": TwoTowerHashModel}
     if name in classes:
         return classes[name].load(directory)
     raise CorruptFileError(f"{directory / 'model.json'} names class {name!r}; expected one of {', '.join(classes)}.")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from hashlearn.runs.config import RunConfig
-from hashlearn.runs.data import load_run_dataset, make_run_split, run_inputs
+from hashlearn.runs.data import input_spec_for, load_run_dataset, make_run_split, run_inputs
 from hashlearn.runs.run import Run
 
 
@@ -27,6 +27,27 @@ def run_backbone(config: RunConfig, input_shape: tuple[int, ...]) -> tuple[str, 
     if wanted is not None and wanted != name:
         raise ValueError(f"model.backbone={wanted!r} does not fit inputs of shape {tuple(input_shape)}; use {name!r}.")
     return name, kwargs
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can use it here; ``ValueError`` naming it otherwise (``cuda:9`` on a CPU machine)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"trainer.device={device!r} is not a torch device ({error}); use 'cpu' or 'cuda[:N]'.") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"trainer.device={device!r}: no CUDA device is available on this machine; use 'cpu'.")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"trainer.device={device!r}: this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1}).")
+    elif parsed.type not in ("cpu", "mps"):
+        raise ValueError(f"trainer.device={device!r}: hashlearn trains on 'cpu' or 'cuda[:N]'.")
+    elif parsed.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"trainer.device={device!r}: MPS is not available on this machine; use 'cpu'.")
+    return device
 
 
 def prepare_run_dir(run_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> Run:
@@ -96,29 +117,38 @@ def train_run(config: RunConfig | None, run_dir: str | Path, *, resume: bool = F
             config.validate()
     if config.backdoor is not None:
         raise ValueError(f"{run.path} is a backdoor run; continue it with `hashlearn backdoor`, not `train`.")
+    if not config.method.is_shallow:
+        check_device(config.trainer.device)  # before anything is written
     dataset = dataset if dataset is not None else load_run_dataset(config.data)
-    if resume:
-        split = run.load_split()
-    else:
-        split = make_run_split(config, dataset)
+    split = run.load_split() if resume else make_run_split(config, dataset)
+    if getattr(dataset, "modality", None) == "paired":  # image-text pairs: a two-tower model
+        from hashlearn.runs.crossmodal import train_crossmodal
+
+        if not resume:
+            run.save_split(split)
+        run.save_config(config)
+        return train_crossmodal(run, config, dataset, split, resume)
+    X_train = run_inputs(dataset, split.train, config.data.features)
+    spec = input_spec_for(config, dataset, X_train)
+    if not resume:  # only once the data are known to fit the method
         run.save_split(split)
     run.save_config(config)
-    X_train = run_inputs(dataset, split.train, config.data.features)
     if config.method.is_shallow:
-        return _train_shallow(run, config, X_train), None
-    return _train_deep(run, config, dataset, split, X_train, resume)
+        return _train_shallow(run, config, X_train, spec), None
+    return _train_deep(run, config, dataset, split, X_train, resume, spec)
 
 
-def _train_shallow(run: Run, config: RunConfig, X_train: np.ndarray):
+def _train_shallow(run: Run, config: RunConfig, X_train: np.ndarray, spec):
     from hashlearn.methods import build_shallow
 
     estimator = build_shallow(config.method.name, n_bits=config.method.n_bits, random_state=config.trainer.seed)
     estimator.fit(X_train.reshape(len(X_train), -1))
+    estimator.input_spec = spec
     run.save_model(estimator)
     return estimator
 
 
-def _train_deep(run: Run, config: RunConfig, dataset, split, X_train: np.ndarray, resume: bool):
+def _train_deep(run: Run, config: RunConfig, dataset, split, X_train: np.ndarray, resume: bool, spec):
     from hashlearn.losses import loss_spec
     from hashlearn.runs.deep import build_deep_method
     from hashlearn.train.trainer import Trainer
@@ -136,8 +166,9 @@ def _train_deep(run: Run, config: RunConfig, dataset, split, X_train: np.ndarray
         backbone=backbone, backbone_kwargs=backbone_kwargs, quantization_weight=config.method.quantization_weight,
         seed=config.trainer.seed, **config.method.loss,
     )
+    model.input_spec = spec
     result = Trainer(config.trainer).fit(model, objective, train=(X_train, y_train), val=(X_val, y_val), run_dir=run.path, resume=resume)
     return model, result
 
 
-__all__ = ["RunExistsError", "clear_run", "prepare_run_dir", "run_backbone", "train_run"]
+__all__ = ["RunExistsError", "check_device", "clear_run", "prepare_run_dir", "run_backbone", "train_run"]

@@ -59,31 +59,58 @@ class TrainResult:
         return asdict(self)
 
 
-def as_tensors(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _input_tensor(X, name: str) -> torch.Tensor:
+    X = X.detach().cpu() if torch.is_tensor(X) else torch.from_numpy(np.ascontiguousarray(X))
+    if not (X.is_floating_point() or X.dtype in (torch.uint8, torch.int64, torch.int32)):
+        raise TypeError(f"{name} must be a numeric array, got dtype {X.dtype}.")
+    X = X.float()
+    if X.ndim < 2 or len(X) == 0:
+        raise ValueError(f"{name} must have shape (n_samples, ...) with n_samples >= 1, got {tuple(X.shape)}.")
+    return X
+
+
+def as_tensors(data, name: str) -> tuple[torch.Tensor | tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``(X, y)`` as float32 inputs and targets.
 
-    ``y`` is int64 class ids ``(n,)``, float32 multi-hot ``(n, C)``, or -- for
-    unsupervised objectives -- float32 feature vectors ``(n, d)`` (any 2-D float
-    array that is not 0/1).
+    ``X`` is one array, or -- for a cross-modal (two-tower) model -- a pair
+    ``(X_image, X_text)`` with one row per image-text pair. ``y`` is int64
+    class ids ``(n,)``, float32 multi-hot ``(n, C)``, or -- for unsupervised
+    objectives -- float32 feature vectors ``(n, d)`` (any 2-D float array that is not 0/1).
     """
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{name} must be a pair (X, y), got {type(data).__name__}.")
     X, y = data
-    X = X.detach().cpu() if torch.is_tensor(X) else torch.from_numpy(np.ascontiguousarray(X))
-    if not (X.is_floating_point() or X.dtype in (torch.uint8, torch.int64, torch.int32)):
-        raise TypeError(f"{name}[0] (X) must be a numeric array, got dtype {X.dtype}.")
-    X = X.float()
-    if X.ndim < 2 or len(X) == 0:
-        raise ValueError(f"{name}[0] (X) must have shape (n_samples, ...) with n_samples >= 1, got {tuple(X.shape)}.")
+    if isinstance(X, (tuple, list)):  # paired inputs of a two-tower model
+        if len(X) != 2:
+            raise ValueError(f"{name}[0] must be one input array or a pair (X_image, X_text), got {len(X)} arrays.")
+        X = (_input_tensor(X[0], f"{name}[0][0] (X_image)"), _input_tensor(X[1], f"{name}[0][1] (X_text)"))
+        if len(X[0]) != len(X[1]):
+            raise ValueError(f"{name}[0] pairs {len(X[0])} images with {len(X[1])} texts; one row per pair is needed.")
+        n_items = len(X[0])
+    else:
+        X = _input_tensor(X, f"{name}[0] (X)")
+        n_items = len(X)
     y_array = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
     if y_array.ndim == 2 and np.issubdtype(y_array.dtype, np.floating) and not np.isin(y_array, (0, 1)).all():
-        if len(y_array) != len(X):
-            raise ValueError(f"{name}[1] (y) has {len(y_array)} rows but X has {len(X)}; they must match.")
+        if len(y_array) != n_items:
+            raise ValueError(f"{name}[1] (y) has {len(y_array)} rows but X has {n_items}; they must match.")
         if not np.isfinite(y_array).all():
             raise ValueError(f"{name}[1] (y) feature targets contain NaN or infinite values.")
         return X, torch.from_numpy(np.ascontiguousarray(y_array, dtype=np.float32))
-    labels = check_labels(y_array, f"{name}[1] (y)", n_samples=len(X))
+    labels = check_labels(y_array, f"{name}[1] (y)", n_samples=n_items)
     return X, torch.from_numpy(labels.astype(np.float32) if labels.ndim == 2 else labels)
+
+
+def n_rows(X) -> int:
+    """Number of items of one input tensor or of a pair of them."""
+    return len(X[0]) if isinstance(X, tuple) else len(X)
+
+
+def take_rows(X, index, device):
+    """Rows ``index`` of one input tensor, or of both halves of a pair, on ``device``."""
+    if isinstance(X, tuple):
+        return tuple(part[index].to(device) for part in X)
+    return X[index].to(device)
 
 
 def is_feature_target(y: torch.Tensor) -> bool:
@@ -229,15 +256,16 @@ class Trainer:
         config = self.config
         started = time.perf_counter()
         # the shuffle depends only on (seed, epoch): a resumed run sees the same batches
-        order = torch.randperm(len(X), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        n_items = n_rows(X)
+        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
         model.train()
         objective.train()
         total, count = 0.0, 0
-        for start in range(0, len(X), config.batch_size):
+        for start in range(0, n_items, config.batch_size):
             index = order[start : start + config.batch_size]
-            if len(index) < 2 and len(X) > 1:  # pairwise losses need two items; drop a lone tail
+            if len(index) < 2 and n_items > 1:  # pairwise losses need two items; drop a lone tail
                 continue
-            inputs, labels = X[index].to(device), y[index].to(device)
+            inputs, labels = take_rows(X, index, device), y[index].to(device)
             if batch_transform is not None:
                 inputs = batch_transform(model, inputs, labels)
                 model.train()  # the transform may have switched to eval mode

@@ -44,6 +44,8 @@ def default_val_metric(train, val, k: int, batch_size: int, device: str):
 
     X_train, y_train = train
     X_val, y_val = val
+    if isinstance(X_train, tuple):  # a two-tower model: cross-modal retrieval, both directions
+        return crossmodal_val_metric(train, val, k, batch_size, device)
     if is_feature_target(y_train):
         truth_db, truth_query = y_train.numpy(), y_val.numpy()
 
@@ -58,5 +60,25 @@ def default_val_metric(train, val, k: int, batch_size: int, device: str):
         db_codes = sign_to_codes(model_outputs(model, X_train, batch_size, device))
         query_codes = sign_to_codes(model_outputs(model, X_val, batch_size, device))
         return retrieval_map(query_codes, db_codes, y_val.numpy(), y_train.numpy(), k=k)
+
+    return val_metric
+
+
+def crossmodal_val_metric(train, val, k: int, batch_size: int, device: str):
+    """Mean of image->text and text->image mAP@k, validation pairs as queries against training pairs."""
+    from hashlearn.codes import sign_to_codes
+
+    (train_images, train_texts), y_train = train
+    (val_images, val_texts), y_val = val
+
+    def val_metric(model, X_val_=None, y_val_=None) -> float:
+        codes = {}
+        for modality, train_x, val_x in (("image", train_images, val_images), ("text", train_texts, val_texts)):
+            tower = model.tower(modality)
+            codes[modality] = (sign_to_codes(model_outputs(tower, val_x, batch_size, device)),
+                               sign_to_codes(model_outputs(tower, train_x, batch_size, device)))
+        image_to_text = retrieval_map(codes["image"][0], codes["text"][1], y_val.numpy(), y_train.numpy(), k=k)
+        text_to_image = retrieval_map(codes["text"][0], codes["image"][1], y_val.numpy(), y_train.numpy(), k=k)
+        return (image_to_text + text_to_image) / 2
 
     return val_metric

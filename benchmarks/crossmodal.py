@@ -1,0 +1,421 @@
+"""Cross-modal hashing benchmark on the openmoji image-text pairs.
+
+Three tables, all on the ``openmoji`` protocol (200 query pairs, the other
+1,670 pairs the database, 1,200 training and 170 validation pairs drawn from
+it; ``hashlearn.data.protocols``), model and attack selection on the
+validation pairs only:
+
+1. ``retrieval``: DCMH and SSAH-style x {own quantization, +hswd} x {16, 32, 64}
+   bits on frozen features (EfficientNet-Lite0 of the 64 px renders for images,
+   all-MiniLM-L6-v2 of the texts; both cached), MLP towers, against
+   CCA-ITQ and sign-of-random-projection baselines on the same features;
+   I->T and T->I mAP@all and mAP@100, one split + initialisation per seed.
+2. ``cmla``: CMLA against a DCMH (and an SSAH-style) model trained end to end on
+   32 px pixels (small CNN) and bag-of-words text (MLP), 32 bits: image
+   queries with an L-inf budget of 8/255 in pixel space, text queries with an
+   L2 budget in bag-of-words space (stated in the table), after 100 / 200 / 500
+   iterations; I->T / T->I mAP before and after, the same-modality I->I / T->T
+   mAP, the distortion, and HAG (untargeted) as the baseline. CMLA's
+   ``intra_weight`` is chosen on the validation pairs (largest cross-modal
+   drop with the same-modality mAP within 10%), then run once on the queries.
+3. ``adversarial``: the "+" models -- the pixel models fine-tuned with CMLA
+   samples (5 steps, half of each batch, both modalities) against the same
+   models fine-tuned as long without them; clean and CMLA-attacked mAP.
+
+    PYTHONPATH=src nice -n 10 python benchmarks/crossmodal.py [--seeds 0 1 2] [--quick]
+
+Rows are appended to ``benchmarks/results/crossmodal.json`` as they finish (a
+rerun skips rows already there; ``--fresh`` starts over) and the tables are
+rewritten into ``crossmodal.md`` after each row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hashlearn._io import atomic_write_json, atomic_write_text
+from hashlearn._progress import set_quiet
+from hashlearn.codes import sign_to_codes
+from hashlearn.data import extract_features, load_dataset
+from hashlearn.data.protocols import make_split
+from hashlearn.eval.crossmodal import crossmodal_map
+
+RESULTS = Path(__file__).parent / "results"
+WORK = Path(os.environ.get("HASHLEARN_BENCH_DIR", Path.home() / ".cache" / "hashlearn" / "bench-crossmodal"))
+DEEP = ["dcmh", "dcmh+hswd", "ssah", "ssah+hswd"]
+IMAGE_EPS = 8 / 255  # L-inf, pixels in [0, 1]
+TEXT_EPS = 0.5  # L2 in binary bag-of-words space (half of one token's presence)
+ITERATIONS = (100, 200, 500)
+
+
+# --- data --------------------------------------------------------------------------------------
+def frozen_features(dataset, dataset64):
+    image = extract_features(dataset64.images, "efficientnet-lite0")
+    text = extract_features(dataset.texts, "minilm")
+    return image, text
+
+
+def standardize(train, *others):
+    mean, std = train.mean(0), train.std(0) + 1e-6
+    return [(x - mean) / std for x in (train, *others)]
+
+
+# --- shallow baselines --------------------------------------------------------------------------
+def cca(X, Y, n_components, reg=1e-3):
+    """Canonical directions ``(Wx, Wy)`` and correlations: whiten each view (ridge ``reg``), SVD of the cross-covariance."""
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    n = len(X)
+
+    def inverse_sqrt(C):
+        values, vectors = np.linalg.eigh(C)
+        return vectors @ np.diag(1 / np.sqrt(np.maximum(values, 1e-12))) @ vectors.T
+
+    Cxx = X.T @ X / n + reg * np.eye(X.shape[1])
+    Cyy = Y.T @ Y / n + reg * np.eye(Y.shape[1])
+    Kx, Ky = inverse_sqrt(Cxx), inverse_sqrt(Cyy)
+    U, s, Vt = np.linalg.svd(Kx @ (X.T @ Y / n) @ Ky)
+    return Kx @ U[:, :n_components], Ky @ Vt.T[:, :n_components], s[:n_components]
+
+
+def itq_rotation(V, n_iter=50, seed=0):
+    rng = np.random.default_rng(seed)
+    R, _ = np.linalg.qr(rng.standard_normal((V.shape[1], V.shape[1])))
+    for _ in range(n_iter):
+        B = np.where(V @ R > 0, 1.0, -1.0)
+        U, _, Wt = np.linalg.svd(V.T @ B)
+        R = U @ Wt
+    return R
+
+
+def shallow_codes(kind, train_image, train_text, image_sets, text_sets, n_bits, seed):
+    """Codes of each array in ``image_sets`` / ``text_sets`` under a shallow baseline fitted on the training pairs.
+
+    ``cca-itq``: CCA to ``n_bits`` dimensions (directions scaled by their correlation), one ITQ rotation
+    learned on both views' projections (Gong et al., 2013); ``cca-rp``: the same CCA space, sign of a
+    random Gaussian projection; ``rp``: sign of independent random projections of each view (chance level:
+    nothing ties the two spaces)."""
+    rng = np.random.default_rng(seed)
+    mean_i, mean_t = train_image.mean(0), train_text.mean(0)
+    if kind == "rp":
+        Pi, Pt = rng.standard_normal((train_image.shape[1], n_bits)), rng.standard_normal((train_text.shape[1], n_bits))
+        return [sign_to_codes((x - mean_i) @ Pi) for x in image_sets], [sign_to_codes((x - mean_t) @ Pt) for x in text_sets]
+    Wi, Wt, corr = cca(train_image.astype(np.float64), train_text.astype(np.float64), n_bits)
+    Wi, Wt = Wi * corr, Wt * corr
+    if kind == "cca-itq":
+        R = itq_rotation(np.concatenate([(train_image - mean_i) @ Wi, (train_text - mean_t) @ Wt]), seed=seed)
+    else:
+        R = rng.standard_normal((n_bits, n_bits))
+    return ([sign_to_codes((x - mean_i) @ Wi @ R) for x in image_sets], [sign_to_codes((x - mean_t) @ Wt @ R) for x in text_sets])
+
+
+# --- deep training ------------------------------------------------------------------------------
+def train_two_tower(method, n_bits, inputs, split, labels, *, epochs, lr, seed, hidden=(512,), batch_transform=None,
+                    init=None, patience=None):
+    from hashlearn.losses import build_objective
+    from hashlearn.models.two_tower import build_two_tower
+    from hashlearn.train import TrainConfig, Trainer
+
+    image, text = inputs
+    model = build_two_tower(n_bits, image.shape[1:], text.shape[1:], seed=seed, hidden=hidden)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    objective = build_objective(method, n_bits, labels.shape[1])
+    config = TrainConfig(epochs=epochs, batch_size=64, lr=lr, seed=seed, val_k=100_000, patience=patience)
+    train = ((image[split.train], text[split.train]), labels[split.train])
+    val = ((image[split.validation], text[split.validation]), labels[split.validation])
+    result = Trainer(config).fit(model, objective, train=train, val=val, batch_transform=batch_transform)
+    return model, result
+
+
+def encode_parts(model, inputs, index):
+    image, text = inputs
+    return model.encode(image[index], "image"), model.encode(text[index], "text")
+
+
+def retrieval_row(name, n_bits, seed, codes, split, labels):
+    (qi, qt), (di, dt) = codes
+    ql, dl = labels[split.query], labels[split.database]
+    at_all = crossmodal_map(qi, qt, di, dt, ql, dl, k=None, directions=["I->T", "T->I"])
+    at_100 = crossmodal_map(qi, qt, di, dt, ql, dl, k=100, directions=["I->T", "T->I"])
+    return {"table": "retrieval", "method": name, "n_bits": n_bits, "seed": seed,
+            "I->T mAP@all": at_all["I->T"], "T->I mAP@all": at_all["T->I"],
+            "I->T mAP@100": at_100["I->T"], "T->I mAP@100": at_100["T->I"]}
+
+
+# --- attacks ------------------------------------------------------------------------------------
+def attack_queries(model, inputs, labels, query, database, modality, attack_name, steps, intra_weight=None, seed=0):
+    """mAP of ``query`` pairs before and after attacking their ``modality`` side; distortion of the inputs."""
+    from hashlearn.attacks import CMLA, HAG
+
+    image, text = inputs
+    other = "text" if modality == "image" else "image"
+    x = torch.from_numpy((image if modality == "image" else text)[query])
+    tower = model.tower(modality)
+    budget = (dict(eps=IMAGE_EPS, norm="linf", clip=(0.0, 1.0)) if modality == "image"
+              else dict(eps=TEXT_EPS, norm="l2", clip=(0.0, 1.0)))
+    paired = model.encode((text if modality == "image" else image)[query], other)
+    if attack_name == "cmla":
+        attack = CMLA(tower, steps=steps, intra_weight=intra_weight, seed=seed, **budget)
+        result = attack.attack(x, paired)
+    else:
+        attack = HAG(tower, steps=steps, seed=seed, **budget)
+        result = attack.attack(x)
+    adversarial = sign_to_codes(tower.transform(result.x_adv))
+    clean = model.encode(x.numpy(), modality)
+    db = {"image": model.encode(image[database], "image"), "text": model.encode(text[database], "text")}
+    ql, dl = labels[query], labels[database]
+    cross = {"image": "I->T", "text": "T->I"}[modality]
+    same = {"image": "I->I", "text": "T->T"}[modality]
+
+    def maps(codes):
+        q = {modality: codes, other: paired}
+        out = crossmodal_map(q["image"], q["text"], db["image"], db["text"], ql, dl, k=None, directions=[cross, same])
+        return out[cross], out[same]
+
+    (cross_clean, same_clean), (cross_adv, same_adv) = maps(clean), maps(adversarial)
+    norm = budget["norm"]
+    return {"cross": cross, "same": same, "cross_clean": cross_clean, "cross_adv": cross_adv, "same_clean": same_clean,
+            "same_adv": same_adv, "distortion": float(np.mean(result.records[norm])), "norm": norm, "eps": budget["eps"],
+            "bits_flipped": float(np.mean(result.records["bits_flipped"])), "seconds": result.seconds, "steps": steps}
+
+
+def choose_intra_weight(model, inputs, labels, split, modality, weights=(0.0, 0.5, 2.0), steps=100):
+    """On validation pairs (queries) against the training pairs: the weight with the largest cross-modal
+    drop among those keeping same-modality mAP within 10% (else the one with the smallest same-modality drop)."""
+    rows = {w: attack_queries(model, inputs, labels, split.validation[:100], split.train, modality, "cmla", steps, w) for w in weights}
+    within = [w for w, r in rows.items() if r["same_adv"] >= 0.9 * r["same_clean"]]
+    if within:
+        return max(within, key=lambda w: rows[w]["cross_clean"] - rows[w]["cross_adv"]), rows
+    return max(rows, key=lambda w: rows[w]["same_adv"] - rows[w]["same_clean"]), rows
+
+
+# --- output -------------------------------------------------------------------------------------
+def load_rows(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["rows"] if path.exists() else []
+
+
+def save(rows, meta, path_json, path_md):
+    """Write this process's part file, then the merged json and markdown of every part file next to it
+    (the retrieval and the attack tables may run as two processes)."""
+    atomic_write_json(path_json, {"meta": meta, "rows": rows})
+    merged, metas = [], []
+    for part in sorted(path_json.parent.glob(f"{path_md.stem}-part-*.json")):
+        content = json.loads(part.read_text())
+        merged += content["rows"]
+        metas.append(content["meta"])
+    combined = dict(meta)
+    combined["load"] = "; ".join(f"{m.get('part')}: {m.get('load')}" for m in metas)
+    combined["command"] = " and ".join(m["command"] for m in metas)
+    combined["notes"] = [note for m in metas for note in m.get("notes", [])]
+    atomic_write_json(path_md.with_suffix(".json"), {"meta": combined, "parts": metas, "rows": merged})
+    atomic_write_text(path_md, render_markdown(merged, combined))
+
+
+def _mean_std(values):
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def render_markdown(rows, meta) -> str:
+    lines = ["# Cross-modal hashing on openmoji", "",
+             f"Machine: {meta['machine']}; load average during the run: {meta.get('load', '?')}. "
+             f"Data: {meta.get('n_pairs', '?')} openmoji pairs; protocol: {meta.get('protocol', '')}. "
+             f"Reproduce: `{meta['command']}`.", ""]
+    retrieval = [r for r in rows if r["table"] == "retrieval"]
+    if retrieval:
+        lines += ["## 1. Retrieval on frozen features (mean ± std over seeds)", "",
+                  "Images: EfficientNet-Lite0 features of the 64 px renders; texts: all-MiniLM-L6-v2 embeddings. "
+                  "Deep rows: two MLP towers (hidden 512), model selection by validation mAP. Chance level is the `rp` row.", "",
+                  "| method | bits | seeds | I->T mAP@all | T->I mAP@all | I->T mAP@100 | T->I mAP@100 |", "|---|---|---|---|---|---|---|"]
+        keys = sorted({(r["method"], r["n_bits"]) for r in retrieval}, key=lambda k: (k[1], k[0]))
+        for method, n_bits in keys:
+            group = [r for r in retrieval if r["method"] == method and r["n_bits"] == n_bits]
+            cells = [_mean_std([r[c] for r in group]) for c in ("I->T mAP@all", "T->I mAP@all", "I->T mAP@100", "T->I mAP@100")]
+            lines.append(f"| {method} | {n_bits} | {len(group)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    attacks = [r for r in rows if r["table"] == "cmla"]
+    if attacks:
+        lines += ["## 2. CMLA on the pixel + bag-of-words models (32 bits)", "",
+                  f"Image queries: L-inf budget {IMAGE_EPS:.4f} (8/255) in pixel space; text queries: L2 budget {TEXT_EPS} in "
+                  "binary bag-of-words space (texts have on average "
+                  f"{meta.get('mean_text_norm', float('nan')):.2f} L2 norm, i.e. {meta.get('mean_tokens', float('nan')):.1f} tokens). "
+                  "`intra` is CMLA's intra-modal weight chosen on the validation pairs. mAP@all over the database.", "",
+                  "| model | attack | query | iters | intra | cross | cross clean | cross attacked | ratio | same | same clean | same attacked | ratio | distortion | bits flipped | s/query |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in attacks:
+            lines.append(
+                f"| {r['model']} | {r['attack']} | {r['modality']} | {r['steps']} | {r.get('intra_weight', '-')} | {r['cross']} | "
+                f"{r['cross_clean']:.3f} | {r['cross_adv']:.3f} | {r['cross_adv'] / max(r['cross_clean'], 1e-12):.2f} | {r['same']} | "
+                f"{r['same_clean']:.3f} | {r['same_adv']:.3f} | {r['same_adv'] / max(r['same_clean'], 1e-12):.2f} | "
+                f"{r['norm']} {r['distortion']:.4f} | {r['bits_flipped']:.1f} | {r['seconds'] / max(r['n_queries'], 1):.3f} |")
+        lines.append("")
+    adversarial = [r for r in rows if r["table"] == "adversarial"]
+    if adversarial:
+        lines += ["## 3. Cross-modal adversarial training (the + models)", "",
+                  "Both rows of a pair start from the same plain model and are fine-tuned for the same epochs; the + row "
+                  "replaces half of each batch by CMLA samples (5 steps, both modalities, the budgets above). Attacked: CMLA, "
+                  "100 iterations, intra weight as in table 2.", "",
+                  "| model | I->T clean | T->I clean | I->T attacked | T->I attacked | I->I attacked | T->T attacked | fine-tune s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in adversarial:
+            lines.append(f"| {r['model']} | {r['I->T clean']:.3f} | {r['T->I clean']:.3f} | {r['I->T attacked']:.3f} | "
+                         f"{r['T->I attacked']:.3f} | {r['I->I attacked']:.3f} | {r['T->T attacked']:.3f} | {r['seconds']:.0f} |")
+        lines.append("")
+    if meta.get("notes"):
+        lines += ["## Notes", ""] + [f"- {note}" for note in meta["notes"]] + [""]
+    return "\n".join(lines)
+
+
+# --- main ---------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--epochs", type=int, default=40, help="epochs of the frozen-feature models (early stop on validation)")
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--pixel-epochs", type=int, default=30, help="epochs of the pixel models attacked by CMLA")
+    parser.add_argument("--pixel-lr", type=float, default=1e-3)
+    parser.add_argument("--finetune-epochs", type=int, default=6)
+    parser.add_argument("--attack-models", nargs="+", default=["dcmh", "ssah"])
+    parser.add_argument("--tables", nargs="+", default=["retrieval", "cmla", "adversarial"])
+    parser.add_argument("--n-attack-queries", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="tiny run to check the script (not for results)")
+    parser.add_argument("--fresh", action="store_true", help="ignore rows already in the results file")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    set_quiet(True)
+    torch.set_num_threads(1)
+    if args.quick:
+        args.seeds, args.bits, args.epochs, args.pixel_epochs, args.finetune_epochs = [0], [16], 2, 2, 1
+        args.attack_models, args.n_attack_queries = ["dcmh"], 20
+    stem = "crossmodal-quick" if args.quick else "crossmodal"
+    part = "+".join(args.tables) + ("-" + "-".join(args.attack_models) if set(args.tables) & {"cmla", "adversarial"} else "")
+    path_json, path_md = args.out / f"{stem}-part-{part}.json", args.out / f"{stem}.md"
+    rows = [] if args.fresh else load_rows(path_json)
+    done = {json.dumps({k: r[k] for k in ("table", "method", "n_bits", "seed", "model", "attack", "modality", "steps") if k in r}, sort_keys=True) for r in rows}
+
+    def is_done(**key):
+        return json.dumps(key, sort_keys=True) in done
+
+    dataset = load_dataset("openmoji")
+    labels = dataset.labels
+    token_counts = dataset.text_vectors.sum(1)
+    meta = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared)",
+            "command": "PYTHONPATH=src nice -n 10 python benchmarks/crossmodal.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+            "n_pairs": len(dataset), "protocol": make_split(dataset, seed=0).meta["description"],
+            "mean_text_norm": float(np.sqrt(token_counts).mean()), "mean_tokens": float(token_counts.mean()),
+            "notes": [], "load": "", "part": part}
+    loads = []
+
+    def record(row):
+        loads.append(os.getloadavg()[0])
+        meta["load"] = f"median {statistics.median(loads):.1f} (1-min averages at each row, {len(loads)} rows)"
+        rows.append(row)
+        done.add(json.dumps({k: row[k] for k in ("table", "method", "n_bits", "seed", "model", "attack", "modality", "steps") if k in row}, sort_keys=True))
+        save(rows, meta, path_json, path_md)
+        print(json.dumps(row), flush=True)
+
+    if "retrieval" in args.tables:
+        image_features, text_features = frozen_features(dataset, load_dataset("openmoji", image_size=64))
+        for seed in args.seeds:
+            split = make_split(dataset, seed=seed)
+            scaled_image = standardize(image_features[split.train], image_features)[1]
+            scaled_text = standardize(text_features[split.train], text_features)[1]
+            inputs = (scaled_image.astype(np.float32), scaled_text.astype(np.float32))
+            for n_bits in args.bits:
+                for kind in ("cca-itq", "cca-rp", "rp"):
+                    if is_done(table="retrieval", method=kind, n_bits=n_bits, seed=seed):
+                        continue
+                    image_codes, text_codes = shallow_codes(kind, inputs[0][split.train], inputs[1][split.train],
+                                                            [inputs[0][split.query], inputs[0][split.database]],
+                                                            [inputs[1][split.query], inputs[1][split.database]], n_bits, seed)
+                    codes = ((image_codes[0], text_codes[0]), (image_codes[1], text_codes[1]))
+                    record(retrieval_row(kind, n_bits, seed, codes, split, labels))
+                for method in DEEP:
+                    if is_done(table="retrieval", method=method, n_bits=n_bits, seed=seed):
+                        continue
+                    started = time.perf_counter()
+                    model, result = train_two_tower(method, n_bits, inputs, split, labels, epochs=args.epochs, lr=1e-3, seed=seed,
+                                                    patience=args.patience)
+                    codes = (encode_parts(model, inputs, split.query), encode_parts(model, inputs, split.database))
+                    row = retrieval_row(method, n_bits, seed, codes, split, labels)
+                    row.update(best_epoch=result.best_epoch, val_metric=result.best_metric, train_seconds=time.perf_counter() - started)
+                    record(row)
+
+    if "cmla" in args.tables or "adversarial" in args.tables:
+        from hashlearn.models.two_tower import TwoTowerHashModel
+
+        split = make_split(dataset, seed=0)
+        inputs = (dataset.image_inputs(), dataset.text_inputs())
+        query = split.query[: args.n_attack_queries]
+        for method in args.attack_models:
+            model_dir = WORK / f"{stem}-{method}-pixels-32"
+            if (model_dir / "model.json").exists():
+                model = TwoTowerHashModel.load(model_dir)
+            else:
+                model, result = train_two_tower(method, 32, inputs, split, labels, epochs=args.pixel_epochs, lr=args.pixel_lr, seed=0)
+                model.save(model_dir)
+                atomic_write_json(model_dir / "train.json", result.to_dict())
+            intra = {}
+            for modality in ("image", "text"):
+                weight_file = model_dir / f"intra-{modality}.json"
+                if weight_file.exists():
+                    intra[modality] = json.loads(weight_file.read_text())["chosen"]
+                else:
+                    chosen, trials = choose_intra_weight(model, inputs, labels, split, modality, steps=100 if not args.quick else 5)
+                    atomic_write_json(weight_file, {"chosen": chosen, "trials": {str(w): r for w, r in trials.items()}})
+                    intra[modality] = chosen
+            if "cmla" in args.tables:
+                for modality in ("image", "text"):
+                    for attack_name, steps_list in (("hag", ITERATIONS[:1]), ("cmla", ITERATIONS)):
+                        for steps in steps_list:
+                            steps = steps if not args.quick else 5
+                            if is_done(table="cmla", model=method, attack=attack_name, modality=modality, steps=steps):
+                                continue
+                            out = attack_queries(model, inputs, labels, query, split.database, modality, attack_name, steps,
+                                                 intra.get(modality) if attack_name == "cmla" else None)
+                            record({"table": "cmla", "model": method, "attack": attack_name, "modality": modality,
+                                    "intra_weight": intra[modality] if attack_name == "cmla" else "-", "n_queries": len(query), **out})
+            if "adversarial" in args.tables:
+                from hashlearn.attacks import CMLA
+                from hashlearn.defenses.crossmodal_adversarial import CrossModalAdversarialTraining
+
+                budgets = {"image": dict(eps=IMAGE_EPS, norm="linf", clip=(0.0, 1.0)), "text": dict(eps=TEXT_EPS, norm="l2", clip=(0.0, 1.0))}
+                for variant in ("fine-tuned", "fine-tuned+"):
+                    name = f"{method.upper()}{'+' if variant.endswith('+') else ''} (pixels, 32 bits, {variant})"
+                    if is_done(table="adversarial", model=name):
+                        continue
+                    transform = None
+                    if variant.endswith("+"):
+                        transform = CrossModalAdversarialTraining(
+                            lambda tower, modality, seed: CMLA(tower, steps=5, seed=seed, intra_weight=intra[modality], **budgets[modality]),
+                            fraction=0.5, seed=0)
+                    started = time.perf_counter()
+                    tuned, _ = train_two_tower(method, 32, inputs, split, labels, epochs=args.finetune_epochs, lr=3e-4, seed=1,
+                                               batch_transform=transform, init=model)
+                    seconds = time.perf_counter() - started
+                    qi, qt = encode_parts(tuned, inputs, query)
+                    di, dt = encode_parts(tuned, inputs, split.database)
+                    clean = crossmodal_map(qi, qt, di, dt, labels[query], labels[split.database], k=None, directions=["I->T", "T->I"])
+                    attacked = {}
+                    for modality in ("image", "text"):
+                        out = attack_queries(tuned, inputs, labels, query, split.database, modality, "cmla",
+                                             100 if not args.quick else 5, intra[modality])
+                        attacked[out["cross"]], attacked[out["same"]] = out["cross_adv"], out["same_adv"]
+                    record({"table": "adversarial", "model": name, "I->T clean": clean["I->T"], "T->I clean": clean["T->I"],
+                            **{f"{d} attacked": attacked[d] for d in ("I->T", "T->I", "I->I", "T->T")}, "seconds": seconds})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
