@@ -1,4 +1,10 @@
-"""``hashlearn demo``: the main job (LSH vs ITQ on Fashion-MNIST; see hashlearn.demo)."""
+"""``hashlearn demo``: the main job (LSH vs ITQ on Fashion-MNIST, then a deep method; see hashlearn.demo).
+
+    hashlearn demo
+    hashlearn demo --dataset digits --bits 16 32 --deep csq --deep-epochs 2
+
+Every model it trains is saved as a run in ``runs/<time>/<method>-<bits>/``.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 The output ``.npz`` (``features``, and ``labels`` when the data set has them)
 loads back with ``load_dataset("features", path=...)``.
+
+    hashlearn features fashion-mnist --image-size 96 -o fashion-effnet.npz
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ class of a saved kind with it, and ``hashlearn index build --help`` lists it.
 >>> from hashlearn.index.registry import get_kind
 >>> get_kind("mih").spelling
 'MIH<n_tables>'
->>> get_kind("nope")
+>>> get_kind("nope")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-hashlearn.errors.CorruptFileError: unknown index kind 'nope'; known kinds: ['flat', 'mih', 'sharded', 'table', 'two_stage'].
+hashlearn.errors.CorruptFileError: unknown index kind 'nope'; known kinds: ['asymmetric', ..., 'two_stage'...].
 """
 
 from __future__ import annotations
@@ -138,4 +138,8 @@ register(IndexKind(
     "sharded", "hashlearn.index.sharded:ShardedIndex", name="Shard", number="n_shards",
     builder="hashlearn.index.factory:build_sharded", spelling="Shard<n_shards>(<index>)",
     summary="shards of another index on a dask.distributed cluster",
+))  # fmt: skip
+register(IndexKind(
+    "asymmetric", "hashlearn.index.asymmetric:AsymmetricIndex",
+    summary="float queries scored against +-1 codes (inner product); built in Python, saved and loaded as .hlx",
 ))  # fmt: skip

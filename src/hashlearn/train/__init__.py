@@ -1,9 +1,17 @@
 """The one trainer of hashlearn: its config, the training loop, checkpoints.
 
 A run's whole configuration (data, model, method, trainer) lives in :mod:`hashlearn.runs`.
+``Trainer`` and ``TrainResult`` are imported on first use, so reading a config does not load torch.
 """
 
 from hashlearn.train.config import TrainConfig
-from hashlearn.train.trainer import Trainer, TrainResult
 
 __all__ = ["TrainConfig", "Trainer", "TrainResult"]
+
+
+def __getattr__(name: str):
+    if name in ("Trainer", "TrainResult"):
+        from hashlearn.train import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'hashlearn.train' has no attribute {name!r}")
