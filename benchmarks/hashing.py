@@ -16,9 +16,11 @@ encode or train on more in the time available (documented in the output).
 Model selection uses the validation part only; queries are used once, at the end.
 
     PYTHONPATH=src python benchmarks/hashing.py [--quick] [--prepare-only] [--epochs 6]
+    PYTHONPATH=src nohup nice -n 10 python benchmarks/hashing.py --full &   # the full-protocol table (hashing_full.py)
 
-Results (appended run by run, so an interrupted run keeps what it measured)
-go to benchmarks/results/hashing.json and the tables to hashing.md.
+Results of this reduced configuration (appended run by run, so an interrupted
+run keeps what it measured) go to benchmarks/results/hashing-reduced.json and
+hashing-reduced.md; ``--full`` writes the full-protocol table to hashing.md.
 """
 
 from __future__ import annotations
@@ -291,10 +293,15 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-glove", action="store_true")
     parser.add_argument("--timing", action="store_true", help="only measure CPU seconds per epoch at 32 bits (3 epochs, no validation)")
-    parser.add_argument("--out", default="hashing", help="results stem under benchmarks/results (one per parallel process)")
+    parser.add_argument("--out", default="hashing-reduced", help="results stem under benchmarks/results (one per parallel process)")
     parser.add_argument("--merge", nargs="*", default=None, help="only write hashing.md from these result stems")
     parser.add_argument("--time-limit", type=float, default=None, help="stop starting new runs after this many minutes")
+    parser.add_argument("--full", action="store_true", help="the full-protocol table (hashing_full.py): hashing.md + hashing-full.json")
     args = parser.parse_args()
+    if args.full:
+        import hashing_full
+
+        return hashing_full.main(args)
     torch.set_num_threads(args.threads)
     set_quiet(True)
     started = time.time()
@@ -337,8 +344,8 @@ def main():
             for key in merged:
                 merged[key] += loaded.get(key, [])
         settings["budget"]["epochs"] = sorted({r["epochs"] for r in merged["runs"]})
-        atomic_write_json(RESULTS / "hashing.json", merged)
-        atomic_write_text(RESULTS / "hashing.md", summarize(merged, settings))
+        atomic_write_json(RESULTS / "hashing-reduced.json", merged)
+        atomic_write_text(RESULTS / "hashing-reduced.md", summarize(merged, settings))
         return
     if args.timing:
         timing = load_results(json_path).get("timing", [])

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from hashlearn.codes import (
-    MISSING_DISTANCE,
     codes_to_pm1,
     hamming_distances,
     pack_bits,
@@ -40,11 +39,11 @@ def test_hamming_distances_match_explicit_bit_count():
     np.testing.assert_array_equal(popcount(a), unpack_bits(a).sum(axis=1))
 
 
-def test_reference_search_breaks_ties_by_id_and_pads():
+def test_reference_search_breaks_ties_by_id_and_clamps_k():
     database = np.array([[3], [1], [1], [0]], dtype=np.uint8)
     result = reference_search(np.array([[1]], dtype=np.uint8), database, k=6)
-    assert result.ids.tolist() == [[1, 2, 0, 3, -1, -1]]
-    assert result.distances.tolist() == [[0, 0, 1, 1, MISSING_DISTANCE, MISSING_DISTANCE]]
+    assert result.ids.tolist() == [[1, 2, 0, 3]]  # k=6 > 4 items: 4 columns, nothing to pad
+    assert result.distances.tolist() == [[0, 0, 1, 1]]
 
 
 @pytest.mark.parametrize(

@@ -127,11 +127,14 @@ def hamming_distances(a, b, *, chunk_size: int = 256) -> np.ndarray:
 def reference_search(queries, database, k: int, ids=None) -> SearchResult:
     """Slow, obviously correct exact k-NN: sort by (distance, id), pad with id -1.
 
-    Every index is tested against this function.
+    Every index is tested against this function. Like every index, it answers at most
+    ``min(k, n)`` columns (``k`` beyond the database size allocates nothing); ``k=0``
+    (what an index passes on for an empty database) gives ``(nq, 0)``.
     """
-    k = check_positive_int(k, "k")
+    k = check_positive_int(k, "k", minimum=0)
     distances = hamming_distances(queries, database)
     n = distances.shape[1]
+    k = min(k, n)
     ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
     out_d = np.full((distances.shape[0], k), MISSING_DISTANCE, dtype=np.int32)
     out_i = np.full((distances.shape[0], k), -1, dtype=np.int64)

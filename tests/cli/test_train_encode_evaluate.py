@@ -24,7 +24,8 @@ def test_train_writes_a_complete_run_directory(trained_run):
                  "checkpoint/last.safetensors", "model/model.json"):
         assert (trained_run / name).exists(), name
     config = json.loads((trained_run / "config.json").read_text())
-    assert config["method"] == {"name": "dpsh+hswd", "n_bits": 16, "quantization_weight": None, "loss": {}}
+    # the registered +quantizer weight of dpsh on pixels is resolved into the saved config
+    assert config["method"] == {"name": "dpsh+hswd", "n_bits": 16, "quantization_weight": 0.1, "loss": {}, "quantizer": {}}
     assert config["trainer"]["seed"] == 1 and config["trainer"]["batch_size"] == 100 and config["model"]["hidden"] == [32]
     assert len(json.loads((trained_run / "history.json").read_text())) == 2
 

@@ -214,3 +214,69 @@ def test_damaged_checkpoint_chunk_is_recomputed(tmp_path):
         features = extract_features(images(n=20), resumed, cache_dir=tmp_path, batch_size=4, checkpoint_s=0)
     assert resumed.batch_sizes == [4, 4, 4, 4]
     np.testing.assert_allclose(features, reference(images(n=20)), rtol=1e-6)
+
+
+# --- hostile caches (issue 12): a stray file anywhere in the cache does not crash extraction -------
+def _interrupted(tmp_path):
+    class FailsAfter(CountingEncoder):
+        def encode_batch(self, batch):
+            if len(self.batch_sizes) == 2:
+                raise RuntimeError("power cut")
+            return super().encode_batch(batch)
+
+    with pytest.raises(RuntimeError):
+        extract_features(images(n=20), FailsAfter(), cache_dir=tmp_path, batch_size=4, checkpoint_s=0)
+    return next((tmp_path / "counting").glob("*.partial"))
+
+
+@pytest.mark.parametrize("stray", ["notes.txt", "x-y.npy", "1-2-3.npy", "000000000004-000000000002.npy", "folder", "folder.npy", "link.npy"])
+def test_stray_entries_in_the_progress_folder(tmp_path, stray):
+    """A stray file in the feature cache crashed extraction (int() of its name, unlink of a folder)."""
+    partial = _interrupted(tmp_path)
+    target = partial / stray
+    if stray.startswith("folder"):
+        target.mkdir()
+        (target / "inside").write_text("x")
+    elif stray == "link.npy":
+        target.symlink_to("/dev/zero")
+    else:
+        target.write_bytes(b"stray")
+    resumed = CountingEncoder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        features = extract_features(images(n=20), resumed, cache_dir=tmp_path, batch_size=4, checkpoint_s=0)
+    assert sum(resumed.batch_sizes) == 12  # rows 0-8 resumed, the stray entry ignored and removed
+    np.testing.assert_allclose(features, reference(images(n=20)), rtol=1e-6)
+    assert not partial.exists()
+
+
+@pytest.mark.parametrize("kind", ["file-as-progress-folder", "folder-as-entry", "npz-as-entry", "huge-header", "sidecar-list", "sidecar-garbage"])
+def test_stray_or_forged_entries(tmp_path, kind):
+    data = images(n=8)
+    extract_features(data, CountingEncoder(), cache_dir=tmp_path)
+    entry = next((tmp_path / "counting").glob("*.npy"))
+    sidecar = entry.with_suffix(".json")
+    if kind == "file-as-progress-folder":
+        entry.unlink()
+        entry.with_name(entry.stem + ".partial").write_text("stray")
+    elif kind == "folder-as-entry":
+        entry.unlink()
+        entry.mkdir()
+    elif kind == "npz-as-entry":  # np.load returned an NpzFile here, and .shape raised AttributeError
+        import io
+
+        buffer = io.BytesIO()
+        np.savez(buffer, features=reference(data))
+        entry.write_bytes(buffer.getvalue())
+        sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "npy_sha256": __import__("hashlib").sha256(buffer.getvalue()).hexdigest()}))
+    elif kind == "huge-header":
+        entry.write_bytes(entry.read_bytes().replace(b"(8, 4)", b"(9**9,)".ljust(6)[:6]))
+    elif kind == "sidecar-list":
+        sidecar.write_text("[1, 2]")
+    else:
+        sidecar.write_bytes(b"\xff" * 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        features = extract_features(data, CountingEncoder(), cache_dir=tmp_path)
+    np.testing.assert_allclose(features, reference(data), rtol=1e-6)
+    assert extract_features(data, CountingEncoder(), cache_dir=tmp_path).shape == (8, 4)  # and the entry was rewritten

@@ -165,7 +165,7 @@ def test_npz_keys(tmp_path):
 
 def test_pickled_npy_is_refused(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(CorruptFileError, match="array of dtype object"):
         load_dataset("features", path=tmp_path / "obj.npy")
 
 
@@ -184,7 +184,7 @@ def test_parquet_columns_and_list_column(tmp_path):
     with pytest.raises(ValueError, match="label_column='target' is not a column"):
         load_dataset("features", path=tmp_path / "cols.parquet", label_column="target")
     pq.write_table(pa.table({"name": ["a", "b"], "label": [0, 1]}), tmp_path / "text.parquet")
-    with pytest.raises(TypeError, match="numeric"):
+    with pytest.raises(CorruptFileError, match="numeric"):
         load_dataset("features", path=tmp_path / "text.parquet")
 
 
@@ -197,3 +197,58 @@ def test_features_file_errors(tmp_path):
     np.save(tmp_path / "one_d.npy", np.arange(3.0))
     with pytest.raises(ValueError, match=r"2-D array \(n, d\)"):
         load_dataset("features", path=tmp_path / "one_d.npy")
+
+
+# --- hostile list files and feature files (issue 12) ------------------------------------------------
+@pytest.mark.parametrize("entry", ["../secret.jpg", "img/../../etc/passwd", "/etc/passwd", "~/x.jpg"])
+def test_list_file_entries_outside_the_root_are_refused(tmp_path, entry):
+    """List-file entries could point outside their root folder."""
+    (tmp_path / "list.txt").write_text(f"img/ok.jpg 0 1\n{entry} 1 0\n")
+    with pytest.raises(CorruptFileError, match="entry 2: .* points outside the root folder"):
+        load_dataset("list-file", path=tmp_path / "list.txt")
+
+
+def test_list_file_binary_garbage_and_devices(tmp_path):
+    (tmp_path / "list.txt").write_bytes(b"img/a.jpg 0 1\n\xff\xfe 1 0\n")
+    with pytest.raises(CorruptFileError, match="line 2: not UTF-8"):
+        read_list_file(tmp_path / "list.txt")
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        read_list_file(tmp_path / "zero.txt")
+
+
+def test_undecodable_image_is_a_corrupt_file_error(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (tmp_path / "list.txt").write_text("img/bad.png 1 0\n")
+    with pytest.raises(CorruptFileError, match="bad.png. cannot be decoded"):
+        load_dataset("list-file", path=tmp_path / "list.txt", decode=True)
+
+
+def test_npy_header_larger_than_the_file_allocates_nothing(tmp_path):
+    """np.load allocated what the .npy header declared before reading the data."""
+    import tracemalloc
+
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**5)})
+        handle.write(bytes(64))
+    tracemalloc.start()
+    with pytest.raises(CorruptFileError, match="truncated"):
+        load_dataset("features", path=path)
+    assert tracemalloc.get_traced_memory()[1] < 4 << 20
+    tracemalloc.stop()
+
+
+def test_damaged_npz_and_parquet_features(tmp_path):
+    np.savez(tmp_path / "f.npz", features=np.ones((4, 3), np.float32))
+    data = (tmp_path / "f.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptFileError, match="not a valid .npz"):
+        load_dataset("features", path=tmp_path / "cut.npz")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really PAR1")
+    with pytest.raises(CorruptFileError, match="not a readable parquet"):
+        load_dataset("features", path=tmp_path / "bad.parquet")
+    np.savez(tmp_path / "labels.npz", features=np.ones((4, 3), np.float32), labels=np.ones((2,), np.int64))
+    with pytest.raises(CorruptFileError, match="stored labels"):
+        load_dataset("features", path=tmp_path / "labels.npz")

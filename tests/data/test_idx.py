@@ -91,3 +91,72 @@ def test_missing_file(tmp_path):
 def test_unsupported_dtype_is_a_type_error():
     with pytest.raises(TypeError, match="uint16"):
         encode_idx(np.zeros(3, np.uint16))
+
+
+# --- hostile IDX files (issue 12) -----------------------------------------------------------------
+import gzip  # noqa: E402
+import tracemalloc  # noqa: E402
+
+
+def _peak_while(function) -> int:
+    tracemalloc.start()
+    try:
+        function()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_gzip_bomb_is_bounded_by_the_declared_dimensions(tmp_path):
+    """.gz files were inflated fully into memory with no cap (1 MB -> 1 GiB, 2.1 GB peak)."""
+    header = bytes([0, 0, 0x08, 1]) + struct.pack(">I", 1000)  # declares 1,000 bytes ...
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(header + bytes(200 << 20), compresslevel=9))  # ... and inflates to 200 MB
+    assert path.stat().st_size < 1 << 20
+
+    def load():
+        with pytest.raises(CorruptFileError, match="trailing bytes"):
+            read_idx(path)
+
+    assert _peak_while(load) < 8 << 20  # stops one chunk after the declared 1,000 bytes
+
+
+def test_declared_size_over_the_cap_is_refused_before_allocation(tmp_path):
+    path = tmp_path / "big-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 0x0D, 3]) + struct.pack(">III", 2**31, 2**31, 4)))
+    for max_nbytes in (1 << 30, 2**80):
+        def load(max_nbytes=max_nbytes):
+            with pytest.raises(CorruptFileError, match="limit|truncated"):
+                read_idx(path, max_nbytes=max_nbytes)
+
+        assert _peak_while(load) < 4 << 20
+
+
+def test_overflowing_dimensions_cannot_wrap(tmp_path):
+    """np.prod in int64 wrapped 2**32-1 dimensions; sizes are Python integers now."""
+    shape = (2**32 - 1,) * 8
+    content = bytes([0, 0, 0x08, 8]) + struct.pack(">8I", *shape)
+    with pytest.raises(CorruptFileError, match="truncated"):
+        parse_idx(content)
+    (tmp_path / "wrap").write_bytes(content)
+    with pytest.raises(CorruptFileError, match="truncated|limit"):
+        read_idx(tmp_path / "wrap")
+
+
+def test_lying_gzip_trailer_still_reads_exactly(tmp_path):
+    """A gzip trailer that disagrees with the header (or a multi-member file) still reads, never past the header."""
+    array = np.arange(3000, dtype=np.int32).reshape(30, 100)
+    content = encode_idx(array)
+    path = tmp_path / "multi.gz"
+    path.write_bytes(gzip.compress(content[:1000]) + gzip.compress(content[1000:]))
+    np.testing.assert_array_equal(read_idx(path), array)
+    assert read_idx(path).flags.writeable
+
+
+def test_non_regular_idx_files(tmp_path):
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        read_idx(tmp_path / "zero")
+    with pytest.raises(IsADirectoryError):
+        read_idx(tmp_path)

@@ -91,3 +91,112 @@ def test_save_load_round_trip_and_tamper_detection(tmp_path):
         Split.load(tmp_path)
     with pytest.raises(FileNotFoundError):
         Split.load(tmp_path / "missing")
+
+
+# --- hostile split files (issue 12): KeyError, BadZipFile, NotImplementedError never escape ------
+def _resign(directory, payload: bytes, **changes):
+    """Write ``payload`` as split.npz with a matching checksum (what a forger can do)."""
+    from hashlearn._io import sha256_bytes
+
+    (directory / "split.npz").write_bytes(payload)
+    info = json.loads((directory / "split.json").read_text())
+    info.update(sha256=sha256_bytes(payload), **changes)
+    (directory / "split.json").write_text(json.dumps(info))
+
+
+def _npz(**arrays) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def saved_split(tmp_path):
+    split = make_split(toy(), Protocol("p", 20, 40, 20), seed=1)
+    split.save(tmp_path)
+    return split, tmp_path
+
+
+@pytest.mark.parametrize("key", ["dataset", "protocol", "seed", "n_items", "train_in_database", "sha256"])
+def test_missing_split_field_is_corrupt_not_key_error(saved_split, key):
+    _, directory = saved_split
+    info = json.loads((directory / "split.json").read_text())
+    info.pop(key)
+    (directory / "split.json").write_text(json.dumps(info))
+    with pytest.raises(CorruptFileError, match=key if key != "sha256" else "sha256"):
+        Split.load(directory)
+
+
+@pytest.mark.parametrize("changes", [{"seed": "1"}, {"n_items": -1}, {"n_items": True}, {"train_in_database": 1}, {"meta": []}])
+def test_split_field_types(saved_split, changes):
+    _, directory = saved_split
+    _resign(directory, (directory / "split.npz").read_bytes(), **changes)
+    with pytest.raises(CorruptFileError):
+        Split.load(directory)
+
+
+def test_re_signed_garbage_is_corrupt_not_bad_zip_file(saved_split):
+    _, directory = saved_split
+    _resign(directory, b"PK\x03\x04 this is not a zip archive")
+    with pytest.raises(CorruptFileError, match="not a valid .npz"):
+        Split.load(directory)
+
+
+def test_unknown_compression_method_is_corrupt_not_not_implemented(saved_split):
+    """A zip member with compression method 99 raised NotImplementedError from zipfile."""
+    split, directory = saved_split
+    payload = bytearray(_npz(**{part: getattr(split, part) for part in ("query", "database", "train", "validation")}))
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # method field of local and central headers
+        start = 0
+        while (start := payload.find(signature, start)) >= 0:
+            payload[start + offset : start + offset + 2] = (99).to_bytes(2, "little")
+            start += 4
+    _resign(directory, bytes(payload))
+    with pytest.raises(CorruptFileError):
+        Split.load(directory)
+
+
+def test_declared_shape_larger_than_the_data_allocates_nothing(saved_split):
+    """An .npy header declaring 10**12 items made np.load allocate before it read the data."""
+    import io
+    import tracemalloc
+    import zipfile
+
+    split, directory = saved_split
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for part in ("query", "database", "train", "validation"):
+            member = io.BytesIO()
+            np.lib.format.write_array_header_1_0(member, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)})
+            archive.writestr(f"{part}.npy", member.getvalue() + getattr(split, part).astype("<i8").tobytes())
+    _resign(directory, buffer.getvalue())
+    tracemalloc.start()
+    with pytest.raises(CorruptFileError, match="declares shape"):
+        Split.load(directory)
+    assert tracemalloc.get_traced_memory()[1] < 10 << 20
+    tracemalloc.stop()
+
+
+def test_object_arrays_and_leaking_splits_are_corrupt(saved_split):
+    split, directory = saved_split
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for part in ("query", "database", "train", "validation"):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, getattr(split, part).astype(object), allow_pickle=True)
+            archive.writestr(f"{part}.npy", member.getvalue())
+    _resign(directory, buffer.getvalue())
+    with pytest.raises(CorruptFileError, match="object|plain"):
+        Split.load(directory)
+    leaking = _npz(query=split.query, database=np.concatenate([split.database, split.query[:1]]), train=split.train, validation=split.validation)
+    _resign(directory, leaking)
+    with pytest.raises(CorruptFileError, match="query and database"):
+        Split.load(directory)
+    _resign(directory, _npz(query=split.query))
+    with pytest.raises(CorruptFileError, match="lacks the part"):
+        Split.load(directory)

@@ -64,3 +64,111 @@ def test_garbage_is_a_corrupt_file_error():
         safe_loads(b"\x80\x04this is not a pickle")
     with pytest.raises(CorruptFileError, match="not a valid pickle"):
         safe_loads(pickle.dumps({"a": np.arange(100)})[:-30])
+
+
+# --- hostile pickles (issue 12) -------------------------------------------------------------------
+import tracemalloc  # noqa: E402
+
+
+def _peak_while(function) -> int:
+    """Peak bytes traced while ``function`` runs (numpy and CPython allocations are traced)."""
+    tracemalloc.start()
+    try:
+        function()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+class _ObjectArray:
+    """``numpy.ndarray((3,), "O")`` called directly: an object array without any object dtype global."""
+
+    def __reduce__(self):
+        return (np.ndarray, ((3,), "O"))
+
+
+class _HugeArray:
+    def __reduce__(self):
+        return (np.ndarray, ((200_000_000,), "f8"))  # 1.6 GB
+
+
+def test_ndarray_called_directly_is_refused():
+    """numpy.ndarray resolved to the real class: object arrays passed, contrary to the docs."""
+    with pytest.raises(CorruptFileError, match="numpy.ndarray directly"):
+        safe_loads(pickle.dumps(_ObjectArray(), protocol=2))
+
+
+def test_forty_byte_pickles_allocate_nothing():
+    """A 40-byte pickle allocated 1.6 GB (ndarray((2e8,)), or a BINBYTES8 length read before the bytes)."""
+    huge_array = pickle.dumps(_HugeArray(), protocol=2)
+    huge_bytes = b"\x80\x04\x8e" + (1_600_000_000).to_bytes(8, "little") + b"x" * 20 + b"."
+    huge_memo = b"\x80\x02K\x01r" + (2**32 - 2).to_bytes(4, "little") + b"."
+    for payload in (huge_array, huge_bytes, huge_memo):
+        assert len(payload) <= 64
+
+        def load(payload=payload):
+            with pytest.raises(CorruptFileError):
+                safe_loads(payload)
+
+        assert _peak_while(load) < 1 << 20
+
+
+class _ShortArray:
+    """An ndarray state whose data is shorter than its shape needs."""
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+
+        return (_reconstruct, (np.ndarray, (0,), b"b"), (1, (10,), np.dtype("i4"), False, b"\0" * 36))
+
+
+def test_array_data_must_match_its_shape():
+    with pytest.raises(CorruptFileError, match="needs 40 bytes, the pickle holds 36"):
+        safe_loads(pickle.dumps(_ShortArray(), protocol=2))
+
+
+@pytest.mark.parametrize("value", [{1, 2}, frozenset([1]), complex(1, 2), np.float64(3.0), np.dtype([("a", "i4"), ("b", "f4")]),
+                                   np.zeros(2, dtype=[("a", "i4")]), np.zeros((2, 2), dtype="U3"), np.zeros(2, dtype="c8")])
+def test_only_plain_numeric_arrays_and_builtins(value):
+    with pytest.raises(CorruptFileError, match="refusing"):
+        safe_loads(pickle.dumps(value, protocol=2))
+
+
+def test_deep_nesting_is_refused():
+    value = []
+    for _ in range(100):
+        value = [value]
+    with pytest.raises(CorruptFileError, match="nested deeper"):
+        safe_loads(pickle.dumps(value))
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_decompression_is_bounded_and_streamed(tmp_path, compressed):
+    """IDX/pickle .gz files were inflated fully into memory with no cap (1 MB -> 1 GiB, 2.1 GB peak)."""
+    content = pickle.dumps(np.zeros(40 << 20, dtype=np.uint8), protocol=4)  # 40 MB of zeros: a 40 KB gzip file
+    path = tmp_path / "bomb.pkl"
+    path.write_bytes(gzip.compress(content) if compressed else content)
+
+    def load():
+        with pytest.raises(CorruptFileError, match="exceeds the limit of 10485760"):
+            safe_load_file(path, max_nbytes=10 << 20)
+
+    assert _peak_while(load) < 12 << 20  # at most the cap (plus a chunk), never the whole content
+    assert safe_load_file(path, max_nbytes=64 << 20).shape == (40 << 20,)  # and loads when allowed
+
+
+def test_truncated_and_damaged_gzip(tmp_path):
+    blob = gzip.compress(pickle.dumps({"a": np.arange(1000)}))
+    for name, data in (("short.gz", blob[: len(blob) // 2]), ("flipped.gz", blob[:20] + bytes([blob[20] ^ 0xFF]) + blob[21:])):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CorruptFileError, match=name):
+            safe_load_file(tmp_path / name)
+
+
+def test_non_regular_pickle_files(tmp_path):
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        safe_load_file(tmp_path / "zero")
+    with pytest.raises(FileNotFoundError):
+        safe_load_file(tmp_path / "missing")

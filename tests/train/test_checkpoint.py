@@ -58,3 +58,64 @@ def test_save_restore_and_checksum(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing")
     assert "pickle" not in (tmp_path / "last.json").read_text()
+
+
+# --- hostile checkpoints (issue 12): every problem with the content is a CorruptFileError --------
+def _saved_checkpoint(tmp_path):
+    model, objective, optimizer, scheduler = _setup("adam")
+    save_checkpoint(tmp_path, model=model, objective=objective, optimizer=optimizer, scheduler=scheduler,
+                    best_model_state=model.state_dict(), best_objective_state=objective.state_dict(),
+                    meta={"state": {"epoch": 3, "best_epoch": 2, "best_metric": 0.5, "bad_epochs": 1, "history": []}})
+    return tmp_path / "last.json"
+
+
+def _edit(path, edit):
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.pop("optimizer"),  # was KeyError: 'optimizer'
+    lambda m: m.update(optimizer=[]),
+    lambda m: m["optimizer"].pop("param_groups"),
+    lambda m: m["optimizer"].update(param_groups=[{"lr": 1}]),
+    lambda m: m["optimizer"].update(scalars={"x.step": 1}),
+    lambda m: m["optimizer"].update(scalars={"step": 1}),
+    lambda m: m.update(scheduler=3),
+    lambda m: m.update(state=[]),
+    lambda m: m["state"].update(epoch="3"),
+    lambda m: m["state"].update(epoch=-1),
+    lambda m: m["state"].update(best_metric=None),
+    lambda m: m["state"].update(history={}),
+    lambda m: m.pop("sha256"),
+])
+def test_hostile_checkpoint_json(tmp_path, edit):
+    path = _saved_checkpoint(tmp_path)
+    _edit(path, edit)
+    with pytest.raises(CorruptFileError):
+        load_checkpoint(tmp_path)
+
+
+def test_hostile_checkpoint_tensor_files(tmp_path):
+    _saved_checkpoint(tmp_path)
+    tensors = tmp_path / "last.safetensors"
+    original = tensors.read_bytes()
+    for data, match in [(original + b"\0" * 100, "larger than its tensors"), (original[:-4], "truncated"), (b"\xff" * 8, "header length"),
+                        (b"", "truncated")]:
+        tensors.write_bytes(data)
+        with pytest.raises(CorruptFileError, match=match):
+            load_checkpoint(tmp_path)
+    tensors.unlink()
+    tensors.symlink_to("/dev/zero")
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_of_another_model_is_a_corrupt_file_error(tmp_path):
+    _saved_checkpoint(tmp_path)
+    tensors, meta = load_checkpoint(tmp_path)
+    other, objective = torch.nn.Linear(4, 16), torch.nn.Linear(16, 2)  # another architecture
+    optimizer = torch.optim.Adam(list(other.parameters()) + list(objective.parameters()))
+    with pytest.raises(CorruptFileError, match="does not fit"):
+        restore_states(tensors, meta, model=other, objective=objective, optimizer=optimizer, scheduler=None)

@@ -11,13 +11,15 @@ from hashlearn.cli.main import add_common_arguments, positive_int, print_json
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a hashing method (writes a run directory)")
-    parser.add_argument("--method", help="deep loss[+quantizer] (dpsh, dsdh+hswd ...) or shallow itq, lsh, sign, pcah, sh (default: config's method.name)")
+    parser.add_argument("--method", help="deep loss[+quantizer] (csq, dsdh+hswd ...) or shallow itq, lsh, sign, pcah, sh, nac (default: csq)")
     parser.add_argument("--bits", type=positive_int, help="code length, a multiple of 8 (method.n_bits)")
     parser.add_argument("--dataset", help="registered dataset name (data.dataset); `hashlearn datasets` lists them")
     parser.add_argument("--features", choices=["pixels", "efficientnet", "minilm", "efficientnet+minilm"],
                         help="model input: raw data or cached frozen-encoder features (paired data sets: see docs/crossmodal.md)")
     parser.add_argument("--epochs", type=positive_int, help="shortcut for --set trainer.epochs=N (with --resume: train up to N epochs)")
     parser.add_argument("--config", help="a .json or .toml config file")
+    parser.add_argument("--preset", choices=["hashlearn", "paper"],
+                        help="training preset: hashlearn (the validation-chosen defaults) or paper (the official one-loss code's settings)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="dotted override, e.g. trainer.lr=0.001 or model.hidden=[512,256] (repeatable)")
     parser.add_argument("--run-dir", help="output folder (default: runs/<method>-<bits>-<dataset>-<time>); must be empty or new")
@@ -40,7 +42,7 @@ def run(args) -> int:
         if not args.run_dir:
             raise ValueError("--resume needs --run-dir, the run to continue.")
         given = [name for name, value in (("--method", args.method), ("--bits", args.bits), ("--dataset", args.dataset),
-                                          ("--features", args.features), ("--config", args.config)) if value is not None]
+                                          ("--features", args.features), ("--config", args.config), ("--preset", args.preset)) if value is not None]
         if given or args.overrides:
             raise ValueError(f"--resume continues the run's own config; drop {', '.join(given + ['--set'] * bool(args.overrides))} "
                              "(only --epochs may raise the number of epochs).")
@@ -49,7 +51,7 @@ def run(args) -> int:
     else:
         flags["trainer.epochs"] = args.epochs
         overrides = [f"{key}={_json(value)}" for key, value in flags.items() if value is not None] + list(args.overrides)
-        config = resolve_config(args.config, overrides)
+        config = resolve_config(args.config, overrides, preset=args.preset)
         if args.run_dir:
             run_dir = args.run_dir
         else:

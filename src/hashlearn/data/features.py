@@ -33,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from hashlearn._io import atomic_write_bytes, atomic_write_json, parse_json_bytes, read_bounded, sha256_bytes
+from hashlearn._npy import read_npy
 from hashlearn._progress import progress
 from hashlearn._validation import check_positive_int
 from hashlearn.data.datasets import Dataset
 from hashlearn.data.download import default_cache_dir
 from hashlearn.data.encoders import FrozenEncoder, get_encoder
+from hashlearn.errors import CorruptFileError
 
 CACHE_FORMAT_VERSION = 1
 _DEFAULT_ENCODER = {"image": "efficientnet-lite0", "text": "minilm"}
@@ -68,19 +70,28 @@ def _entry_paths(cache_dir: Path, encoder: FrozenEncoder, key: str) -> tuple[Pat
 
 
 def _read_entry(npy_path: Path, json_path: Path, encoder: FrozenEncoder, n_rows: int) -> np.ndarray | None:
-    """The stored ``(n_rows, output_dim)`` features, or ``None`` when absent or damaged (a warning says which)."""
+    """The stored ``(n_rows, output_dim)`` features, or ``None`` when absent or damaged (a warning says which).
+
+    The entry is untrusted bytes like any file: the sidecar is size-capped JSON, the
+    ``.npy`` file must be a regular file of exactly the expected size (checked before
+    it is read), its checksum must match, and its header must declare exactly
+    ``(n_rows, output_dim)`` float32.
+    """
     if not npy_path.is_file() or not json_path.is_file():
         return None
     try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-        content = npy_path.read_bytes()
+        meta = parse_json_bytes(read_bounded(json_path, 1 << 20, "feature cache sidecar"), str(json_path))
+        if not isinstance(meta, dict) or not isinstance(meta.get("npy_sha256"), str):
+            raise CorruptFileError("the sidecar lacks the entry's checksum")
+        expected_nbytes = n_rows * encoder.output_dim * 4
+        content = read_bounded(npy_path, expected_nbytes + 4096, "feature cache entry")
         if sha256_bytes(content) != meta["npy_sha256"]:
-            raise ValueError("checksum mismatch")
-        features = np.load(io.BytesIO(content), allow_pickle=False)
+            raise CorruptFileError("checksum mismatch")
+        features = read_npy(content, npy_path.name, kinds="f")
         if features.shape != (n_rows, encoder.output_dim) or features.dtype != np.float32:
-            raise ValueError(f"shape {features.shape} {features.dtype}, expected ({n_rows}, {encoder.output_dim}) float32")
+            raise CorruptFileError(f"shape {features.shape} {features.dtype}, expected ({n_rows}, {encoder.output_dim}) float32")
         return features
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError) as error:  # CorruptFileError is a ValueError
         warnings.warn(f"feature cache entry {npy_path.name} is damaged ({error}); recomputing it.", RuntimeWarning, stacklevel=3)
         return None
 
@@ -101,16 +112,36 @@ def _chunk_paths(partial_dir: Path, start: int, stop: int) -> tuple[Path, Path]:
     return partial_dir / f"{start:012d}-{stop:012d}.npy", partial_dir / f"{start:012d}-{stop:012d}.json"
 
 
+def _chunk_range(path: Path) -> tuple[int, int] | None:
+    """``(start, stop)`` of a chunk file named ``000000000000-000000000004.npy``; ``None`` for anything else."""
+    parts = path.stem.split("-")
+    if path.suffix != ".npy" or len(parts) != 2 or not all(part.isascii() and part.isdigit() for part in parts):
+        return None
+    start, stop = int(parts[0]), int(parts[1])
+    return (start, stop) if start < stop else None
+
+
+def _remove(path: Path) -> None:
+    """Remove a cache entry (a file, a link or a stray folder) that is in the way."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _resume(partial_dir: Path, encoder: FrozenEncoder, features: np.ndarray) -> int:
     """Copy the valid leading chunks of an interrupted run into ``features``; returns the rows restored.
 
-    Chunks after the first gap or damaged one are deleted: they will be recomputed.
+    Chunks after the first gap or damaged one are deleted: they will be recomputed, and so is
+    anything else found in the folder (a stray file or folder, a chunk with a foreign name).
     """
+    if partial_dir.exists() and not partial_dir.is_dir():  # a stray file where the progress folder goes
+        _remove(partial_dir)
     if not partial_dir.is_dir():
         return 0
+    chunks = sorted((r, p) for p in partial_dir.iterdir() if (r := _chunk_range(p)) is not None)
     n_done, used = 0, set()
-    for npy_path in sorted(partial_dir.glob("*.npy")):
-        start, stop = (int(part) for part in npy_path.stem.split("-"))
+    for (start, stop), npy_path in chunks:
         if start != n_done or stop > len(features):
             continue
         chunk = _read_entry(npy_path, npy_path.with_suffix(".json"), encoder, stop - start)
@@ -121,7 +152,7 @@ def _resume(partial_dir: Path, encoder: FrozenEncoder, features: np.ndarray) -> 
         used.update({npy_path.name, npy_path.with_suffix(".json").name})
     for path in partial_dir.iterdir():
         if path.name not in used:
-            path.unlink(missing_ok=True)
+            _remove(path)
     return n_done
 
 
@@ -164,6 +195,9 @@ def extract_features(data, encoder: str | FrozenEncoder | None = None, *, cache_
         cached = _read_entry(npy_path, json_path, encoder, n_inputs)
         if cached is not None:
             return cached
+        for path in (npy_path, json_path):  # a stray folder (or device) at the entry's name would block the write
+            if path.exists() and not path.is_file():
+                _remove(path)
         partial_dir = npy_path.with_name(f"{key}.partial")
         n_done = _resume(partial_dir, encoder, features)
     checkpoint_from, last_checkpoint = n_done, time.monotonic()

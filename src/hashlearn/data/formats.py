@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hashlearn._io import read_bounded, regular_file
+from hashlearn._npy import MAX_NPZ_NBYTES, read_npy_file, read_npz
 from hashlearn._validation import check_labels
 from hashlearn.data import _deps
 from hashlearn.data.datasets import Dataset, register_dataset
@@ -87,28 +89,45 @@ def read_list_file(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """Read ``path label_1 ... label_C`` lines (NUS-WIDE, MS-COCO, MIRFlickr-25K, ImageNet-100 lists).
 
     Returns the image paths as written and uint8 multi-hot labels ``(n, C)``.
-    Every line must carry the same number of 0/1 labels.
+    Every line must carry the same number of 0/1 labels. The file is read line by line
+    (memory: the paths and one byte per label); every problem with its content is a
+    :class:`CorruptFileError`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"list file {str(path)!r} does not exist.")
-    items, rows = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) < 2:
-            raise CorruptFileError(f"{path.name}, line {number}: expected 'image_path label_1 ... label_C', found only {line.strip()!r}.")
-        if rows and len(fields) - 1 != len(rows[0]):
-            raise CorruptFileError(f"{path.name}, line {number}: {len(fields) - 1} labels, but earlier lines have {len(rows[0])}.")
-        if any(value not in ("0", "1") for value in fields[1:]):
-            bad = next(value for value in fields[1:] if value not in ("0", "1"))
-            raise CorruptFileError(f"{path.name}, line {number}: label vectors must hold only 0 and 1, found {bad!r}.")
-        items.append(fields[0])
-        rows.append([value == "1" for value in fields[1:]])
+    path, _ = regular_file(path, "list file")
+    items, rows, n_labels = [], bytearray(), None
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise CorruptFileError(f"{path.name}, line {number}: not UTF-8 text ({error}).") from None
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 2:
+                raise CorruptFileError(f"{path.name}, line {number}: expected 'image_path label_1 ... label_C', found only {line.strip()[:200]!r}.")
+            if n_labels is not None and len(fields) - 1 != n_labels:
+                raise CorruptFileError(f"{path.name}, line {number}: {len(fields) - 1} labels, but earlier lines have {n_labels}.")
+            bad = next((value for value in fields[1:] if value not in ("0", "1")), None)
+            if bad is not None:
+                raise CorruptFileError(f"{path.name}, line {number}: label vectors must hold only 0 and 1, found {bad[:40]!r}.")
+            n_labels = len(fields) - 1
+            items.append(fields[0])
+            rows += bytes(value == "1" for value in fields[1:])
     if not items:
         raise CorruptFileError(f"{path.name}: the list file holds no entries.")
-    return items, np.asarray(rows, dtype=np.uint8)
+    return items, np.frombuffer(bytes(rows), dtype=np.uint8).reshape(len(items), n_labels).copy()
+
+
+def _inside_root(item: str, root: Path, list_name: str, number: int) -> Path:
+    """``root / item``, refusing entries that leave ``root`` (absolute paths, ``..``)."""
+    relative = Path(item)
+    if relative.is_absolute() or ".." in relative.parts or item.startswith("~"):
+        raise CorruptFileError(
+            f"{list_name}, entry {number}: {item[:200]!r} points outside the root folder {str(root)!r}; "
+            "entries must be relative paths inside it (pass root=... to choose the folder)."
+        )
+    return root / relative
 
 
 def decode_images(paths: list[str | os.PathLike], image_size: int | None = None) -> np.ndarray:
@@ -116,13 +135,17 @@ def decode_images(paths: list[str | os.PathLike], image_size: int | None = None)
     image_module = _deps.require_module("PIL.Image", "pillow", "decoding images of a list file")
     images = []
     for path in paths:
-        if not Path(path).is_file():
+        if not Path(path).exists():
             raise FileNotFoundError(f"image {str(path)!r} listed in the list file does not exist.")
-        with image_module.open(path) as image:
-            image = image.convert("RGB")
-            if image_size is not None:
-                image = image.resize((image_size, image_size), image_module.Resampling.BILINEAR)
-            images.append(np.asarray(image, dtype=np.uint8))
+        regular_file(path, "image")  # a FIFO would block, a device never end
+        try:
+            with image_module.open(path) as image:  # Pillow refuses decompression bombs (MAX_IMAGE_PIXELS)
+                image = image.convert("RGB")
+                if image_size is not None:
+                    image = image.resize((image_size, image_size), image_module.Resampling.BILINEAR)
+                images.append(np.asarray(image, dtype=np.uint8))
+        except (OSError, ValueError, SyntaxError, image_module.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
+            raise CorruptFileError(f"image {str(path)!r} cannot be decoded: {type(error).__name__}: {error}") from error
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise ValueError(f"images have different sizes {sorted(shapes)}; pass image_size=... to resize them to one size.")
@@ -146,7 +169,7 @@ def load_list_file(path: str | os.PathLike, *, root: str | os.PathLike | None = 
     path = Path(path)
     items, labels = read_list_file(path)
     base = Path(root) if root is not None else path.parent
-    paths = [str(base / item) for item in items]
+    paths = [str(_inside_root(item, base, path.name, number)) for number, item in enumerate(items, start=1)]
     data = decode_images(paths, image_size) if decode else paths
     meta = {"source": str(path), "paths": paths}
     return Dataset(path.stem, data, labels, "image", meta)
@@ -157,7 +180,10 @@ def _read_parquet_features(path: Path, label_column: str | None) -> tuple[np.nda
     """Features from the numeric columns (or one list column) and labels from ``label_column``."""
     pyarrow = _deps.require_module("pyarrow", "pyarrow", "reading .parquet feature files")
     parquet = _deps.require_module("pyarrow.parquet", "pyarrow", "reading .parquet feature files")
-    table = parquet.read_table(path)
+    try:
+        table = parquet.read_table(path)
+    except (pyarrow.ArrowException, OSError) as error:  # ArrowInvalid: not a parquet file, damaged footer ...
+        raise CorruptFileError(f"{path.name} is not a readable parquet file: {error}") from error
     columns = list(table.column_names)
     labels = None
     if label_column is not None and label_column in columns:
@@ -175,7 +201,7 @@ def _read_parquet_features(path: Path, label_column: str | None) -> tuple[np.nda
         else:
             features = np.column_stack([table.column(name).to_numpy() for name in columns]).astype(np.float32)
     except (TypeError, ValueError, pyarrow.ArrowException) as error:
-        raise TypeError(f"{path.name}: feature columns must be numeric (or one list column of equal-length vectors); columns are {columns} ({error}).") from error
+        raise CorruptFileError(f"{path.name}: feature columns must be numeric (or one list column of equal-length vectors); columns are {columns} ({error}).") from error
     return features, labels
 
 
@@ -187,19 +213,17 @@ def load_features_file(path: str | os.PathLike, labels=None, *, label_column: st
     other columns are the features (or one list column holds whole vectors).
     Never unpickles (``allow_pickle=False``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"features file {str(path)!r} does not exist.")
+    path, _ = regular_file(path, "features file")
     suffix = path.suffix.lower()
     file_labels = None
     if suffix == ".npy":
-        features = np.load(path, allow_pickle=False)
+        features = read_npy_file(path, "features file")
     elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            if "features" not in archive.files:
-                raise CorruptFileError(f"{path.name}: an .npz features file needs a 'features' array, found keys {archive.files}.")
-            features = archive["features"]
-            file_labels = archive["labels"] if "labels" in archive.files else None
+        archive = read_npz(read_bounded(path, MAX_NPZ_NBYTES, "features file"), path.name)
+        if "features" not in archive:
+            raise CorruptFileError(f"{path.name}: an .npz features file needs a 'features' array, found keys {sorted(archive)}.")
+        features = archive["features"]
+        file_labels = archive.get("labels")
     elif suffix == ".parquet":
         features, file_labels = _read_parquet_features(path, label_column)
     else:
@@ -207,13 +231,18 @@ def load_features_file(path: str | os.PathLike, labels=None, *, label_column: st
     if labels is not None and file_labels is not None:
         raise ValueError(f"{path.name} already holds labels; pass labels=None or remove them from the file.")
     if isinstance(labels, (str, os.PathLike)):
-        labels = np.load(labels, allow_pickle=False)
+        labels = read_npy_file(labels, "labels file")
     labels = labels if labels is not None else file_labels
     features = np.asarray(features)
     if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
-        raise ValueError(f"{path.name}: features must be a numeric 2-D array (n, d), found {features.dtype} {features.shape}.")
+        raise CorruptFileError(f"{path.name}: features must be a numeric 2-D array (n, d), found {features.dtype} {features.shape}.")
     if labels is not None:
-        labels = check_labels(labels, "labels", n_samples=len(features))
+        try:
+            labels = check_labels(labels, "labels", n_samples=len(features))
+        except (TypeError, ValueError) as error:
+            if file_labels is None:
+                raise  # the caller's own argument
+            raise CorruptFileError(f"{path.name}: the stored labels are invalid: {error}") from error
     return Dataset(path.stem, features.astype(np.float32), labels, "vector", {"source": str(path)})
 
 

@@ -164,22 +164,41 @@ class Split:
 
     @classmethod
     def load(cls, directory: str | Path) -> "Split":
+        """Read a split written by :meth:`save`: the JSON's fields and types, the arrays'
+        headers (against their sizes), the checksum, then the leakage checks; every problem
+        with the content is a :class:`~hashlearn.errors.CorruptFileError`."""
+        from hashlearn._io import MAX_JSON_BYTES, is_int, read_bounded
+        from hashlearn._npy import read_npz
+
         directory = Path(directory)
         info_path, arrays_path = directory / "split.json", directory / "split.npz"
         for path in (info_path, arrays_path):
             if not path.exists():
                 raise FileNotFoundError(f"{path} not found; expected a split saved by Split.save.")
         info = read_versioned_json(info_path, FORMAT_VERSION)
-        payload = arrays_path.read_bytes()
-        if sha256_bytes(payload) != info.get("sha256"):
+        fields = {"dataset": str, "protocol": str, "seed": int, "n_items": int, "train_in_database": bool, "sha256": str}
+        for key, expected in fields.items():
+            value = info.get(key)
+            if not isinstance(value, expected) or (expected is int and not is_int(value)):
+                raise CorruptFileError(f"{info_path} is corrupt: field {key!r} is missing or not a {expected.__name__}.")
+        if info["seed"] < 0 or info["n_items"] < 0:
+            raise CorruptFileError(f"{info_path} is corrupt: seed and n_items must be >= 0.")
+        if not isinstance(info.get("meta", {}), dict):
+            raise CorruptFileError(f"{info_path} is corrupt: field 'meta' must be an object.")
+        # a split holds at most four index arrays of n_items entries (and np.savez stores them uncompressed)
+        payload = read_bounded(arrays_path, MAX_JSON_BYTES + 4 * 8 * info["n_items"] + 4096, "split arrays file")
+        if sha256_bytes(payload) != info["sha256"]:
             raise CorruptFileError(f"{arrays_path} does not match the checksum in {info_path}: the file was changed or truncated.")
-        import io
-
-        with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
-            parts = {name: arrays[name] for name in PARTS}
-        split = cls(**parts, dataset=info["dataset"], protocol=info["protocol"], seed=info["seed"],
+        arrays = read_npz(payload, str(arrays_path), kinds="iu", max_nbytes=len(payload) + 4 * 8 * info["n_items"])
+        missing = [name for name in PARTS if name not in arrays]
+        if missing:
+            raise CorruptFileError(f"{arrays_path} lacks the part(s) {missing}.")
+        split = cls(**{name: arrays[name] for name in PARTS}, dataset=info["dataset"], protocol=info["protocol"], seed=info["seed"],
                     n_items=info["n_items"], train_in_database=info["train_in_database"], meta=info.get("meta", {}))
-        return split.check()
+        try:
+            return split.check()
+        except (TypeError, ValueError) as error:  # DataLeakageError included: a stored split must be valid
+            raise CorruptFileError(f"{directory} holds an invalid split: {error}") from error
 
 
 def _disjoint(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:

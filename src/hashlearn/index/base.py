@@ -89,12 +89,15 @@ class BinaryIndex(ABC):
             raise ValueError("ids must be non-negative (-1 marks a missing result).")
         return ids.astype(np.int64, copy=False)
 
-    @staticmethod
-    def _check_k(k) -> int:
-        return check_positive_int(k, "k")
+    def _check_k(self, k) -> int:
+        """``k`` as an int >= 1, clamped to ``ntotal``: a search answers at most
+        ``(nq, min(k, ntotal))`` results, so ``k=10**9`` cannot allocate ``nq x 10**9``."""
+        return min(check_positive_int(k, "k"), self.ntotal)
 
     def _check_radius(self, radius) -> int:
-        return check_positive_int(radius, "radius", minimum=0)
+        """``radius`` as an int in ``[0, n_bits]`` (no two codes are further apart than ``n_bits``)."""
+        radius = check_positive_int(radius, "radius", minimum=0)
+        return min(radius, self.n_bits)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_bits={self.n_bits}, ntotal={self.ntotal})"

@@ -12,9 +12,12 @@ Layout (the full spec is ``docs/index-io.md``)::
     zero padding     up to a multiple of 64
     payload          the arrays, each starting on a 64-byte boundary (so np.memmap can map them)
 
-Every byte is covered by a checksum: the header by the sha256 after the length, the
-payload by the sha256 in the header. Reading a truncated, tampered or newer-version file
-raises :class:`~hashlearn.errors.CorruptFileError`; writing is atomic (temp file + rename).
+The header is covered by the sha256 after the length, the payload (arrays and the zero
+padding between them) by the sha256 in the header; the fixed fields of the prefix (magic,
+version, flags = 0) and the zero padding after the header are checked byte for byte, so
+every byte of a loaded file is either checksummed or compared with its only valid value.
+Reading a truncated, tampered or newer-version file raises
+:class:`~hashlearn.errors.CorruptFileError`; writing is atomic (temp file + rename).
 
 >>> import numpy as np
 >>> from hashlearn.index.io import header_from_bytes
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hashlearn._io import _json_default, atomic_write_chunks
+from hashlearn._io import _json_default, atomic_write_chunks, is_int, parse_json_bytes, regular_file
 from hashlearn.errors import CorruptFileError
 from hashlearn.index.base import BinaryIndex
 
@@ -45,7 +48,11 @@ ALIGNMENT = 64
 _PREFIX = struct.Struct("<8sIIQ32s")  # magic, version, flags, header length, header sha256
 #: dtype kinds an index file may hold: bool, signed/unsigned int, float
 _ALLOWED_DTYPE_KINDS = "biuf"
-_MAX_HEADER_BYTES = 1 << 30
+#: the dtype strings a file may name (little-endian bool, int and float: what the writer writes)
+_DTYPES = {code: np.dtype(code) for code in ("|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8")}
+#: the header holds metadata only; a longer header length is refused before anything is read
+_MAX_HEADER_BYTES = 16 << 20
+_MAX_NDIM = 32
 
 #: ``kind`` -> the class (or its lazy ``"module:Class"`` path) of every index a file can hold;
 #: one line per index class
@@ -55,6 +62,7 @@ INDEX_KINDS: dict[str, str | type] = {
     "table": "hashlearn.index.table:HashTableIndex",
     "two_stage": "hashlearn.index.two_stage:TwoStageIndex",
     "sharded": "hashlearn.index.sharded:ShardedIndex",
+    "asymmetric": "hashlearn.index.asymmetric:AsymmetricIndex",
 }
 
 
@@ -96,8 +104,10 @@ def index_from_state(entry: dict, arrays: dict[str, np.ndarray]) -> BinaryIndex:
         return index_class(entry["kind"]).from_state(entry["meta"], arrays)
     except CorruptFileError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise CorruptFileError(f"cannot rebuild a {entry['kind']!r} index from the stored state: {error}") from error
+    except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError, RecursionError) as error:
+        # a stored state with the wrong types or values (the header is checksummed, but a forger
+        # can re-sign it): the index class's own checks speak, as a CorruptFileError
+        raise CorruptFileError(f"cannot rebuild a {entry['kind']!r:.80} index from the stored state: {type(error).__name__}: {error}"[:2000]) from error
 
 
 def nest_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -186,15 +196,17 @@ def save_index(index: BinaryIndex, path: str | os.PathLike, *, info: dict | None
 
 
 # --- decoding ---------------------------------------------------------------------------------
-def header_from_bytes(data, source: str = "<bytes>") -> dict:
-    """Parse and check the prefix and header at the start of ``data``.
-
-    Returns the header dict plus ``format_version`` and ``payload_offset``.
-    """
-    data = memoryview(data).cast("B")
-    if len(data) < _PREFIX.size or bytes(data[:8]) != MAGIC:
+# Untrusted bytes are parsed in one order: the fixed prefix and the header length (capped and
+# checked against the file size) first, then the header checksum, then the header's structure
+# (every array entry against the payload size with Python integers, which cannot wrap), and the
+# payload checksum last; nothing is allocated or mapped before all of that passed.
+def _parse_prefix(prefix: bytes, file_nbytes: int, source: str) -> tuple[int, int, bytes]:
+    """``(version, header length, header sha256)`` of the fixed 56-byte prefix."""
+    if len(prefix) < 8 or bytes(prefix[:8]) != MAGIC:
         raise CorruptFileError(f"{source} is not a hashlearn index file (bad magic bytes).")
-    _, version, _flags, header_nbytes, header_sha = _PREFIX.unpack(bytes(data[: _PREFIX.size]))
+    if len(prefix) < _PREFIX.size:
+        raise CorruptFileError(f"{source} is truncated: {len(prefix)} bytes, shorter than the {_PREFIX.size}-byte prefix.")
+    _, version, flags, header_nbytes, header_sha = _PREFIX.unpack(bytes(prefix[: _PREFIX.size]))
     if version > FORMAT_VERSION:
         raise CorruptFileError(
             f"{source} has index format version {version}, written by a newer hashlearn; this hashlearn "
@@ -202,53 +214,98 @@ def header_from_bytes(data, source: str = "<bytes>") -> dict:
         )
     if version < 1:
         raise CorruptFileError(f"{source} has an invalid index format version {version}.")
-    end = _PREFIX.size + header_nbytes
-    if header_nbytes > _MAX_HEADER_BYTES or len(data) < end:
-        raise CorruptFileError(f"{source} is truncated: the header needs {end} bytes, the file has {len(data)}.")
-    header_bytes = bytes(data[_PREFIX.size : end])
+    if flags != 0:
+        raise CorruptFileError(f"{source} is corrupt: the reserved flags field is {flags:#x}, must be 0.")
+    if header_nbytes > _MAX_HEADER_BYTES:
+        raise CorruptFileError(f"{source} is corrupt: header length {header_nbytes} exceeds the cap of {_MAX_HEADER_BYTES} bytes.")
+    if _PREFIX.size + header_nbytes > file_nbytes:
+        raise CorruptFileError(f"{source} is truncated: the header needs {_PREFIX.size + header_nbytes} bytes, the file has {file_nbytes}.")
+    return version, header_nbytes, header_sha
+
+
+def _parse_header(version: int, header_bytes: bytes, header_sha: bytes, padding: bytes, file_nbytes: int, source: str) -> dict:
     if hashlib.sha256(header_bytes).digest() != header_sha:
         raise CorruptFileError(f"{source} is corrupt: the header checksum does not match (file tampered with or damaged).")
-    try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CorruptFileError(f"{source} is corrupt: the header is not valid JSON ({error}).") from error
-    _check_header(header, source)
+    if padding.count(0) != len(padding):
+        raise CorruptFileError(f"{source} is corrupt: the padding after the header is not all zero bytes.")
+    header = parse_json_bytes(header_bytes, f"{source} header")
+    payload_offset = _aligned(_PREFIX.size + len(header_bytes))
+    _check_header(header, payload_offset, file_nbytes, source)
     header["format_version"] = version
-    header["payload_offset"] = _aligned(end)
+    header["payload_offset"] = payload_offset
     return header
 
 
-def _check_header(header, source: str) -> None:
+def header_from_bytes(data, source: str = "<bytes>") -> dict:
+    """Parse and check the prefix and header at the start of ``data`` (the whole file, or
+    at least its prefix, header and padding).
+
+    Returns the header dict plus ``format_version`` and ``payload_offset``. Sizes are
+    checked against ``len(data)``; the payload checksum is not verified here.
+    """
+    data = memoryview(data).cast("B")
+    version, header_nbytes, header_sha = _parse_prefix(data[: _PREFIX.size], len(data), source)
+    end = _PREFIX.size + header_nbytes
+    padding = bytes(data[end : _aligned(end)])
+    return _parse_header(version, bytes(data[_PREFIX.size : end]), header_sha, padding, max(len(data), _aligned(end)), source)
+
+
+def _check_header(header, payload_offset: int, file_nbytes: int, source: str) -> None:
+    """Types and ranges of every header field; the arrays must tile the payload exactly as
+    the writer lays them out (in order, each on the next 64-byte boundary)."""
     required = {"kind": str, "meta": dict, "arrays": list, "payload_nbytes": int, "payload_sha256": str}
     if not isinstance(header, dict):
         raise CorruptFileError(f"{source} is corrupt: the header is not a JSON object.")
     for key, expected in required.items():
-        if not isinstance(header.get(key), expected):
+        value = header.get(key)
+        if not isinstance(value, expected) or isinstance(value, bool):
             raise CorruptFileError(f"{source} is corrupt: header field {key!r} is missing or not a {expected.__name__}.")
+    if header.get("format", "hashlearn-index") != "hashlearn-index":
+        raise CorruptFileError(f"{source} is corrupt: header field 'format' is {header['format']!r:.80}, expected 'hashlearn-index'.")
+    payload_nbytes = header["payload_nbytes"]
+    if payload_nbytes < 0:
+        raise CorruptFileError(f"{source} is corrupt: payload_nbytes is negative ({payload_nbytes}).")
+    if payload_offset + payload_nbytes > file_nbytes:
+        raise CorruptFileError(f"{source} is truncated: expected {payload_offset + payload_nbytes} bytes, found {file_nbytes}.")
+    if payload_offset + payload_nbytes < file_nbytes:
+        raise CorruptFileError(f"{source} is corrupt: {file_nbytes - payload_offset - payload_nbytes} unexpected bytes after the payload.")
+    sha = header["payload_sha256"]
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise CorruptFileError(f"{source} is corrupt: payload_sha256 is not 64 lowercase hex digits.")
+    names, end = set(), 0
     for spec in header["arrays"]:
-        try:
-            dtype = np.dtype(spec["dtype"])
-            shape = tuple(int(n) for n in spec["shape"])
-            offset, nbytes = int(spec["offset"]), int(spec["nbytes"])
-            ok = (
-                dtype.kind in _ALLOWED_DTYPE_KINDS
-                and all(n >= 0 for n in shape)
-                and offset % ALIGNMENT == 0
-                and nbytes == int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-                and 0 <= offset <= offset + nbytes <= header["payload_nbytes"]
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise CorruptFileError(f"{source} is corrupt: bad array entry {spec!r:.200} ({error}).") from error
-        if not ok:
-            raise CorruptFileError(f"{source} is corrupt: array entry {spec!r:.200} is inconsistent.")
+        problem = _array_entry_problem(spec, names, _aligned(end), payload_nbytes)
+        if problem:
+            raise CorruptFileError(f"{source} is corrupt: array entry {spec!r:.200} is inconsistent ({problem}).")
+        names.add(spec["name"])
+        end = spec["offset"] + spec["nbytes"]
+    if end != payload_nbytes:
+        raise CorruptFileError(f"{source} is corrupt: the arrays end at byte {end} of the payload, payload_nbytes says {payload_nbytes}.")
 
 
-def _check_size(header: dict, file_nbytes: int, source: str) -> None:
-    expected = header["payload_offset"] + header["payload_nbytes"]
-    if file_nbytes < expected:
-        raise CorruptFileError(f"{source} is truncated: expected {expected} bytes, found {file_nbytes}.")
-    if file_nbytes > expected:
-        raise CorruptFileError(f"{source} is corrupt: {file_nbytes - expected} unexpected bytes after the payload.")
+def _array_entry_problem(spec, names: set, offset: int, payload_nbytes: int) -> str:
+    """What is wrong with one array entry (``""`` if nothing); all sizes in Python ints."""
+    if not isinstance(spec, dict) or set(spec) != {"name", "dtype", "shape", "offset", "nbytes"}:
+        return "expected an object with exactly name, dtype, shape, offset, nbytes"
+    name, dtype, shape = spec["name"], spec["dtype"], spec["shape"]
+    if not isinstance(name, str) or not name or name in names:
+        return "the name must be a non-empty string, unique in the file"
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        return f"dtype must be one of {sorted(_DTYPES)}"
+    if not isinstance(shape, list) or len(shape) > _MAX_NDIM or not all(is_int(n) and n >= 0 for n in shape):
+        return f"shape must be a list of at most {_MAX_NDIM} non-negative integers"
+    if not is_int(spec["offset"]) or not is_int(spec["nbytes"]):
+        return "offset and nbytes must be integers"
+    if spec["offset"] != offset:
+        return f"offset must be {offset}: arrays follow each other, each on the next {ALIGNMENT}-byte boundary"
+    count = 1
+    for n in shape:
+        count *= n
+    if spec["nbytes"] != count * _DTYPES[dtype].itemsize:
+        return f"nbytes must be {count} elements x {_DTYPES[dtype].itemsize} bytes"
+    if spec["offset"] + spec["nbytes"] > payload_nbytes:
+        return f"it ends past the payload ({payload_nbytes} bytes)"
+    return ""
 
 
 def _check_payload(digest: str, header: dict, source: str) -> None:
@@ -264,19 +321,17 @@ def index_from_bytes(data) -> BinaryIndex:
     """Rebuild an index from :func:`index_to_bytes` output (arrays are writable copies)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}.")
-    buffer = bytearray(data)
-    return _index_from_buffer(buffer, "<bytes>")
+    header = header_from_bytes(data)  # checked before the copy below
+    return _index_from_buffer(bytearray(data), header, "<bytes>")
 
 
-def _index_from_buffer(buffer: bytearray, source: str) -> BinaryIndex:
-    header = header_from_bytes(buffer, source)
-    _check_size(header, len(buffer), source)
+def _index_from_buffer(buffer: bytearray, header: dict, source: str) -> BinaryIndex:
     start = header["payload_offset"]
     payload = memoryview(buffer)[start:]
     _check_payload(hashlib.sha256(payload).hexdigest(), header, source)
     arrays = {}
     for spec in header["arrays"]:
-        dtype = np.dtype(spec["dtype"])
+        dtype = _DTYPES[spec["dtype"]]
         count = spec["nbytes"] // dtype.itemsize
         array = np.frombuffer(buffer, dtype=dtype, count=count, offset=start + spec["offset"])
         arrays[spec["name"]] = array.reshape(spec["shape"])
@@ -284,26 +339,35 @@ def _index_from_buffer(buffer: bytearray, source: str) -> BinaryIndex:
 
 
 def read_header(path: str | os.PathLike) -> dict:
-    """The checked header of the index file at ``path`` (reads only the header)."""
-    path = _existing(path)
+    """The checked header of the index file at ``path`` (reads only the prefix and header).
+
+    The header length is capped and checked against the file size before it is read.
+    """
+    path, file_nbytes = regular_file(path, "index file")
     with open(path, "rb") as handle:
-        head = handle.read(_PREFIX.size)
-        if len(head) == _PREFIX.size and head[:8] == MAGIC:
-            head += handle.read(_PREFIX.unpack(head)[3])
-    header = header_from_bytes(head, str(path))
-    header["file_nbytes"] = path.stat().st_size
+        version, header_nbytes, header_sha = _parse_prefix(handle.read(_PREFIX.size), file_nbytes, str(path))
+        header_bytes = handle.read(header_nbytes)
+        end = _PREFIX.size + header_nbytes
+        padding = handle.read(_aligned(end) - end)
+    if len(header_bytes) != header_nbytes:
+        raise CorruptFileError(f"{path} is truncated: the header needs {end} bytes.")
+    header = _parse_header(version, header_bytes, header_sha, padding, file_nbytes, str(path))
+    header["file_nbytes"] = file_nbytes
     return header
 
 
 def verify_file(path: str | os.PathLike, chunk_nbytes: int = 1 << 22) -> dict:
     """Check sizes and both checksums of an index file without building it; returns its header."""
     header = read_header(path)
-    _check_size(header, header["file_nbytes"], str(path))
-    digest = hashlib.sha256()
+    digest, remaining = hashlib.sha256(), header["payload_nbytes"]
     with open(path, "rb") as handle:
         handle.seek(header["payload_offset"])
-        for chunk in iter(lambda: handle.read(chunk_nbytes), b""):
+        while remaining:
+            chunk = handle.read(min(chunk_nbytes, remaining))
+            if not chunk:
+                raise CorruptFileError(f"{path} is truncated: it shrank while it was read.")
             digest.update(chunk)
+            remaining -= len(chunk)
     _check_payload(digest.hexdigest(), header, str(path))
     return header
 
@@ -317,33 +381,27 @@ def load_index(path: str | os.PathLike, mmap: bool = True, verify: bool = True) 
     per GB (sha256 ran at 0.5 GB/s on a busy 2-core machine); pass ``verify=False`` to
     skip that for trusted large files (the header checksum, the file size and the array
     bounds are always checked). Without mmap the payload is always verified.
+
+    Raises :class:`~hashlearn.errors.CorruptFileError` for any problem with the content,
+    ``FileNotFoundError`` / ``IsADirectoryError`` / ``PermissionError`` for the path.
     """
-    path = _existing(path)
     if not mmap:
-        buffer = bytearray(path.stat().st_size)
+        header = read_header(path)  # sizes, caps and structure before the file is read
+        buffer = bytearray(header["file_nbytes"])
         with open(path, "rb") as handle:
-            handle.readinto(buffer)
-        return _index_from_buffer(buffer, str(path))
+            if handle.readinto(buffer) != len(buffer):
+                raise CorruptFileError(f"{path} is truncated: it shrank while it was read.")
+        return _index_from_buffer(buffer, header, str(path))
     header = verify_file(path) if verify else read_header(path)
-    _check_size(header, header["file_nbytes"], str(path))
     arrays = {}
     for spec in header["arrays"]:
-        dtype, shape = np.dtype(spec["dtype"]), tuple(spec["shape"])
+        dtype, shape = _DTYPES[spec["dtype"]], tuple(spec["shape"])
         offset = header["payload_offset"] + spec["offset"]
         if spec["nbytes"] == 0:
             arrays[spec["name"]] = np.empty(shape, dtype=dtype)
         else:
             arrays[spec["name"]] = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     return _build(header, arrays)
-
-
-def _existing(path) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"index file not found: {path}")
-    return path
 
 
 def _hashlearn_version() -> str:

@@ -10,9 +10,12 @@ the second stage re-ranks them exactly:
 - ``rerank="cosine"``: ``1 - cos(query_vector, vector)`` (in ``[0, 2]``; a zero vector has
   cosine 0, so distance 1) -> :class:`FloatSearchResult`.
 - ``rerank="l2"``: squared Euclidean distance (as faiss reports it) -> :class:`FloatSearchResult`.
+- ``rerank="asymmetric"``: minus the inner product of the float query vector with the long
+  code read as ±1 (:mod:`hashlearn.index.asymmetric`; nothing but the codes is stored)
+  -> :class:`FloatSearchResult`.
 
-Float re-ranking needs ``vectors=`` in :meth:`TwoStageIndex.add` and ``query_vectors=`` in
-:meth:`TwoStageIndex.search`. Ties are broken by ascending id; missing results have id -1
+Cosine and L2 re-ranking need ``vectors=`` in :meth:`TwoStageIndex.add`; every float
+re-ranking needs ``query_vectors=`` in :meth:`TwoStageIndex.search`. Ties are broken by ascending id; missing results have id -1
 (and distance ``MISSING_DISTANCE``, or ``inf`` for float distances).
 
 ``range_search`` always uses the Hamming distance of the long codes. With prefix short
@@ -37,10 +40,13 @@ import numpy as np
 
 from hashlearn._validation import check_features, check_positive_int
 from hashlearn.codes import MISSING_DISTANCE, POPCOUNT_TABLE, SearchResult, validate_codes
+from hashlearn.index.asymmetric import asymmetric_distances_rows, check_query_vectors
 from hashlearn.index.base import BinaryIndex, RangeResult
 from hashlearn.index.io import index_from_state, index_state, nest_arrays, unnest_arrays
 
-RERANKS = ("hamming", "cosine", "l2")
+RERANKS = ("hamming", "cosine", "l2", "asymmetric")
+#: re-rankings that keep float vectors next to the codes
+_STORES_VECTORS = ("cosine", "l2")
 SHORT_CODES = ("prefix", "separate")
 
 
@@ -64,7 +70,8 @@ class TwoStageIndex(BinaryIndex):
     n_first_bits : bits of the short codes; default ``first_stage.n_bits`` for an index,
         else half of ``n_bits`` (rounded up to a whole byte).
     n_candidates : ids the first stage proposes per query (at least ``k`` are always asked for).
-    rerank : ``"hamming"`` (long codes), ``"cosine"`` or ``"l2"`` (float vectors).
+    rerank : ``"hamming"`` (long codes), ``"cosine"`` or ``"l2"`` (float vectors), or
+        ``"asymmetric"`` (float query against the ±1 long codes).
     short_codes : ``"prefix"`` (the first ``n_first_bits`` bits of each code) or ``"separate"``.
     """
 
@@ -84,7 +91,7 @@ class TwoStageIndex(BinaryIndex):
             raise ValueError(f"a prefix first stage needs n_first_bits <= n_bits ({self.n_bits}), got {self.n_first_bits}.")
         self.codes = np.zeros((0, self.n_bytes), dtype=np.uint8)
         self.ids = np.zeros(0, dtype=np.int64)
-        self.vectors = None if rerank == "hamming" else np.zeros((0, 0), dtype=np.float32)
+        self.vectors = np.zeros((0, 0), dtype=np.float32) if rerank in _STORES_VECTORS else None
         self._lookup = None  # (sorted ids, their rows), rebuilt lazily
 
     @property
@@ -133,11 +140,16 @@ class TwoStageIndex(BinaryIndex):
         k = self._check_k(k)
         if self.vectors is not None:
             query_vectors = self._check_vectors(query_vectors, len(queries), "query_vectors")
+        elif self.rerank == "asymmetric":
+            query_vectors = check_query_vectors(query_vectors, self.n_bits, len(queries))
         candidates = self.first_stage.search(self._short(queries, short_queries, "short_queries"), max(k, self.n_candidates)).ids
         rows = np.where(candidates >= 0, self._rows(candidates), -1)
-        if self.vectors is None:
+        if self.rerank == "hamming":
             distances = _hamming_rows(queries, self.codes, rows)
             missing = MISSING_DISTANCE
+        elif self.rerank == "asymmetric":
+            distances = asymmetric_distances_rows(query_vectors, self.codes, rows)
+            missing = np.float32(np.inf)
         else:
             distances = self._float_rows(query_vectors, rows)
             missing = np.float32(np.inf)
@@ -150,7 +162,7 @@ class TwoStageIndex(BinaryIndex):
             pad = k - out_d.shape[1]
             out_d = np.pad(out_d, ((0, 0), (0, pad)), constant_values=missing)
             out_i = np.pad(out_i, ((0, 0), (0, pad)), constant_values=-1)
-        result = SearchResult if self.vectors is None else FloatSearchResult
+        result = SearchResult if self.rerank == "hamming" else FloatSearchResult
         return result(out_d, out_i)
 
     def range_search(self, queries, radius: int, *, short_queries=None) -> RangeResult:
@@ -201,7 +213,7 @@ class TwoStageIndex(BinaryIndex):
         index.first_stage, index.n_first_bits = first_stage, first_stage.n_bits
         index.codes = validate_codes(np.asarray(arrays["codes"]), n_bits=index.n_bits, name="stored codes")
         index.ids = np.asarray(arrays["ids"])
-        index.vectors = np.asarray(arrays["vectors"]) if index.rerank != "hamming" else None
+        index.vectors = np.asarray(arrays["vectors"]) if index.rerank in _STORES_VECTORS else None
         if index.ids.ndim != 1 or index.ids.dtype != np.int64:
             raise ValueError(f"stored ids must be a 1-D int64 array, got {index.ids.dtype} {index.ids.shape}.")
         if len(index.ids) != len(index.codes) or first_stage.ntotal != len(index.ids):

@@ -16,10 +16,23 @@ from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
 from hashlearn.losses.ssah import SSAHLoss
-from hashlearn.losses.registry import LOSSES, LossSpec, available_methods, build_objective, loss_spec, parse_method_name
+from hashlearn.losses.registry import (
+    DEFAULT_METHOD,
+    INPUT_KINDS,
+    LOSSES,
+    LossSpec,
+    available_methods,
+    build_objective,
+    loss_spec,
+    parse_method_name,
+    training_defaults,
+)
 from hashlearn.losses.unsupervised import UnsupervisedLoss
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "INPUT_KINDS",
+    "training_defaults",
     "LOSSES",
     "CSQLoss",
     "CompositeLoss",

@@ -24,6 +24,7 @@ from typing import Mapping
 from hashlearn.losses.base import LocalityLoss
 from hashlearn.losses.composite import CompositeLoss
 from hashlearn.losses.csq import CSQLoss
+from hashlearn.losses.dbdh import DBDHLoss
 from hashlearn.losses.dch import DCHLoss
 from hashlearn.losses.dcmh import DCMHLoss
 from hashlearn.losses.dpsh import DPSHLoss
@@ -31,8 +32,26 @@ from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
 from hashlearn.losses.ssah import SSAHLoss
+from hashlearn.losses.triplet import TripletLoss
 from hashlearn.losses.unsupervised import UnsupervisedLoss
 from hashlearn.quantization import QUANTIZERS, build_quantizer
+
+
+#: input kinds with their own training defaults (``data.features`` of a run)
+INPUT_KINDS = ("pixels", "efficientnet", "minilm")
+TRAINING_DEFAULT_KEYS = ("lr", "epochs", "quantization_weight")
+#: the method ``hashlearn train`` uses when none is named: the best of the defaults sweep on every input kind
+DEFAULT_METHOD = "csq"
+DEFAULT_QUANTIZATION_WEIGHT = 0.1
+
+
+def _by_input(pixels=None, efficientnet=None, minilm=None) -> dict:
+    """``{"pixels": {"lr": .., "epochs": .., "quantization_weight": ..}, ...}`` from ``(lr, epochs[, weight])`` tuples."""
+    table = {}
+    for kind, values in (("pixels", pixels), ("efficientnet", efficientnet), ("minilm", minilm)):
+        if values is not None:
+            table[kind] = dict(zip(TRAINING_DEFAULT_KEYS, values))
+    return table
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,11 @@ class LossSpec:
     ``supervised`` losses take class labels; the others take float feature
     targets (the inputs themselves). ``lr``, ``epochs`` and ``loss_kwargs`` are
     the defaults a run uses unless its config sets ``trainer.lr``,
-    ``trainer.epochs`` or ``method.loss``.
+    ``trainer.epochs`` or ``method.loss``; ``by_input`` overrides ``lr``,
+    ``epochs`` and ``quantization_weight`` per input kind (``"pixels"``,
+    ``"efficientnet"``, ``"minilm"``: the run's ``data.features``), as chosen on
+    the validation split by ``benchmarks/defaults_sweep.py``
+    (``benchmarks/results/defaults_sweep.md``).
     """
 
     cls: type[LocalityLoss]
@@ -51,27 +74,55 @@ class LossSpec:
     lr: float = 1e-3
     epochs: int = 10
     loss_kwargs: Mapping = field(default_factory=dict)
+    by_input: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "loss_kwargs", MappingProxyType(dict(self.loss_kwargs)))
+        object.__setattr__(self, "by_input", MappingProxyType({kind: MappingProxyType(dict(values)) for kind, values in self.by_input.items()}))
+        for kind, values in self.by_input.items():
+            unknown = set(values) - set(TRAINING_DEFAULT_KEYS)
+            if kind not in INPUT_KINDS or unknown:
+                raise ValueError(f"LossSpec of {self.cls.__name__}: by_input[{kind!r}] must use an input kind of {INPUT_KINDS} "
+                                 f"and keys of {TRAINING_DEFAULT_KEYS}, got {sorted(values)}.")
         if self.supervised != (self.cls.label_kind == "class"):
             raise ValueError(f"LossSpec of {self.cls.__name__}: supervised={self.supervised} contradicts label_kind={self.cls.label_kind!r}.")
 
 
-#: name -> spec (one line per loss)
+#: name -> spec (one line per loss). ``_by_input(pixels=(lr, epochs[, +q weight]), ...)`` are the validation-sweep
+#: choices (defaults_sweep.md); on pixels only csq, greedyhash and dpsh had their rate swept (a CNN run costs minutes
+#: on the shared cores), the others take csq's rate and budget, and the +q weight keeps 0.1 there (not swept)
 LOSSES: dict[str, LossSpec] = {
-    "dpsh": LossSpec(DPSHLoss, "Deep Pairwise-Supervised Hashing (Li et al., IJCAI 2016)"),
-    "dsdh": LossSpec(DSDHLoss, "Deep Supervised Discrete Hashing (Li et al., NeurIPS 2017)"),
-    "hashnet": LossSpec(HashNetLoss, "HashNet: continuation + weighted pairwise loss (Cao et al., ICCV 2017)"),
-    "dch": LossSpec(DCHLoss, "Deep Cauchy Hashing (Cao et al., CVPR 2018)"),
-    "csq": LossSpec(CSQLoss, "Central Similarity Quantization (Yuan et al., CVPR 2020)"),
-    "greedyhash": LossSpec(GreedyHashLoss, "GreedyHash: sign with straight-through gradient (Su et al., NeurIPS 2018)"),
+    "dpsh": LossSpec(DPSHLoss, "Deep Pairwise-Supervised Hashing (Li et al., IJCAI 2016)",
+                     by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (3e-3, 30, 0.01))),
+    "dsdh": LossSpec(DSDHLoss, "Deep Supervised Discrete Hashing (Li et al., NeurIPS 2017)",
+                     by_input=_by_input((1e-3, 8), (1e-3, 12, 0.1), (1e-2, 23, 0.1))),
+    "hashnet": LossSpec(HashNetLoss, "HashNet: continuation + weighted pairwise loss (Cao et al., ICCV 2017)",
+                        by_input=_by_input((1e-3, 8), (1e-3, 10, 0.01), (1e-2, 27, 0.01))),
+    "dch": LossSpec(DCHLoss, "Deep Cauchy Hashing (Cao et al., CVPR 2018)",
+                    by_input=_by_input((1e-3, 8), (3e-4, 10, 0.01), (1e-3, 27, 0.1))),
+    "csq": LossSpec(CSQLoss, "Central Similarity Quantization (Yuan et al., CVPR 2020)",
+                    by_input=_by_input((1e-3, 8), (1e-3, 10, 0.1), (1e-2, 11, 0.01))),
+    "greedyhash": LossSpec(GreedyHashLoss, "GreedyHash: sign with straight-through gradient (Su et al., NeurIPS 2018)",
+                           by_input=_by_input((1e-3, 7), (1e-3, 10, 0.01), (1e-2, 15, 0.01))),
+    "dbdh": LossSpec(DBDHLoss, "Deep Balanced Discrete Hashing: pairwise likelihood + per-code balance (Zheng et al., Neurocomputing 2020)",
+                     by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (1e-3, 30, 0.01))),
+    "triplet": LossSpec(TripletLoss, "supervised batch-all triplet hinge on relaxed Hamming distances",
+                        by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (1e-3, 29, 0.01))),
     "unsupervised": LossSpec(UnsupervisedLoss, "contrastive loss on float-kNN neighbours (unlabelled embeddings)", supervised=False),
     "dcmh": LossSpec(DCMHLoss, "Deep Cross-Modal Hashing (Jiang and Li, CVPR 2017); paired image-text batches", epochs=40),
     "ssah": LossSpec(SSAHLoss, "SSAH-style: label network + optional modality adversary (Li et al., CVPR 2018); paired", epochs=40),
 }
 
-DEFAULT_QUANTIZATION_WEIGHT = 0.1
+def training_defaults(method_name: str, features: str = "pixels") -> dict:
+    """``{"lr", "epochs", "quantization_weight"}`` of a method for inputs of kind ``features``.
+
+    >>> training_defaults("csq+hswd", "efficientnet")
+    {'lr': 0.001, 'epochs': 10, 'quantization_weight': 0.1}
+    """
+    spec = loss_spec(method_name)
+    values = {"lr": spec.lr, "epochs": spec.epochs, "quantization_weight": DEFAULT_QUANTIZATION_WEIGHT}
+    values.update(spec.by_input.get(features, {}))
+    return values
 
 
 def available_methods() -> list[str]:

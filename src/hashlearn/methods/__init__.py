@@ -7,6 +7,7 @@ Each is a scikit-learn transformer (``clone``, ``Pipeline``, ``get_params``);
 from hashlearn.methods.base import BaseHasher, load_estimator
 from hashlearn.methods.itq import ITQ
 from hashlearn.methods.lsh import LSH
+from hashlearn.methods.nac import NeuralActivationCodes
 from hashlearn.methods.pcah import PCAH
 from hashlearn.methods.sh import SpectralHashing
 from hashlearn.methods.sign import SignHasher
@@ -18,6 +19,7 @@ SHALLOW_METHODS: dict[str, type[BaseHasher]] = {
     "sign": SignHasher,
     "pcah": PCAH,
     "sh": SpectralHashing,
+    "nac": NeuralActivationCodes,
 }
 
 

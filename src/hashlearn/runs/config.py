@@ -127,10 +127,12 @@ class MethodConfig:
     """The method: a deep ``loss[+quantizer]`` (``"dsdh"``, ``"dsdh+hswd"``) or a shallow
     estimator (``"itq"``, ``"lsh"``, ``"sign"``, ``"pcah"``, ``"sh"``), its code length and loss arguments."""
 
-    name: str = "dpsh"
+    name: str = "csq"  # = hashlearn.losses.DEFAULT_METHOD (literal: reading a config imports no torch; a test checks it)
     n_bits: int = 32
     quantization_weight: float | None = None
     loss: dict = field(default_factory=dict)
+    #: quantizer arguments by quantizer name, e.g. {"swd": {"n_projections": 256}}; used by "loss+<name>" methods
+    quantizer: dict = field(default_factory=dict)
 
     @property
     def is_shallow(self) -> bool:
@@ -162,6 +164,8 @@ class MethodConfig:
         _check_number(self.quantization_weight, "method.quantization_weight", low=0.0, allow_none=True)
         if not isinstance(self.loss, dict):
             raise TypeError(f"method.loss must be a mapping of loss arguments, got {self.loss!r}.")
+        if not isinstance(self.quantizer, dict) or not all(isinstance(v, dict) for v in self.quantizer.values()):
+            raise TypeError(f"method.quantizer must map quantizer names to argument mappings, e.g. {{'swd': {{'n_projections': 256}}}}, got {self.quantizer!r}.")
         return self
 
 
@@ -224,20 +228,29 @@ def _apply(config: RunConfig, values: dict) -> None:
     apply_mapping(config, values)
 
 
-def method_defaults(method_name: str) -> dict:
-    """The registered training defaults of a deep method, as a config layer (``{}`` for shallow ones)."""
-    from hashlearn.losses import LOSSES, parse_method_name
+def method_defaults(method_name: str, features: str = "pixels") -> dict:
+    """The registered training defaults of a deep method for inputs of kind ``features``, as a config
+    layer (``{}`` for shallow ones): lr, epochs, loss arguments and, for ``loss+quantizer``, the weight."""
+    from hashlearn.losses import LOSSES, parse_method_name, training_defaults
 
     try:
-        spec = LOSSES[parse_method_name(method_name)[0]]
+        loss_name, quantizer_name = parse_method_name(method_name)
     except (TypeError, ValueError):
         return {}  # shallow or unknown: validation reports an unknown name
-    return {"trainer": {"lr": spec.lr, "epochs": spec.epochs}, "method": {"loss": dict(spec.loss_kwargs)}}
+    defaults = training_defaults(method_name, features if isinstance(features, str) else "pixels")
+    layer = {"trainer": {"lr": defaults["lr"], "epochs": defaults["epochs"]}, "method": {"loss": dict(LOSSES[loss_name].loss_kwargs)}}
+    if quantizer_name not in (None, "none"):
+        layer["method"]["quantization_weight"] = defaults["quantization_weight"]
+    return layer
 
 
-def resolve_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> RunConfig:
-    """Defaults, the method's registered defaults, then ``base``, the file at ``path`` and ``overrides``; validated."""
-    layers = [values for values in (base, load_config_file(path) if path else None) if values]
+def resolve_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None,
+                   preset: str | None = None) -> RunConfig:
+    """Defaults, the method's registered defaults (for the run's input kind), the ``preset``
+    (``hashlearn.runs.presets``), then ``base``, the file at ``path`` and ``overrides``; validated."""
+    from hashlearn.runs.presets import preset_layer
+
+    layers = [values for values in (preset_layer(preset), base, load_config_file(path) if path else None) if values]
     parsed = [parse_override(text) for text in overrides]
 
     def build(first: dict | None) -> RunConfig:
@@ -252,7 +265,7 @@ def resolve_config(path: str | Path | None = None, overrides: list[str] | tuple[
 
     config = build(None)
     if isinstance(config.method.name, str):
-        config = build(method_defaults(config.method.name))
+        config = build(method_defaults(config.method.name, config.data.features))
     return config.validate()
 
 

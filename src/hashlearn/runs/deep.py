@@ -70,6 +70,8 @@ def build_deep_method(
         model = HashModel(backbone, n_bits, backbone_kwargs or {})
         extra = {} if quantization_weight is None else {"quantization_weight": float(quantization_weight)}
         objective = build_objective(method, n_bits, n_classes, **extra, **loss_kwargs)
+    if hasattr(objective.quantizer, "attach"):  # quantizers that read the model's weights (+reg decorrelation="weights")
+        objective.quantizer.attach(model)
     return model, objective
 
 

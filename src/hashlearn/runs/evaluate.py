@@ -123,6 +123,9 @@ def evaluate_run(run: Run | str | Path, *, k: int = 1000, radius: int = 2, batch
     results = {"method": config.method.name, "index": "flat", "search_queries_per_s": len(query_codes) / max(search_seconds, 1e-9),
                "n_bits": n_bits, "dataset": config.data.dataset, "features": config.data.features,
                "n_query": len(query_ids), "n_database": len(db_ids), **results}
+    from hashlearn.eval.diagnostics import code_diagnostics  # code quality of the database codes (docs/learning.md)
+
+    results["diagnostics"] = code_diagnostics(db_codes, dataset.labels[db_ids] if dataset.labels is not None else None)
     run.save_metrics(results)
     return results
 

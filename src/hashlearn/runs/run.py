@@ -26,12 +26,12 @@ layout is written down once::
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json
+from hashlearn._io import MAX_JSON_BYTES, atomic_write_bytes, atomic_write_json, parse_json_bytes, read_bounded
+from hashlearn._npy import read_npy_file
 from hashlearn.errors import CorruptFileError
 from hashlearn.runs.config import RunConfig
 
@@ -246,10 +246,9 @@ def load_run(path: str | Path) -> Run:
 
 
 def _read_json(path: Path, what: str = "JSON"):
+    # size-capped, regular files only, nesting bounded (hashlearn._io): CorruptFileError for content
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CorruptFileError(f"{path} is not valid {what}: {error}") from error
+        return parse_json_bytes(read_bounded(path, MAX_JSON_BYTES, f"{what} file"), str(path))
     except IsADirectoryError:
         raise CorruptFileError(f"{path} is a folder; expected a {what} file.") from None
 
@@ -265,10 +264,7 @@ def load_npy(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (or is not a file).")
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as error:
-        raise CorruptFileError(f"{path} is not a plain .npy array: {error}") from error
+    return read_npy_file(path)  # the header is checked against the file size before allocation
 
 
 __all__ = ["CODE_PARTS", "NotARunError", "Run", "load_model", "load_npy", "load_run", "save_npy"]

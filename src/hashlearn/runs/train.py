@@ -164,11 +164,19 @@ def _train_deep(run: Run, config: RunConfig, dataset, split, X_train: np.ndarray
     model, objective = build_deep_method(
         config.method.name, config.method.n_bits, dataset.n_classes, X_train.shape[1:],
         backbone=backbone, backbone_kwargs=backbone_kwargs, quantization_weight=config.method.quantization_weight,
-        seed=config.trainer.seed, **config.method.loss,
+        seed=config.trainer.seed, quantizer_kwargs=quantizer_arguments(config), **config.method.loss,
     )
     model.input_spec = spec
     result = Trainer(config.trainer).fit(model, objective, train=(X_train, y_train), val=(X_val, y_val), run_dir=run.path, resume=resume)
     return model, result
 
 
-__all__ = ["RunExistsError", "check_device", "clear_run", "prepare_run_dir", "run_backbone", "train_run"]
+def quantizer_arguments(config: RunConfig) -> dict | None:
+    """``config.method.quantizer[<q>]`` for a ``loss+<q>`` method (``None`` without a quantizer)."""
+    from hashlearn.losses import parse_method_name
+
+    quantizer = parse_method_name(config.method.name)[1]
+    return dict(config.method.quantizer.get(quantizer, {})) if quantizer else None
+
+
+__all__ = ["RunExistsError", "quantizer_arguments", "check_device", "clear_run", "prepare_run_dir", "run_backbone", "train_run"]

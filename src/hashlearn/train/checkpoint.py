@@ -15,7 +15,15 @@ from pathlib import Path
 
 import torch
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json, read_versioned_json, sha256_bytes, sha256_file
+from hashlearn._io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    is_int,
+    read_safetensors_header,
+    read_versioned_json,
+    sha256_bytes,
+    sha256_file,
+)
 from hashlearn.errors import CorruptFileError
 
 FORMAT_VERSION = 1
@@ -83,7 +91,12 @@ def save_checkpoint(directory: str | Path, *, model, objective, optimizer, sched
 
 
 def load_checkpoint(directory: str | Path, name: str = "last") -> tuple[dict, dict]:
-    """Read a checkpoint: ``(tensors, meta)``; ``CorruptFileError`` if the files disagree."""
+    """Read a checkpoint: ``(tensors, meta)``; ``CorruptFileError`` if the files disagree.
+
+    Checked in order before any tensor is read: the JSON (size cap, the fields a resume
+    uses and their types), the safetensors header (sizes against the file size), the
+    checksum. Every problem with the content is a :class:`CorruptFileError`.
+    """
     from safetensors.torch import load_file
 
     directory = Path(directory)
@@ -92,9 +105,51 @@ def load_checkpoint(directory: str | Path, name: str = "last") -> tuple[dict, di
         if not path.exists():
             raise FileNotFoundError(f"checkpoint file {path} does not exist.")
     meta = read_versioned_json(meta_path, FORMAT_VERSION)
-    if sha256_file(tensor_path) != meta.get("sha256"):
+    _check_meta(meta, meta_path)
+    header = read_safetensors_header(tensor_path, "checkpoint tensors")
+    if header.get("rng.torch", (None, None))[0] != "U8":
+        raise CorruptFileError(f"{tensor_path} is corrupt: it lacks the uint8 tensor 'rng.torch' (the RNG state).")
+    if sha256_file(tensor_path) != meta["sha256"]:  # streamed: no copy of the file
         raise CorruptFileError(f"{tensor_path} does not match the checksum in {meta_path}; the checkpoint is damaged.")
-    return load_file(str(tensor_path)), meta
+    try:
+        return load_file(str(tensor_path)), meta  # the file's size equals its tensors' total: this allocates that
+    except Exception as error:  # safetensors raises its own error types
+        raise CorruptFileError(f"cannot read checkpoint tensors {tensor_path}: {error}") from error
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    """The fields :func:`restore_states` and a resume read, with their types."""
+    def bad(what: str):
+        return CorruptFileError(f"{path} is corrupt: {what}.")
+
+    if not isinstance(meta.get("sha256"), str):
+        raise bad("'sha256' (the tensor file's checksum) is missing or not a string")
+    optimizer = meta.get("optimizer")
+    if not isinstance(optimizer, dict):
+        raise bad("'optimizer' (the optimizer's hyper-parameters) is missing or not an object")
+    groups, scalars = optimizer.get("param_groups"), optimizer.get("scalars")
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise bad("'optimizer.param_groups' must be a list of objects with a 'params' list")
+    if not isinstance(scalars, dict) or not all(_param_key_ok(key) for key in scalars):
+        raise bad("'optimizer.scalars' must map '<param id>.<name>' to values")
+    if meta.get("scheduler") is not None and not isinstance(meta["scheduler"], dict):
+        raise bad("'scheduler' must be an object or null")
+    state = meta.get("state", {})
+    if not isinstance(state, dict):
+        raise bad("'state' must be an object")
+    for key in ("epoch", "best_epoch", "bad_epochs"):
+        if key in state and not (is_int(state[key]) and state[key] >= 0):
+            raise bad(f"'state.{key}' must be a non-negative integer, got {state[key]!r:.40}")
+    for key in ("best_metric", "elapsed", "seconds_to_best"):
+        if key in state and (isinstance(state[key], bool) or not isinstance(state[key], (int, float))):
+            raise bad(f"'state.{key}' must be a number, got {state[key]!r:.40}")
+    if "history" in state and not isinstance(state["history"], list):
+        raise bad("'state.history' must be a list")
+
+
+def _param_key_ok(key: str) -> bool:
+    param_id, dot, name = key.partition(".")
+    return bool(dot) and param_id.isdigit() and param_id.isascii() and len(param_id) < 10 and bool(name)
 
 
 def checkpoint_exists(directory: str | Path, name: str = "last") -> bool:
@@ -103,11 +158,23 @@ def checkpoint_exists(directory: str | Path, name: str = "last") -> bool:
 
 
 def restore_states(tensors: dict, meta: dict, *, model, objective, optimizer, scheduler) -> tuple[dict, dict]:
-    """Load weights, optimizer, scheduler and RNG state; return the best model/objective states."""
-    model.load_state_dict(_unprefixed("model.", tensors))
-    objective.load_state_dict(_unprefixed("objective.", tensors))
-    optimizer.load_state_dict(optimizer_from_tensors(tensors, meta["optimizer"]))
-    if scheduler is not None and meta.get("scheduler") is not None:
-        scheduler.load_state_dict(meta["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
-    return _unprefixed("best_model.", tensors), _unprefixed("best_objective.", tensors)
+    """Load weights, optimizer, scheduler and RNG state; return the best model/objective states.
+
+    A checkpoint that does not fit the model, objective or optimizer it is restored into
+    (another architecture, a hand-edited file) raises :class:`CorruptFileError`.
+    """
+    try:
+        model.load_state_dict(_unprefixed("model.", tensors))
+        objective.load_state_dict(_unprefixed("objective.", tensors))
+        optimizer.load_state_dict(optimizer_from_tensors(tensors, meta["optimizer"]))
+        if scheduler is not None and meta.get("scheduler") is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        best_model, best_objective = _unprefixed("best_model.", tensors), _unprefixed("best_objective.", tensors)
+        for kind, module, state in (("best model", model, best_model), ("best objective", objective, best_objective)):
+            expected = {key: value.shape for key, value in module.state_dict().items()}
+            if {key: value.shape for key, value in state.items()} != expected:
+                raise ValueError(f"the {kind} state does not match the {kind.split()[1]}'s parameters")
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+        raise CorruptFileError(f"the checkpoint does not fit this model, objective and optimizer: {type(error).__name__}: {error}"[:2000]) from error
+    return best_model, best_objective

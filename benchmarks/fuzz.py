@@ -1,0 +1,1004 @@
+"""Structure-aware fuzzing of every hashlearn loader (issue 12).
+
+For each file format a seed is written by the real code path (``save_index``,
+``HashModel.save``, ``save_checkpoint``, ``Split.save``, ``train_run``, ``write_idx``, a
+CIFAR-10 batch in its published layout, ...). Each mutation is one of
+
+* ``truncate``: cut the file at a random point;
+* ``bitflip``: flip 1-8 random bits;
+* ``bytes``: overwrite a few bytes with 00, FF or random values;
+* ``insert``: insert random bytes (or duplicate a slice);
+* ``field``: set one header field to a hostile value (-1, 2**32, 2**64 - 1, 2**70, a
+  string, null, a list, a deep nesting, a shape of 2**32 x 2**32 ...);
+
+and, for half of the byte-level mutations and all field mutations, the file is then
+*re-signed*: its checksums (the .hlx header and payload sha256, the sha256 a model.json,
+checkpoint or split.json holds for its companion file, the gzip CRC by recompressing) are
+recomputed so the loader's structure checks, not its checksums, must catch the problem.
+
+Every load runs in a worker process under an address-space cap (``RLIMIT_AS``) and a
+per-load alarm. Outcomes are counted by exception type: the typed ones
+(``CorruptFileError`` for content; ``FileNotFoundError``, ``PermissionError``,
+``IsADirectoryError`` for paths) are expected, ``ok`` means the mutated file still loaded
+(e.g. a flipped bit in a float weight, re-signed), anything else is an escape. Peak memory
+of each load is measured with ``tracemalloc`` (numpy and Python allocations) and, for the
+whole worker, as the growth of its maximum resident size; both are compared with the
+largest legitimate array of the seed.
+
+Usage::
+
+    nice -n 10 python benchmarks/fuzz.py                 # 10,000 mutations per format, resumes
+    python benchmarks/fuzz.py --n 200 --formats hlx,idx  # a quick look
+    python benchmarks/fuzz.py --report                   # rewrite fuzz.md from fuzz.json
+
+Results: ``benchmarks/results/fuzz.json`` (written after every chunk, so an interrupted
+run resumes where it stopped) and ``benchmarks/results/fuzz.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import os
+import pickle
+import pickletools
+import platform
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import tracemalloc
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TYPED = ("CorruptFileError", "FileNotFoundError", "PermissionError", "IsADirectoryError")
+HOSTILE_INTS = [-1, 0, 1, 3, 7, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**70, -(2**63)]
+HOSTILE_VALUES = HOSTILE_INTS + [1.5, -0.0, 1e308, "x", "", None, True, False, [], {}, [2**32, 2**32], [2**32] * 4, [-1, 8],
+                                 [0], "9" * 50, {"a": 1}, [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+MUTATIONS = ("truncate", "bitflip", "bytes", "insert", "field")
+PER_LOAD_SECONDS = 20
+ADDRESS_SPACE_HEADROOM = 2 << 30  # the worker's address space may grow by this much over its start
+
+
+# --------------------------------------------------------------------------- formats
+@dataclass
+class Seed:
+    files: dict[str, bytes]  # relative path -> content (the legitimate file set)
+    largest_array_nbytes: int  # the largest array the legitimate files hold
+    context: dict  # what the loader needs besides the files
+
+
+@dataclass
+class Format:
+    name: str
+    description: str
+    build: Callable[[Path], Seed]
+    load: Callable[[Path, Seed], object]
+    resign: Callable[[dict, Seed], dict] | None = None  # recompute checksums after a mutation
+    fields: Callable[[dict, np.random.Generator, Seed], dict] | None = None  # set one header field to a hostile value
+    weights: dict | None = None  # relative path -> how often its bytes are mutated
+
+
+def _hostile(rng: np.random.Generator):
+    return HOSTILE_VALUES[int(rng.integers(len(HOSTILE_VALUES)))]
+
+
+def _set_path(obj, path: list, value):
+    for key in path[:-1]:
+        obj = obj[key]
+    obj[path[-1]] = value
+
+
+def _json_paths(obj, prefix=(), depth=0) -> list[list]:
+    """Every key path in a JSON value (to pick a field to overwrite)."""
+    paths = [list(prefix)] if prefix else []
+    if depth > 6:
+        return paths
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            paths += _json_paths(value, prefix + (key,), depth + 1)
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj[:6]):
+            paths += _json_paths(value, prefix + (index,), depth + 1)
+    return paths
+
+
+def _mutate_json_field(data: bytes, rng) -> bytes:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return data
+    paths = _json_paths(value)
+    if not paths:
+        return json.dumps(_hostile(rng)).encode()
+    path = paths[int(rng.integers(len(paths)))]
+    if rng.random() < 0.1:  # or drop the field
+        parent = value
+        for key in path[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict):
+            parent.pop(path[-1])
+        elif isinstance(parent, list):
+            parent.pop(path[-1])
+    else:
+        _set_path(value, path, _hostile(rng))
+    return json.dumps(value).encode()
+
+
+# --- .hlx -----------------------------------------------------------------------------------
+def _build_hlx(folder: Path) -> Seed:
+    from hashlearn.index.factory import index_factory
+    from hashlearn.index.io import save_index
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, size=(16_384, 64), dtype=np.uint8)  # 1 MB of 512-bit codes, 128 KB of ids
+    flat = index_factory("Flat", 512)
+    flat.add(codes, ids=np.arange(len(codes)) * 3)
+    save_index(flat, folder / "flat.hlx")
+    two = index_factory("TwoStage(MIH,Flat)", 64)
+    two.add(codes[:4096, :8])
+    save_index(two, folder / "two.hlx")
+    files = {name: (folder / name).read_bytes() for name in ("flat.hlx", "two.hlx")}
+    return Seed(files, codes.nbytes, {"queries": {"flat.hlx": codes[:3].copy(), "two.hlx": codes[:3, :8].copy()}})
+
+
+def _load_hlx(folder: Path, seed: Seed):
+    from hashlearn.index.io import load_index
+
+    seed.context["calls"] = seed.context.get("calls", 0) + 1
+    mmap = seed.context["calls"] % 2 == 0  # mapped and read, on alternate loads
+    for name in ("flat.hlx", "two.hlx"):
+        index = load_index(folder / name, mmap=mmap)
+        index.search(seed.context["queries"][name], 5)  # a loaded index must also work
+    return index
+
+
+def _split_hlx(data: bytes):
+    from hashlearn.index import io as hio
+
+    if len(data) < hio._PREFIX.size:
+        return None
+    magic, version, flags, length, _ = hio._PREFIX.unpack(data[: hio._PREFIX.size])
+    if hio._PREFIX.size + length > len(data):
+        return None
+    header = data[hio._PREFIX.size : hio._PREFIX.size + length]
+    start = hio._aligned(hio._PREFIX.size + length)
+    return (magic, version, flags), header, data[hio._PREFIX.size + length : start], data[start:]
+
+
+def _sign_hlx(fixed, header: bytes, padding: bytes, payload: bytes, length: int | None = None) -> bytes:
+    from hashlearn.index import io as hio
+
+    magic, version, flags = fixed
+    length = len(header) if length is None else length
+    return hio._PREFIX.pack(magic, version, flags, length % 2**64, hashlib.sha256(header).digest()) + header + padding + payload
+
+
+def _resign_hlx(files: dict, seed: Seed) -> dict:
+    out = {}
+    for name, data in files.items():
+        parts = _split_hlx(data)
+        if parts is None:
+            out[name] = data
+            continue
+        fixed, header, padding, payload = parts
+        try:
+            info = json.loads(header)
+            info["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+            header = json.dumps(info).encode()
+            from hashlearn.index.io import _aligned, _PREFIX
+
+            padding = bytes(_aligned(_PREFIX.size + len(header)) - _PREFIX.size - len(header))
+        except (ValueError, TypeError):
+            pass
+        out[name] = _sign_hlx(fixed, header, padding, payload)
+    return out
+
+
+def _fields_hlx(files: dict, rng, seed: Seed) -> dict:
+    name = "flat.hlx" if rng.random() < 0.5 else "two.hlx"
+    fixed, header, padding, payload = _split_hlx(files[name])
+    choice = rng.random()
+    if choice < 0.15:  # a prefix field: version, flags or the header length
+        field = int(rng.integers(3))
+        value = HOSTILE_INTS[int(rng.integers(len(HOSTILE_INTS)))] % 2**32
+        if field < 2:
+            fixed = (fixed[0], value, fixed[2]) if field == 0 else (fixed[0], fixed[1], value)
+            return {**files, name: _sign_hlx(fixed, header, padding, payload)}
+        return {**files, name: _sign_hlx(fixed, header, padding, payload, length=HOSTILE_INTS[int(rng.integers(len(HOSTILE_INTS)))])}
+    return _resign_hlx({**files, name: _sign_hlx(fixed, _mutate_json_field(header, rng), padding, payload)}, seed)
+
+
+# --- model directory ------------------------------------------------------------------------
+def _build_model(folder: Path) -> Seed:
+    import torch
+
+    from hashlearn.models import HashModel
+
+    torch.manual_seed(0)
+    model = HashModel("mlp", 32, {"in_features": 256, "hidden": [512]})  # 512 KB first layer
+    model.save(folder / "model")
+    files = {f"model/{name}": (folder / "model" / name).read_bytes() for name in ("model.json", "model.safetensors")}
+    return Seed(files, 256 * 512 * 4, {})
+
+
+def _load_model(folder: Path, seed: Seed):
+    from hashlearn.models import HashModel
+
+    return HashModel.load(folder / "model")
+
+
+def _resign_companion(json_name: str, data_name: str) -> Callable:
+    """Re-sign a JSON file that holds the sha256 of its companion file."""
+
+    def resign(files: dict, seed: Seed) -> dict:
+        try:
+            info = json.loads(files[json_name])
+            info["sha256"] = hashlib.sha256(files[data_name]).hexdigest()
+            return {**files, json_name: json.dumps(info).encode()}
+        except (ValueError, TypeError, KeyError):
+            return files
+
+    return resign
+
+
+def _mutate_safetensors_field(data: bytes, rng) -> bytes:
+    if len(data) < 8:
+        return data
+    length = int.from_bytes(data[:8], "little")
+    if rng.random() < 0.15:
+        return HOSTILE_INTS[int(rng.integers(len(HOSTILE_INTS)))].to_bytes(16, "little", signed=True)[:8] + data[8:]
+    header = data[8 : 8 + length]
+    new = _mutate_json_field(header, rng)
+    return len(new).to_bytes(8, "little") + new + data[8 + length :]
+
+
+def _fields_pair(json_name: str, data_name: str, mutate_data: Callable) -> Callable:
+    resign = _resign_companion(json_name, data_name)
+
+    def fields(files: dict, rng, seed: Seed) -> dict:
+        if rng.random() < 0.5:
+            files = {**files, json_name: _mutate_json_field(files[json_name], rng)}
+        else:
+            files = {**files, data_name: mutate_data(files[data_name], rng)}
+        return resign(files, seed)
+
+    return fields
+
+
+# --- checkpoint -----------------------------------------------------------------------------
+def _checkpoint_parts():
+    import torch
+
+    torch.manual_seed(0)
+    model, objective = torch.nn.Linear(512, 256), torch.nn.Linear(256, 2)
+    optimizer = torch.optim.Adam(list(model.parameters()) + list(objective.parameters()), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    return model, objective, optimizer, scheduler
+
+
+def _build_checkpoint(folder: Path) -> Seed:
+    import torch
+
+    from hashlearn.train.checkpoint import save_checkpoint
+
+    model, objective, optimizer, scheduler = _checkpoint_parts()
+    for _ in range(2):
+        loss = objective(model(torch.randn(4, 512))).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    save_checkpoint(folder / "ckpt", model=model, objective=objective, optimizer=optimizer, scheduler=scheduler,
+                    best_model_state=model.state_dict(), best_objective_state=objective.state_dict(),
+                    meta={"state": {"epoch": 2, "best_epoch": 1, "best_metric": 0.5, "bad_epochs": 0, "history": []}})
+    files = {f"ckpt/{name}": (folder / "ckpt" / name).read_bytes() for name in ("last.json", "last.safetensors")}
+    return Seed(files, 512 * 256 * 4, {})
+
+
+def _load_checkpoint(folder: Path, seed: Seed):
+    from hashlearn.train.checkpoint import load_checkpoint, restore_states
+
+    tensors, meta = load_checkpoint(folder / "ckpt")
+    model, objective, optimizer, scheduler = _checkpoint_parts()
+    return restore_states(tensors, meta, model=model, objective=objective, optimizer=optimizer, scheduler=scheduler)
+
+
+# --- split ----------------------------------------------------------------------------------
+def _build_split(folder: Path) -> Seed:
+    from hashlearn.data import Dataset
+    from hashlearn.data.protocols import Protocol, make_split
+
+    labels = np.arange(70_000) % 10  # the size of Fashion-MNIST: database 69,000 int64 = 552 KB
+    dataset = Dataset("fashion-like", np.zeros((70_000, 1), np.float32), labels, "vector", {}, {"test": np.arange(60_000, 70_000)})
+    split = make_split(dataset, Protocol("default", 1000, 5000, 1000, query_from="test"), seed=0)
+    split.save(folder / "split")
+    files = {f"split/{name}": (folder / "split" / name).read_bytes() for name in ("split.json", "split.npz")}
+    return Seed(files, split.database.nbytes, {})
+
+
+def _load_split(folder: Path, seed: Seed):
+    from hashlearn.data.protocols import Split
+
+    return Split.load(folder / "split")
+
+
+def _mutate_npz_field(data: bytes, rng) -> bytes:
+    """Rewrite one member's .npy header (shape, dtype or order) to a hostile value."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = {info.filename: archive.read(info) for info in archive.infolist()}
+    except Exception:  # noqa: BLE001 -- a damaged archive: nothing structured to change
+        return data
+    name = list(members)[int(rng.integers(len(members)))]
+    members[name] = _mutate_npy_header(members[name], rng)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    return out.getvalue()
+
+
+def _mutate_npy_header(data: bytes, rng) -> bytes:
+    from numpy.lib import format as npy_format
+
+    stream = io.BytesIO(data)
+    try:
+        npy_format.read_magic(stream)
+        shape, fortran, dtype = npy_format.read_array_header_1_0(stream)
+    except Exception:  # noqa: BLE001
+        return data
+    body = data[stream.tell() :]
+    header = {"descr": npy_format.dtype_to_descr(dtype), "fortran_order": fortran, "shape": shape}
+    key = ("descr", "fortran_order", "shape")[int(rng.integers(3))]
+    hostile = {"descr": ["|O", "<U8", "V8", "<c16", [("a", "<i4")], ">i8", "<f2", "|b1"],
+               "fortran_order": [True, False],
+               "shape": [(2**32, 2**32), (10**12,), (0,), (-1,), (len(body) // 8 + 1,), (len(body),), (1,) * 40, (2**62, 4)]}[key]
+    header[key] = hostile[int(rng.integers(len(hostile)))]
+    out = io.BytesIO()
+    try:
+        npy_format.write_array_header_1_0(out, header)
+    except Exception:  # noqa: BLE001 -- numpy refuses to write some of them; write the dict by hand
+        text = repr(header).encode("latin-1") + b"\n"
+        out = io.BytesIO()
+        out.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text)
+    return out.getvalue() + body
+
+
+# --- run metadata -----------------------------------------------------------------------------
+def _build_run(folder: Path) -> Seed:
+    from hashlearn.runs.config import RunConfig
+    from hashlearn.runs.train import train_run
+
+    config = RunConfig()
+    config.trainer.epochs = 2
+    train_run(config, folder / "run")
+    names = ["config.json", "history.json", "train_result.json", "trainer_config.json"]
+    files = {f"run/{name}": (folder / "run" / name).read_bytes() for name in names if (folder / "run" / name).exists()}
+    return Seed(files, max(len(content) for content in files.values()), {"copy_tree": folder / "run"})
+
+
+def _load_run(folder: Path, seed: Seed):
+    from hashlearn.runs.run import Run
+
+    run = Run(folder / "run")
+    run.load_config()
+    run.load_history()
+    return run.load_train_result()
+
+
+# --- IDX --------------------------------------------------------------------------------------
+def _idx_images() -> np.ndarray:
+    from hashlearn.data.idx import read_idx
+
+    source = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+    if source.is_file():
+        return read_idx(source)[:1000]  # 784 KB of real images
+    return np.random.default_rng(0).integers(0, 256, size=(1000, 28, 28), dtype=np.uint8)
+
+
+def _build_idx(compressed: bool) -> Callable:
+    def build(folder: Path) -> Seed:
+        from hashlearn.data.idx import write_idx
+
+        images = _idx_images()
+        name = "images-idx3-ubyte.gz" if compressed else "images-idx3-ubyte"
+        write_idx(folder / name, images)
+        labels = (np.arange(len(images)) % 10).astype(np.int32)  # an int32 file too: byte-order conversion
+        write_idx(folder / (name.replace("images-idx3", "labels-idx1")), labels)
+        files = {path.name: path.read_bytes() for path in folder.iterdir() if "idx" in path.name}
+        return Seed(files, images.nbytes, {})
+
+    return build
+
+
+def _load_idx(folder: Path, seed: Seed):
+    from hashlearn.data.idx import read_idx
+
+    return [read_idx(folder / name) for name in sorted(seed.files)]
+
+
+def _mutate_idx_header(data: bytes, rng) -> bytes:
+    if len(data) < 4:
+        return data
+    ndim = data[3]
+    choice = rng.random()
+    if choice < 0.3:
+        return data[:2] + bytes([int(rng.choice([0x00, 0x07, 0x08, 0x0B, 0x0E, 0xFF]))]) + data[3:]
+    if choice < 0.5:
+        return data[:3] + bytes([int(rng.choice([0, 1, 2, 4, 8, 255]))]) + data[4:]
+    dim = int(rng.integers(max(1, ndim)))
+    value = int(rng.choice([0, 1, 2**31, 2**32 - 1, 59_999, 2001, 1999, 28 * 28]))
+    return data[: 4 + 4 * dim] + struct.pack(">I", value) + data[8 + 4 * dim :]
+
+
+def _gz_resign(files: dict, seed: Seed) -> dict:
+    return files  # recompression happens in the field mutation itself
+
+
+def _fields_idx(compressed: bool) -> Callable:
+    def fields(files: dict, rng, seed: Seed) -> dict:
+        name = sorted(files)[int(rng.integers(len(files)))]
+        data = files[name]
+        if compressed:
+            try:
+                content = gzip.decompress(data)
+            except Exception:  # noqa: BLE001
+                return files
+            return {**files, name: gzip.compress(_mutate_idx_header(content, rng), compresslevel=1, mtime=0)}  # re-signed: a valid gzip CRC
+        return {**files, name: _mutate_idx_header(data, rng)}
+
+    return fields
+
+
+# --- CIFAR-10 python batches --------------------------------------------------------------------
+def _cifar_batch() -> dict:
+    rng = np.random.default_rng(0)
+    n = 500  # 1.5 MB of images
+    return {b"batch_label": b"training batch 1 of 5", b"labels": [int(x) for x in rng.integers(0, 10, n)],
+            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8), b"filenames": [f"img_{i:05d}.png".encode() for i in range(n)]}
+
+
+def _build_cifar(compressed: bool) -> Callable:
+    def build(folder: Path) -> Seed:
+        content = pickle.dumps(_cifar_batch(), protocol=2)  # the published batches are protocol-2 pickles
+        (folder / "data_batch_1").write_bytes(gzip.compress(content, mtime=0) if compressed else content)
+        return Seed({"data_batch_1": (folder / "data_batch_1").read_bytes()}, 500 * 3072, {})
+
+    return build
+
+
+def _load_cifar(folder: Path, seed: Seed):
+    from hashlearn.data.formats import read_cifar_batch
+
+    return read_cifar_batch(folder / "data_batch_1")
+
+
+_LENGTH_OPCODES = {"BINBYTES": 4, "BINSTRING": 4, "SHORT_BINSTRING": 1, "SHORT_BINBYTES": 1, "BINUNICODE": 4, "SHORT_BINUNICODE": 1,
+                   "BINBYTES8": 8, "BINUNICODE8": 8, "LONG_BINPUT": 4, "BINPUT": 1, "BINGET": 1, "LONG_BINGET": 4, "BININT": 4}
+
+
+def _mutate_pickle_structure(content: bytes, rng) -> bytes:
+    """A length, memo index or integer field of one opcode set to a hostile value -- or the
+    batch itself changed (object array, other shapes, labels out of range) and re-pickled."""
+    if rng.random() < 0.5:
+        batch = _cifar_batch()
+        key = [b"data", b"labels", b"filenames", b"batch_label"][int(rng.integers(4))]
+        replacements = {
+            b"data": [np.zeros((500, 3072), dtype=object), np.zeros((500, 3073), np.uint8), np.zeros((500, 3072), np.float64),
+                      np.zeros((500, 3, 32, 32), np.uint8), np.zeros((0, 3072), np.uint8), [1, 2, 3], None,
+                      np.zeros(10, dtype=[("a", "<i4")])],
+            b"labels": [[-1] * 500, [10] * 500, list(range(499)), ["x"] * 500, np.zeros(500, np.int64), None, [2**70] * 500],
+            b"filenames": [None, 5, [None] * 500],
+            b"batch_label": [None, 5, "text"],
+        }[key]
+        batch[key] = replacements[int(rng.integers(len(replacements)))]
+        if rng.random() < 0.2:
+            batch.pop(key)
+        return pickle.dumps(batch, protocol=int(rng.choice([2, 4, 5])))
+    ops = [(op, pos) for op, _, pos in pickletools.genops(content) if op.name in _LENGTH_OPCODES]
+    op, pos = ops[int(rng.integers(len(ops)))]
+    width = _LENGTH_OPCODES[op.name]
+    value = HOSTILE_INTS[int(rng.integers(len(HOSTILE_INTS)))] % 2 ** (8 * width)
+    return content[: pos + 1] + value.to_bytes(width, "little") + content[pos + 1 + width :]
+
+
+def _fields_cifar(compressed: bool) -> Callable:
+    def fields(files: dict, rng, seed: Seed) -> dict:
+        data = files["data_batch_1"]
+        try:
+            content = gzip.decompress(data) if compressed else data
+            mutated = _mutate_pickle_structure(content, rng)
+        except Exception:  # noqa: BLE001 -- already damaged
+            return files
+        return {"data_batch_1": gzip.compress(mutated, compresslevel=1, mtime=0) if compressed else mutated}
+
+    return fields
+
+
+# --- list files ---------------------------------------------------------------------------------
+def _build_list(folder: Path) -> Seed:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=(2000, 24))  # 48 KB of uint8 labels (and 2,000 paths)
+    lines = [f"images/{i:05d}.jpg " + " ".join(map(str, row)) for i, row in enumerate(labels)]
+    (folder / "train.txt").write_text("\n".join(lines) + "\n")
+    return Seed({"train.txt": (folder / "train.txt").read_bytes()}, labels.size, {})
+
+
+def _load_list(folder: Path, seed: Seed):
+    from hashlearn.data.formats import load_list_file
+
+    return load_list_file(folder / "train.txt")
+
+
+def _fields_list(files: dict, rng, seed: Seed) -> dict:
+    lines = files["train.txt"].split(b"\n")
+    index = int(rng.integers(len(lines)))
+    hostile = [b"../../etc/passwd 0 1", b"/etc/shadow " + b"0 " * 24, b"~/x.jpg " + b"1 " * 24, b"a.jpg 2 " + b"0 " * 23, b"a.jpg",
+               b"a.jpg " + b"1 " * 25, b"\xff\xfe\x00 " + b"0 " * 24, b"x" * 100_000 + b" " + b"0 " * 24, b"a.jpg -1" + b" 0" * 23, b""]
+    lines[index] = hostile[int(rng.integers(len(hostile)))]
+    return {"train.txt": b"\n".join(lines)}
+
+
+# --- feature files ------------------------------------------------------------------------------
+def _build_features(folder: Path) -> Seed:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2000, 128)).astype(np.float32)  # 1 MB
+    np.save(folder / "features.npy", features)
+    np.savez(folder / "features.npz", features=features, labels=rng.integers(0, 10, 2000))
+    return Seed({name: (folder / name).read_bytes() for name in ("features.npy", "features.npz")}, features.nbytes, {})
+
+
+def _load_features(folder: Path, seed: Seed):
+    from hashlearn.data.formats import load_features_file
+
+    return [load_features_file(folder / "features.npy"), load_features_file(folder / "features.npz")]
+
+
+def _fields_features(files: dict, rng, seed: Seed) -> dict:
+    if rng.random() < 0.5:
+        return {**files, "features.npy": _mutate_npy_header(files["features.npy"], rng)}
+    return {**files, "features.npz": _mutate_npz_field(files["features.npz"], rng)}
+
+
+# --- the feature cache ---------------------------------------------------------------------------
+def _cache_encoder():
+    from hashlearn.data.encoders import FrozenEncoder
+
+    class Moments(FrozenEncoder):
+        name = "moments"
+        output_dim = 256
+
+        def check_inputs(self, inputs):
+            return np.asarray(inputs, dtype=np.float32)
+
+        def encode_batch(self, batch):
+            flat = batch.reshape(len(batch), -1)
+            return np.repeat(flat.mean(1, keepdims=True), self.output_dim, axis=1) + np.arange(self.output_dim, dtype=np.float32)
+
+    return Moments()
+
+
+def _cache_inputs() -> np.ndarray:
+    return np.random.default_rng(0).random((1024, 8, 8)).astype(np.float32)
+
+
+def _build_cache(folder: Path) -> Seed:
+    from hashlearn.data.features import extract_features
+
+    inputs = _cache_inputs()
+    reference = extract_features(inputs, _cache_encoder(), cache_dir=folder / "cache")  # 1 MB of features
+    # and an interrupted run's progress folder for a second input (chunks of 128 rows)
+    extract_features(inputs[:512] * 2, _cache_encoder(), cache_dir=folder / "progress", batch_size=128, checkpoint_s=0)
+    entry = next((folder / "progress" / "moments").glob("*.npy"))
+    partial = entry.with_name(entry.stem + ".partial")
+    partial.mkdir()
+    for start in range(0, 384, 128):
+        for suffix in (".npy", ".json"):
+            chunk = partial / f"{start:012d}-{start + 128:012d}{suffix}"
+            if suffix == ".npy":
+                buffer = io.BytesIO()
+                np.save(buffer, reference[start : start + 128] * 0 + np.asarray(extract_features(
+                    inputs[start : start + 128] * 2, _cache_encoder(), use_cache=False)), allow_pickle=False)
+                chunk.write_bytes(buffer.getvalue())
+            else:
+                digest = hashlib.sha256((partial / f"{start:012d}-{start + 128:012d}.npy").read_bytes()).hexdigest()
+                chunk.write_text(json.dumps({"npy_sha256": digest}))
+    entry.unlink()
+    entry.with_suffix(".json").unlink()
+    files = {}
+    for path in sorted((folder / "cache").rglob("*")) + sorted((folder / "progress").rglob("*")):
+        if path.is_file():
+            files[str(path.relative_to(folder))] = path.read_bytes()
+    return Seed(files, reference.nbytes, {"reference": reference, "inputs": inputs})
+
+
+def _load_cache(folder: Path, seed: Seed):
+    from hashlearn.data.features import extract_features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = extract_features(seed.context["inputs"], _cache_encoder(), cache_dir=folder / "cache")
+        second = extract_features(seed.context["inputs"][:512] * 2, _cache_encoder(), cache_dir=folder / "progress", batch_size=128)
+    resigned = "resign" in seed.context.get("kind", "") or seed.context.get("kind") == "field"
+    if not np.array_equal(got, seed.context["reference"]) and not resigned:  # a re-signed entry is a valid entry
+        raise AssertionError("the cache returned wrong features from a damaged entry")
+    if second.shape != (512, 256):
+        raise AssertionError("the resumed extraction returned a wrong shape")
+    return got
+
+
+def _resign_cache(files: dict, seed: Seed) -> dict:
+    out = dict(files)
+    for name, content in files.items():
+        if name.endswith(".npy") and name[:-4] + ".json" in files:
+            try:
+                sidecar = json.loads(files[name[:-4] + ".json"])
+                sidecar["npy_sha256"] = hashlib.sha256(content).hexdigest()
+                out[name[:-4] + ".json"] = json.dumps(sidecar).encode()
+            except (ValueError, TypeError):
+                pass
+    return out
+
+
+def _fields_cache(files: dict, rng, seed: Seed) -> dict:
+    names = sorted(files)
+    name = names[int(rng.integers(len(names)))]
+    choice = rng.random()
+    if choice < 0.2:  # a stray file next to the entries
+        folder = str(Path(name).parent)
+        stray = ["notes.txt", "x-y.npy", "1-2-3.npy", "000000000000-000000000999.npy", "zz.json", "000000000128-000000000000.npy"]
+        return {**files, f"{folder}/{stray[int(rng.integers(len(stray)))]}": bytes(rng.integers(0, 256, 64, dtype=np.uint8))}
+    if name.endswith(".npy"):
+        return _resign_cache({**files, name: _mutate_npy_header(files[name], rng)}, seed)
+    return {**files, name: _mutate_json_field(files[name], rng)}
+
+
+FORMATS = {
+    "hlx": Format("hlx", ".hlx index files (flat and two-stage MIH+flat), loaded mapped and not, then searched",
+                  _build_hlx, _load_hlx, _resign_hlx, _fields_hlx),
+    "model": Format("model", "model directory: model.json + model.safetensors (HashModel)", _build_model, _load_model,
+                    _resign_companion("model/model.json", "model/model.safetensors"),
+                    _fields_pair("model/model.json", "model/model.safetensors", _mutate_safetensors_field)),
+    "checkpoint": Format("checkpoint", "training checkpoint: last.json + last.safetensors, restored into a model and Adam",
+                         _build_checkpoint, _load_checkpoint, _resign_companion("ckpt/last.json", "ckpt/last.safetensors"),
+                         _fields_pair("ckpt/last.json", "ckpt/last.safetensors", _mutate_safetensors_field)),
+    "split": Format("split", "protocol split: split.json + split.npz", _build_split, _load_split,
+                    _resign_companion("split/split.json", "split/split.npz"),
+                    _fields_pair("split/split.json", "split/split.npz", _mutate_npz_field)),
+    "run": Format("run", "run metadata JSON (config, history, train_result) of a run made by train_run", _build_run, _load_run,
+                  None, lambda files, rng, seed: _mutate_one_json(files, rng)),
+    "idx": Format("idx", "IDX files (uint8 images, int32 labels)", _build_idx(False), _load_idx, None, _fields_idx(False)),
+    "idx.gz": Format("idx.gz", "gzip-compressed IDX files", _build_idx(True), _load_idx, _gz_resign, _fields_idx(True)),
+    "cifar": Format("cifar", "CIFAR-10 python batch (protocol-2 pickle)", _build_cifar(False), _load_cifar, None, _fields_cifar(False)),
+    "cifar.gz": Format("cifar.gz", "gzip-compressed CIFAR-10 batch", _build_cifar(True), _load_cifar, None, _fields_cifar(True)),
+    "list": Format("list", "image list file (path + 24 multi-hot labels per line)", _build_list, _load_list, None, _fields_list),
+    "features": Format("features", "feature files (.npy and .npz with labels)", _build_features, _load_features, None, _fields_features),
+    "cache": Format("cache", "feature cache: entry + sidecar, and an interrupted run's progress chunks (must never raise)",
+                    _build_cache, _load_cache, _resign_cache, _fields_cache),
+}
+
+
+def _mutate_one_json(files: dict, rng) -> dict:
+    name = sorted(files)[int(rng.integers(len(files)))]
+    return {**files, name: _mutate_json_field(files[name], rng)}
+
+
+# --------------------------------------------------------------------------- mutations
+def mutate(fmt: Format, seed: Seed, rng: np.random.Generator) -> tuple[str, dict]:
+    """One mutation of the seed's files: ``(kind, files)``."""
+    files = dict(seed.files)
+    kind = MUTATIONS[int(rng.integers(len(MUTATIONS)))] if fmt.fields is not None else MUTATIONS[int(rng.integers(4))]
+    if kind == "field":
+        return kind, fmt.fields(files, rng, seed)
+    names = sorted(files)
+    name = names[int(rng.integers(len(names)))]
+    data = bytearray(files[name])
+    if kind == "truncate":
+        cut = int(rng.integers(0, len(data))) if len(data) and rng.random() < 0.7 else int(rng.integers(0, min(len(data), 256) + 1))
+        data = data[:cut]
+    elif kind == "bitflip" and data:
+        hot = rng.random() < 0.5  # half of the flips land in the first 512 bytes: the headers
+        for _ in range(int(rng.integers(1, 9))):
+            position = int(rng.integers(min(len(data), 512) if hot else len(data)))
+            data[position] ^= 1 << int(rng.integers(8))
+    elif kind == "bytes" and data:
+        position = int(rng.integers(min(len(data), 1024) if rng.random() < 0.5 else len(data)))
+        count = int(rng.integers(1, 9))
+        value = [0x00, 0xFF, None][int(rng.integers(3))]
+        fill = bytes([value] * count) if value is not None else bytes(rng.integers(0, 256, count, dtype=np.uint8))
+        data[position : position + count] = fill
+    elif kind == "insert":
+        position = int(rng.integers(len(data) + 1))
+        if rng.random() < 0.5 and data:
+            start = int(rng.integers(len(data)))
+            piece = bytes(data[start : start + int(rng.integers(1, 4096))])
+        else:
+            piece = bytes(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8))
+        data[position:position] = piece
+    files[name] = bytes(data)
+    if fmt.resign is not None and rng.random() < 0.5:
+        kind += "+resign"
+        files = fmt.resign(files, seed)
+    return kind, files
+
+
+# --------------------------------------------------------------------------- worker
+class LoadTimeout(Exception):
+    pass
+
+
+def _vm_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _write_files(folder: Path, files: dict, previous: dict) -> None:
+    for name in previous:
+        if name not in files:
+            (folder / name).unlink(missing_ok=True)
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def _reset_cache_tree(folder: Path, seed: Seed) -> None:
+    for sub in ("cache", "progress"):
+        shutil.rmtree(folder / sub, ignore_errors=True)
+
+
+def worker(format_name: str, start: int, stop: int) -> dict:
+    """Run mutations ``start..stop`` of one format; returns counts, peaks and examples."""
+    import torch
+
+    torch.set_num_threads(1)
+    from hashlearn.index import set_num_threads
+
+    set_num_threads(1)
+    fmt = FORMATS[format_name]
+    work = Path(tempfile.mkdtemp(prefix=f"hashlearn-fuzz-{format_name}-"))
+    try:
+        seed_dir = work / "seed"
+        seed_dir.mkdir()
+        seed = fmt.build(seed_dir)
+        load_dir = work / "load"
+        if format_name == "run":
+            shutil.copytree(seed_dir / "run", load_dir / "run")
+        else:
+            load_dir.mkdir()
+        _write_files(load_dir, seed.files, {})
+        for _ in range(4):  # warm up: lazy imports, compiled kernels, allocator arenas
+            fmt.load(load_dir, seed)
+        legit_peak = 0
+        for _ in range(2):  # the peak of loading the legitimate files: what a mutation is compared with
+            tracemalloc.start()
+            fmt.load(load_dir, seed)
+            legit_peak = max(legit_peak, tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        limit = _vm_bytes() + ADDRESS_SPACE_HEADROOM
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+        def alarm(signum, frame):
+            raise LoadTimeout(f"a load ran longer than {PER_LOAD_SECONDS} s")
+
+        signal.signal(signal.SIGALRM, alarm)
+        counts: dict[str, int] = {}
+        by_kind: dict[str, dict[str, int]] = {}
+        examples: dict[str, str] = {}
+        peak_traced, imports = 0, 0
+        written = dict(seed.files)
+        for index in range(start, stop):
+            rng = np.random.default_rng([_format_seed(format_name), index])  # mutation i is the same on every run
+            kind, files = mutate(fmt, seed, rng)
+            seed.context["kind"] = kind
+            if format_name == "cache":
+                _reset_cache_tree(load_dir, seed)
+                written = {}
+            _write_files(load_dir, files, written)
+            written = files
+            n_modules, failure = len(sys.modules), None
+            tracemalloc.start()
+            signal.alarm(PER_LOAD_SECONDS)
+            try:
+                fmt.load(load_dir, seed)
+                outcome = "ok"
+            except BaseException as error:  # noqa: BLE001 -- counting every outcome is the point
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                outcome, failure = type(error).__name__, error
+            finally:
+                signal.alarm(0)
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+            if os.environ.get("HASHLEARN_FUZZ_DEBUG") and peak > 2 * seed.largest_array_nbytes:
+                print(f"mutation {index} ({kind}): peak {peak} -> {outcome}", file=sys.stderr)
+            if len(sys.modules) == n_modules:  # a load that imported a module pays a one-off cost: not counted
+                peak_traced = max(peak_traced, peak)
+            else:
+                imports += 1
+            if failure is not None and outcome not in TYPED and outcome not in examples:
+                examples[outcome] = f"mutation {index} ({kind}): " + "".join(traceback.format_exception(failure))[-3000:]
+            failure = None
+            counts[outcome] = counts.get(outcome, 0) + 1
+            by_kind.setdefault(kind.split("+")[0], {}).setdefault(outcome, 0)
+            by_kind[kind.split("+")[0]][outcome] += 1
+        _write_files(load_dir, seed.files, written)
+        return {"n": stop - start, "counts": counts, "loads_that_imported": imports, "by_kind": by_kind, "examples": examples, "peak_traced": peak_traced,
+                "rss_growth": max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline_rss),
+                "largest_array_nbytes": seed.largest_array_nbytes, "legit_peak": legit_peak, "address_space_cap": limit,
+                "seed_files": {name: len(content) for name, content in seed.files.items()}}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _format_seed(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+
+
+# --------------------------------------------------------------------------- driver and report
+def _load_results(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {"formats": {}}
+
+
+def _merge(total: dict, part: dict) -> None:
+    total["done"] = total.get("done", 0) + part["n"]
+    for key in ("counts",):
+        for outcome, count in part[key].items():
+            total.setdefault(key, {})[outcome] = total.get(key, {}).get(outcome, 0) + count
+    for kind, counts in part["by_kind"].items():
+        for outcome, count in counts.items():
+            total.setdefault("by_kind", {}).setdefault(kind, {})[outcome] = total.get("by_kind", {}).get(kind, {}).get(outcome, 0) + count
+    for outcome, text in part["examples"].items():
+        total.setdefault("examples", {}).setdefault(outcome, text)
+    total["peak_traced"] = max(total.get("peak_traced", 0), part["peak_traced"])
+    total["rss_growth"] = max(total.get("rss_growth", 0), part["rss_growth"])
+    for key in ("largest_array_nbytes", "address_space_cap", "seed_files", "legit_peak"):
+        if key in part:
+            total[key] = part[key]
+    total["loads_that_imported"] = total.get("loads_that_imported", 0) + part.get("loads_that_imported", 0)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f}"
+
+
+def write_report(results: dict, json_path: Path, md_path: Path) -> None:
+    json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    lines = [
+        "# Fuzzing every loader (issue 12)",
+        "",
+        f"`{results.get('command', 'python benchmarks/fuzz.py')}` on {results.get('machine', '?')}; "
+        f"load average during the run {results.get('load_average', '?')}. Each load ran in a worker process under "
+        f"an address-space cap (`RLIMIT_AS` = the worker's size after warm-up + {ADDRESS_SPACE_HEADROOM >> 30} GiB) and a "
+        f"{PER_LOAD_SECONDS} s alarm. Mutations: truncation, 1-8 bit flips, overwritten bytes, inserted bytes, and header "
+        "fields set to hostile values; half of the byte mutations and all field mutations re-signed (checksums recomputed, "
+        "gzip recompressed) so that the structure checks, not the checksums, must catch them.",
+        "",
+        "Typed outcomes: `CorruptFileError` (content), `FileNotFoundError` / `PermissionError` / `IsADirectoryError` "
+        "(path); `ok` = the mutated file still loaded (a flipped bit in a weight, whitespace, a re-signed change the "
+        "format allows). **Escapes** are every other exception (for the cache: any exception or a wrong result).",
+        "",
+        "| format | mutations | ok | CorruptFileError | other typed | escapes | largest legit array MiB | legit load peak MiB | "
+        "mutated load peak MiB | x largest array | x legit load | worker RSS growth MiB | x largest array |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, total in results["formats"].items():
+        if not total.get("done"):
+            continue
+        counts = total.get("counts", {})
+        escapes = {k: v for k, v in counts.items() if k not in TYPED and k != "ok"}
+        other = sum(v for k, v in counts.items() if k in TYPED and k != "CorruptFileError")
+        largest = total["largest_array_nbytes"]
+        lines.append(
+            f"| {name} | {total.get('done', 0)} | {counts.get('ok', 0)} | {counts.get('CorruptFileError', 0)} | {other} | "
+            f"{sum(escapes.values())}{' (' + ', '.join(f'{k}: {v}' for k, v in escapes.items()) + ')' if escapes else ''} | "
+            f"{_mib(largest)} | {_mib(total.get('legit_peak', 0))} | {_mib(total['peak_traced'])} | {total['peak_traced'] / largest:.2f} | "
+            f"{total['peak_traced'] / max(1, total.get('legit_peak', 0)):.2f} | {_mib(total['rss_growth'])} | {total['rss_growth'] / largest:.2f} |"
+        )
+    lines += ["", "Outcomes by mutation kind:", "", "| format | kind | outcomes |", "| --- | --- | --- |"]
+    for name, total in results["formats"].items():
+        for kind, counts in sorted(total.get("by_kind", {}).items()):
+            lines.append(f"| {name} | {kind} | {', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))} |")
+    lines += ["", "Formats:", ""] + [f"- `{name}`: {FORMATS[name].description}" for name in results["formats"] if name in FORMATS]
+    lines += ["", "*Mutated load peak* is `tracemalloc`'s peak during one load (numpy buffers and Python objects; torch "
+              "tensors are not traced), the largest over all mutations (loads that imported a module are left out: a "
+              "one-off cost); *legit load peak* is the same for the unmodified seed files. *Worker RSS growth* is the "
+              "rise of the worker process's maximum resident size over its value after six legitimate loads (it covers "
+              "torch's tensors), the largest over the chunks; at a few MiB it is mostly allocator noise."]
+    examples = {f"{name}: {outcome}": text for name, total in results["formats"].items() for outcome, text in total.get("examples", {}).items()}
+    if examples:
+        lines += ["", "## First traceback of each escape", ""]
+        for title, text in examples.items():
+            lines += [f"### {title}", "", "```", text.strip(), "```", ""]
+    md_path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000, help="mutations per format (default 10,000)")
+    parser.add_argument("--chunk", type=int, default=500, help="mutations per worker process")
+    parser.add_argument("--jobs", type=int, default=1, help="formats fuzzed at the same time (one worker process each)")
+    parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated formats")
+    parser.add_argument("--out", default=str(RESULTS / "fuzz.json"))
+    parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    parser.add_argument("--report", action="store_true", help="only rewrite the markdown from the JSON")
+    parser.add_argument("--worker", nargs=3, metavar=("FORMAT", "START", "STOP"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        name, start, stop = args.worker
+        print(json.dumps(worker(name, int(start), int(stop))))
+        return
+    json_path = Path(args.out)
+    md_path = json_path.with_suffix(".md")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    results = {"formats": {}} if args.fresh else _load_results(json_path)
+    if args.report:
+        write_report(results, json_path, md_path)
+        return
+    names = [name.strip() for name in args.formats.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown:
+        parser.error(f"unknown formats {unknown}; known: {', '.join(FORMATS)}")
+    results["machine"] = f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()})"
+    results["command"] = "nice -n 10 python benchmarks/fuzz.py" + (f" --n {args.n}" if args.n != 10_000 else "") + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
+    loads = results.setdefault("load_averages", [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    lock = threading.Lock()
+    for name in names:
+        results["formats"].setdefault(name, {})
+    # chunks of all formats interleaved (format A chunk 0, B chunk 0, ..., A chunk 1, ...): stopped at any
+    # time, every format has about as many mutations; finished chunks are recorded, so a rerun resumes
+    def covered(name: str, index: int) -> bool:
+        return any(lo <= index < hi for lo, hi in results["formats"][name].get("ranges", []))
+
+    queue = [(name, start, next((i for i in range(start, min(args.n, start + args.chunk)) if covered(name, i)), min(args.n, start + args.chunk)))
+             for start in range(0, args.n, args.chunk) for name in names if not covered(name, start)]
+
+    def run_chunk(item) -> None:
+        name, start, stop = item
+        began = time.time()
+        done = subprocess.run([sys.executable, __file__, "--worker", name, str(start), str(stop)], capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            # the worker itself died (a crash the per-load handler could not catch): the chunk counts as one escape
+            part = {"n": stop - start, "counts": {f"worker died (exit {done.returncode})": 1}, "by_kind": {},
+                    "examples": {f"worker died (exit {done.returncode})": done.stderr[-3000:]}, "peak_traced": 0, "rss_growth": 0}
+        else:
+            part = json.loads(done.stdout.strip().splitlines()[-1])
+        with lock:
+            total = results["formats"][name]
+            _merge(total, part)
+            total.setdefault("ranges", []).append([start, stop])
+            loads.append(round(os.getloadavg()[0], 2))
+            results["load_average"] = f"median {np.median(loads):.1f}, max {max(loads):.1f} (1-minute averages after each chunk)"
+            total["seconds"] = round(total.get("seconds", 0) + time.time() - began, 1)
+            write_report(results, json_path, md_path)
+        print(f"{name}: {total['done']}/{args.n} {total['counts']} ({time.time() - began:.0f} s)", flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each thread drives one worker process at a time
+        list(pool.map(run_chunk, queue))
+
+
+if __name__ == "__main__":
+    main()
