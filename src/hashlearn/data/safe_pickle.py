@@ -137,6 +137,7 @@ class _Dtype:
 
     def __init__(self, spec, align=False, copy=True):
         self.spec, self.byteorder = spec, None
+        self.resolve()  # refused at once: an object array's million elements are never unpickled
 
     def __setstate__(self, state):
         if not isinstance(state, tuple) or len(state) < 2 or not isinstance(state[1], str):
