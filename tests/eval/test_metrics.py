@@ -122,8 +122,12 @@ def test_float_knn_and_recall():
     np.testing.assert_array_equal(metrics.float_knn(queries, database, k=4), brute)
     codes = pack_bits((database[:, :1] > 0).repeat(8, axis=1).astype(int))
     assert metrics.recall_at_k(codes[:3], codes, truth, k=50) == 1.0
-    perfect = pack_bits(np.eye(8, dtype=int)[np.arange(50) % 8])
-    assert 0 <= metrics.recall_at_k(perfect[:3], perfect, truth, k=1) <= 1
+    # perfect codes: every database item has its own code and each query carries the code of its
+    # true nearest neighbour, so the top-1 by Hamming distance is the true neighbour: recall 1.0
+    unique = pack_bits(((np.arange(50)[:, None] >> np.arange(8)) & 1).astype(int))
+    assert metrics.recall_at_k(unique[truth[:, 0]], unique, truth, k=1) == 1.0
+    # and codes that point every query at a wrong item give recall 0
+    assert metrics.recall_at_k(unique[(truth[:, 0] + 25) % 50], unique, truth, k=1) == 0.0
 
 
 def test_k_larger_than_database_uses_whole_database():
@@ -155,3 +159,17 @@ def test_empty_database_is_an_error():
     qc, _, ql, _ = make_data(0)
     with pytest.raises(ValueError, match="empty"):
         metrics.mean_average_precision(qc, np.zeros((0, 2), np.uint8), ql, np.zeros(0, int), k=5)
+
+
+def test_precision_at_k_curve_matches_precision_at_k_loop():
+    qc, dbc, ql, dbl = make_data(11, n_db=60)
+    ks = [1, 2, 5, 10, 60, 500]
+    curve = metrics.precision_at_k_curve(qc, dbc, ql, dbl, ks)
+    expected = [ref_precision_at_k(qc, dbc, ql, dbl, min(k, 60)) for k in ks]
+    np.testing.assert_allclose(curve, expected)
+    assert metrics.default_curve_ks(60, 1000) == [1, 2, 5, 10, 20, 50, 60]
+    assert metrics.default_curve_ks(5000, 1000) == [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    with pytest.raises(ValueError, match="at least one k"):
+        metrics.precision_at_k_curve(qc, dbc, ql, dbl, [])
+    with pytest.raises(ValueError, match="ks"):
+        metrics.precision_at_k_curve(qc, dbc, ql, dbl, [0])

@@ -167,7 +167,18 @@ def test_tampered_payload_passes_only_without_verify(index, tmp_path):
     tampered = bytearray(data)
     tampered[-3] ^= 0x10
     path.write_bytes(bytes(tampered))
-    load_index(path, mmap=True, verify=False)
+    loaded = load_index(path, mmap=True, verify=False)
+    # it loads, and what it holds is the tampered payload: exactly one byte of one array differs
+    _, original = index.state()
+    _, got = loaded.state()
+    assert loaded.ntotal == index.ntotal and set(got) == set(original)
+    changed = {name: np.flatnonzero(np.asarray(got[name]).view(np.uint8) != np.asarray(original[name]).view(np.uint8)) for name in got}
+    assert sum(len(c) for c in changed.values()) == 1
+    # verify=False skips only the payload hash: a tampered header is still refused
+    start = data.index(b'"n_bits": 64')
+    path.write_bytes(data[:start] + b'"n_bits": 32' + data[start + 12 :])
+    with pytest.raises(CorruptFileError, match="header checksum"):
+        load_index(path, mmap=True, verify=False)
 
 
 def test_tampered_header_rejected(index, tmp_path):

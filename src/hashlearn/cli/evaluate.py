@@ -30,7 +30,7 @@ def run(args) -> int:
         print_json(results)
         return 0
     for key, value in results.items():
-        if isinstance(value, dict):  # PR curves of a cross-modal run: kept in metrics.json
+        if isinstance(value, (dict, list)):  # PR / P@k curves (and cross-modal PR curves): in metrics.json and report.html
             continue
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0

@@ -38,6 +38,7 @@ SUBCOMMANDS = [
     "hashlearn.cli.train",
     "hashlearn.cli.encode",
     "hashlearn.cli.evaluate",
+    "hashlearn.cli.report",
 ]
 
 

@@ -21,7 +21,9 @@ def evaluate_codes(
     """mAP@k, P@k and precision/recall within ``radius`` for labelled data;
     recall@k against float k-NN ground truth (``ground_truth_ids``) for unlabelled data.
 
-    Returns a flat dict of floats (plus ``pr_curve`` lists when asked).
+    Returns a flat dict of floats; with ``with_pr_curve`` also ``pr_curve``
+    (precision and recall within every Hamming radius) and ``pk_curve`` (P@k
+    at 1, 2, 5, 10, ... up to ``k``), as lists, for reports.
     """
     results: dict = {}
     if query_labels is not None:
@@ -33,6 +35,9 @@ def evaluate_codes(
         results[f"R@r={radius}"] = float(curve.recall[r])
         if with_pr_curve:
             results["pr_curve"] = {"radius": curve.radii.tolist(), "precision": curve.precision.tolist(), "recall": curve.recall.tolist()}
+            ks = metrics.default_curve_ks(len(db_codes), k)
+            precision = metrics.precision_at_k_curve(query_codes, db_codes, query_labels, db_labels, ks)
+            results["pk_curve"] = {"k": ks, "precision": precision.tolist()}
     if ground_truth_ids is not None:
         ground_truth_ids = np.asarray(ground_truth_ids)
         results[f"recall{ground_truth_ids.shape[1]}@{k}"] = metrics.recall_at_k(query_codes, db_codes, ground_truth_ids, k)

@@ -157,6 +157,26 @@ def precision_at_k(query_codes, db_codes, query_labels, db_labels, k: int) -> fl
     return float(relevance.mean())
 
 
+def precision_at_k_curve(query_codes, db_codes, query_labels, db_labels, ks) -> np.ndarray:
+    """P@k for every ``k`` in ``ks`` (each clipped to the database size), from one ranking.
+
+    ``precision_at_k_curve(...)[i] == precision_at_k(..., k=ks[i])``.
+    """
+    ks = [check_positive_int(k, "ks[]") for k in np.atleast_1d(np.asarray(ks)).tolist()]
+    if not ks:
+        raise ValueError("ks must hold at least one k, got an empty list.")
+    relevance, k_max = _ranked_relevance(query_codes, db_codes, query_labels, db_labels, max(ks))
+    hits = np.cumsum(relevance, axis=1).sum(axis=0)  # relevant items in the top i+1, summed over queries
+    return np.array([hits[min(k, k_max) - 1] / (len(relevance) * min(k, k_max)) for k in ks])
+
+
+def default_curve_ks(n_db: int, k: int) -> list[int]:
+    """The k values a P@k curve is drawn at: 1, 2, 5, 10, 20, 50, ... up to ``min(k, n_db)`` (included)."""
+    top = max(1, min(int(k), int(n_db)))
+    ks = [m * 10**e for e in range(0, 8) for m in (1, 2, 5) if m * 10**e < top]
+    return ks + [top]
+
+
 def precision_recall_at_radius(query_codes, db_codes, query_labels, db_labels, radius: int) -> tuple[float, float]:
     """Mean precision and recall of the items within Hamming distance ``radius`` (inclusive)."""
     radius = check_positive_int(radius, "radius", minimum=0)

@@ -97,7 +97,7 @@ def training_curves_figure(history: Sequence[Mapping], metric_name: str = "valid
         metric_ax.scatter([best_epoch], [best], s=60, facecolors="none", edgecolors="tab:red", zorder=3, label=f"best: epoch {best_epoch}")
     else:
         metric_ax.text(0.5, 0.5, "no validation data", ha="center", va="center", transform=metric_ax.transAxes)
-    _finish(metric_ax, "epoch", metric_name, metric_name.capitalize())
+    _finish(metric_ax, "epoch", metric_name, metric_name[:1].upper() + metric_name[1:])
     for ax in (loss_ax, metric_ax):
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
@@ -161,9 +161,15 @@ def as_image(x: np.ndarray) -> tuple[np.ndarray, str | None]:
     return None, None
 
 
-def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence[str], column_titles: Sequence[str] = ()):
+def image_grid_figure(
+    rows: Sequence[Sequence[np.ndarray]],
+    row_titles: Sequence[str],
+    column_titles: Sequence[str] = (),
+    value_ranges: Sequence[tuple[float, float] | None] | None = None,
+):
     """A grid of input images (rows e.g. clean / adversarial / difference), or ``None`` when
-    the inputs are not images. Grey images share one value range per row."""
+    the inputs are not images. Grey images of a row share one value range: ``value_ranges[r]``
+    when given (e.g. ``(0, 1)`` so that 0.5 is mid-grey), else the row's min and max."""
     images = [[as_image(x) for x in row] for row in rows]
     if not images or not images[0] or any(img is None for row in images for img, _ in row):
         return None
@@ -171,7 +177,8 @@ def image_grid_figure(rows: Sequence[Sequence[np.ndarray]], row_titles: Sequence
     fig, axes = new_figure(width=1.25 * n_cols + 0.9, height=1.3 * n_rows + 0.3, ncols=n_cols, nrows=n_rows)
     for r, row in enumerate(images):
         values = np.concatenate([img.ravel() for img, _ in row])
-        low, high = float(values.min()), float(values.max())
+        fixed = value_ranges[r] if value_ranges is not None and r < len(value_ranges) else None
+        low, high = fixed if fixed is not None else (float(values.min()), float(values.max()))
         if high <= low:
             high = low + 1.0
         for c in range(n_cols):

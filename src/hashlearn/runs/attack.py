@@ -100,6 +100,10 @@ def attack_run(
         save_npy(run.attack_dir / f"{attack}_ids.npy", np.asarray(query_index, dtype=np.int64))
         report["adv_inputs"] = str(adv_path)
     atomic_write_json(run.attack_path(attack), report)
+    from hashlearn.runs.report import save_attack_examples, write_run_report
+
+    save_attack_examples(run, attack, queries.numpy(), result.x_adv.detach().cpu().numpy())
+    write_run_report(run)
     return report
 
 

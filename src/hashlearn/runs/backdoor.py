@@ -75,6 +75,9 @@ def backdoor_run(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     }
     atomic_write_json(run.backdoor_dir / RECORD, record)
     atomic_write_json(run.history_path, record["train"]["history"])
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return {"metrics": out["metrics"], "visibility": out["visibility"]}
 
 
@@ -118,6 +121,9 @@ def detect_run(run: Run | str | Path, defense: str, *, expected_rate: float | No
                                train=(saved.X[keep], saved.y[keep]), seed=config.trainer.seed)
         report["after_retraining"] = evaluate(model, config.backdoor.victim, data, saved.attack)
     atomic_write_json(saved.run.detect_path(defense), report)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(saved.run)
     return report
 
 

@@ -73,6 +73,9 @@ def encode_array(model, X, *, batch_size: int = 1024, name: str = "inputs", say=
     from hashlearn.models.input_spec import check_inputs
 
     batch_size = check_positive_int(batch_size, "batch_size")
+    if not callable(getattr(model, "encode", None)):
+        raise ValueError(f"a {type(model).__name__} makes no hash codes (a backdoor run's classifier victim?); "
+                         "encode, evaluate and index build need a hash model.")
     X = check_inputs(X, getattr(model, "input_spec", None), name=name, say=say)
     if not isinstance(model, torch.nn.Module):
         return model.encode(X.reshape(len(X), -1))
@@ -104,7 +107,7 @@ def evaluate_run(run: Run | str | Path, *, k: int = 1000, radius: int = 2, batch
     encoded = encode_parts(run, ("query", "database"), batch_size=batch_size, dataset=dataset)
     (query_codes, query_ids), (db_codes, db_ids) = encoded["query"], encoded["database"]
     if dataset.labels is not None:
-        results = evaluate_codes(query_codes, db_codes, dataset.labels[query_ids], dataset.labels[db_ids], k=k, radius=radius)
+        results = evaluate_codes(query_codes, db_codes, dataset.labels[query_ids], dataset.labels[db_ids], k=k, radius=radius, with_pr_curve=True)
     else:
         from hashlearn.eval.metrics import float_knn
 
@@ -124,6 +127,9 @@ def evaluate_run(run: Run | str | Path, *, k: int = 1000, radius: int = 2, batch
 
     results["diagnostics"] = code_diagnostics(db_codes, dataset.labels[db_ids] if dataset.labels is not None else None)
     run.save_metrics(results)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return results
 
 

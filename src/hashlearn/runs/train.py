@@ -145,6 +145,9 @@ def _train_shallow(run: Run, config: RunConfig, X_train: np.ndarray, spec):
     estimator.fit(X_train.reshape(len(X_train), -1))
     estimator.input_spec = spec
     run.save_model(estimator)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return estimator
 
 
@@ -168,6 +171,9 @@ def _train_deep(run: Run, config: RunConfig, dataset, split, X_train: np.ndarray
     )
     model.input_spec = spec
     result = Trainer(config.trainer).fit(model, objective, train=(X_train, y_train), val=(X_val, y_val), run_dir=run.path, resume=resume)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return model, result
 
 

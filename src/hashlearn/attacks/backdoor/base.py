@@ -210,8 +210,19 @@ class BackdoorAttack:
 
     # -- the whole attack --------------------------------------------------
     def fit(self, victim, objective, train, val=None, config=None, val_metric=None) -> BackdoorResult:
-        """Poison ``train`` and train ``victim`` on it with the one Trainer (the victim's own recipe)."""
+        """Poison ``train`` and train ``victim`` on it with the one Trainer (the victim's own recipe).
+
+        A :class:`~hashlearn.models.Classifier` victim is selected on validation accuracy
+        unless ``val_metric`` says otherwise (the Trainer's default, retrieval mAP, needs codes).
+        """
+        from hashlearn.models import Classifier
         from hashlearn.train import TrainConfig, Trainer
+
+        if val_metric is None and val is not None and isinstance(victim, Classifier):
+            from hashlearn.attacks.backdoor.metrics import clean_accuracy
+
+            def val_metric(model, X, y):
+                return clean_accuracy(model, X.numpy() if torch.is_tensor(X) else X, y.numpy() if torch.is_tensor(y) else y)
 
         poisoned = self.poison(*train)
         result = Trainer(config or TrainConfig()).fit(victim, objective, train=(poisoned.X, poisoned.y), val=val, val_metric=val_metric)
