@@ -900,6 +900,7 @@ def write_report(results: dict, json_path: Path, md_path: Path) -> None:
         "(path); `ok` = the mutated file still loaded (a flipped bit in a weight, whitespace, a re-signed change the "
         "format allows). **Escapes** are every other exception (for the cache: any exception or a wrong result).",
         "",
+    ] + [f"> {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else []) + [
         "| format | mutations | ok | CorruptFileError | other typed | escapes | largest legit array MiB | legit load peak MiB | "
         "mutated load peak MiB | x largest array | x legit load | worker RSS growth MiB | x largest array |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -88,3 +88,7 @@ def test_attack_on_backdoor_runs(tmp_path, capsys):
     assert main(["attack", "--model", str(classifier_run), "-q"]) == 2
     err = capsys.readouterr().err
     assert "holds a Classifier" in err and len(err.strip().splitlines()) == 1
+    for argv in (["evaluate", "--model", str(classifier_run)], ["encode", "--model", str(classifier_run), "--dataset", "digits"]):
+        assert main([*argv, "-q"]) == 2
+        assert "makes no hash codes" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(hash_run), "-k", "50", "-q"]) == 0  # a hash victim's run evaluates like any other

@@ -28,7 +28,7 @@ def workflow_lines() -> list[str]:
 
 def test_readme_workflow_block_names_every_step():
     commands = " ".join(workflow_lines())
-    for step in ("train", "evaluate", "index build --model", "search", "attack", "backdoor", "detect"):
+    for step in ("train", "evaluate", "index build --model", "search", "attack", "backdoor", "detect", "report"):
         assert f"hashlearn {step}" in commands, step
 
 
@@ -52,3 +52,6 @@ def test_readme_workflow_runs_verbatim(tmp_path):
     assert np.load(runs / "csq" / "attack" / "hag_adv.npy").shape == (200, 64)
     detection = json.loads((runs / "bd" / "detect" / "spectral.json").read_text())
     assert detection["n_flagged"] > 0
+    for run in ("csq", "bd"):
+        page = (runs / run / "report.html").read_text()
+        assert page.lstrip().lower().startswith("<!doctype html") and "data:image/png;base64," in page, run

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hashlearn.codes import pack_bits
-from hashlearn.eval.crossmodal import crossmodal_map, crossmodal_pr_curves, evaluate_crossmodal
+from hashlearn.eval.crossmodal import crossmodal_map, crossmodal_pr_curves, crossmodal_table, evaluate_crossmodal
 
 
 def reference_ap(query_bits, db_bits, query_labels, db_labels, k):
@@ -68,3 +68,14 @@ def test_evaluate_rows_precision_and_pr_curves(codes):
 def test_unknown_direction():
     with pytest.raises(ValueError, match="directions"):
         crossmodal_map(*(pack_bits(np.zeros((1, 8), int)),) * 4, np.ones((1, 1)), np.ones((1, 1)), directions=["I->A"])
+
+
+def test_report_table_lists_every_direction(codes):
+    bits, labels = codes
+    packed = {name: pack_bits(b) for name, b in bits.items()}
+    report = evaluate_crossmodal(packed["qi"], packed["qt"], packed["di"], packed["dt"], labels["q"], labels["d"], k=10, with_pr_curve=True)
+    table = crossmodal_table(report).splitlines()
+    assert table[0] == "| direction | mAP@all | mAP@10 | P@10 |" and len(table) == 6
+    assert table[2].startswith("| I->T | ") and f"{report['T->T']['P@10']:.4f}" in table[5]
+    with pytest.raises(ValueError, match="no direction"):
+        crossmodal_table({"cross_mean": 0.5})

@@ -191,7 +191,7 @@ def test_compiled_kernels_are_loaded_from_the_cache_by_a_new_process():
         "from hashlearn.index import FlatIndex, _kernels\n"
         "index = FlatIndex(64); index.add(np.zeros((3, 8), np.uint8))\n"
         "index.search(np.zeros((1, 8), np.uint8), 2)\n"
-        "print(sum(_kernels.knn_scan.stats.cache_hits.values()))\n"
+        "print(sum(_kernels.flat_scans(8)[0].stats.cache_hits.values()))\n"
     )
     env = dict(os.environ)
     src = os.path.dirname(os.path.dirname(flat_module.__file__))

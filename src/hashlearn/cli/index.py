@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     build.add_argument("--modality", choices=["image", "text"], help="with --model of a cross-modal run: the side of the pairs to index")
     build.add_argument("--part", choices=PARTS, default="database", help="with --model: the part of the run's split to index")
     build.add_argument("--ids", help="with --codes/--outputs: .npy of int64 ids, one per code (default 0..n-1)")
-    build.add_argument("--factory", default="Flat", help="index description, e.g. Flat, MIH4, TwoStage(MIH,Flat)")
+    build.add_argument("--factory", default="Flat", help=f"index description, one of: {factory_help()}")
     build.add_argument("-o", "--output", required=True, help="index file to write (.hlx)")
     add_common_arguments(build, json=True)
     build.set_defaults(func=run_build)
@@ -41,6 +41,13 @@ def register(subparsers) -> None:
     add_common_arguments(info, json=True)
     info.set_defaults(func=run_info)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def factory_help() -> str:
+    """The index descriptions the factory accepts, from the index-kind registry."""
+    from hashlearn.index.registry import describe
+
+    return "; ".join(f"{spelling} ({summary})" for spelling, _, summary in describe()).replace("%", "%%")
 
 
 def load_codes(codes_path: str | None = None, outputs_path: str | None = None):

@@ -81,4 +81,21 @@ def crossmodal_pr_curves(query_image_codes, query_text_codes, db_image_codes, db
     return out
 
 
-__all__ = ["CROSS_DIRECTIONS", "DIRECTIONS", "crossmodal_map", "crossmodal_pr_curves", "evaluate_crossmodal"]
+def crossmodal_table(results: dict) -> str:
+    """A markdown table (one row per direction) of :func:`evaluate_crossmodal`'s results, for reports.
+
+    >>> print(crossmodal_table({"I->T": {"mAP@all": 0.5, "mAP@100": 0.625, "P@100": 0.25}}))
+    | direction | mAP@all | mAP@100 | P@100 |
+    |---|---|---|---|
+    | I->T | 0.5000 | 0.6250 | 0.2500 |
+    """
+    rows = [(direction, row) for direction, row in results.items() if direction in DIRECTIONS]
+    if not rows:
+        raise ValueError(f"results hold no direction of {list(DIRECTIONS)}; pass what evaluate_crossmodal returned.")
+    columns = [key for key in rows[0][1] if key != "pr_curve"]
+    lines = ["| direction | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    lines += [f"| {direction} | " + " | ".join(f"{row[c]:.4f}" for c in columns) + " |" for direction, row in rows]
+    return "\n".join(lines)
+
+
+__all__ = ["CROSS_DIRECTIONS", "DIRECTIONS", "crossmodal_map", "crossmodal_pr_curves", "crossmodal_table", "evaluate_crossmodal"]

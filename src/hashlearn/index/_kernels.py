@@ -22,6 +22,8 @@ otherwise the user id.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -167,175 +169,315 @@ def merge_heaps(part_d, part_k, out_d, out_k, ids, by_position):
     finish_heaps(out_d, out_k, ids, by_position)
 
 
-# --- flat scan -------------------------------------------------------------------------
+# --- flat scan, one compiled kernel per code width ----------------------------------------
 #: rows whose distances are computed in one vectorised sweep before any is looked at
 CHUNK_ROWS = 256
+#: database bytes every query of a batch scans before the next block is read (stays in L2)
+BLOCK_BYTES = 1 << 17
+
+
+def _make_load(bits: int):
+    """An intrinsic: little-endian ``bits``-bit load from a 1-D ``uint8`` array at any byte offset."""
+    result_type = getattr(types, f"uint{bits}")
+
+    @intrinsic
+    def load(typingctx, data, offset):
+        if not (isinstance(data, types.Array) and data.dtype == types.uint8 and isinstance(offset, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            array = context.make_array(signature.args[0])(context, builder, args[0])
+            start = context.cast(builder, args[1], signature.args[1], types.intp)
+            pointer = builder.bitcast(builder.gep(array.data, [start]), ir.IntType(bits).as_pointer())
+            return builder.load(pointer, align=1)
+
+        return result_type(data, offset), codegen
+
+    return load
+
+
+load_u32 = _make_load(32)
+load_u16 = _make_load(16)
+
+
+#: widths (in bytes) below this, and whole-word widths, get a kernel of their own; other
+#: rows share one kernel per (word count mod 4, tail or not), looping over four-word groups
+_OWN_KERNEL_BYTES = 40
 
 
 @njit(inline="always", **_JIT)
-def chunk_distances(q, db, n_bytes, start, count, dist):
+def chunk_distances(q, db, n_bytes, n_words, tail, groups, start, count, dist):
     """``dist[:count]`` = distances of rows ``start .. start + count`` to query words ``q``.
 
-    A loop without branches, so LLVM vectorises the popcounts (AVX2 byte shuffles);
-    64- and 256-bit codes get their own unrolled loop.
+    The callers are compiled per width class (:func:`flat_scans`), so everything but
+    ``groups`` (and, for rows of 40 bytes or more, ``n_bytes``) is a constant there: the
+    word loop unrolls, the tail tests vanish and the loop over rows is one branch-free
+    sweep that LLVM vectorises.
+
+    - rows under 8 bytes (``n_words == 0``): the ``tail`` bytes as a 4-, 2- and 1-byte
+      load (those whose bit is set in ``tail``), so no load reads past the row;
+    - longer rows: ``4 * groups + n_words`` 8-byte words, then, when ``tail``, the last
+      8 bytes of the row shifted right so only its ``n_bytes % 8`` tail bytes remain.
     """
-    if n_bytes == 8:
-        q0 = q[0]
+    base = start * n_bytes
+    if n_words == 0 and groups == 0:
+        q_tail = q[0]
+        at2 = tail & 4
+        at1 = at2 + (tail & 2)
+        q4 = np.uint32(q_tail & np.uint64(0xFFFFFFFF))
+        q2 = np.uint16((q_tail >> np.uint64(8 * (tail & 4))) & np.uint64(0xFFFF))
+        q1 = np.uint8((q_tail >> np.uint64(8 * ((tail & 4) + (tail & 2)))) & np.uint64(0xFF))
         for i in range(count):
-            dist[i] = popcount(q0 ^ load_u64(db, 8 * (start + i)))
-    elif n_bytes == 32:
-        q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
-        for i in range(count):
-            o = 32 * (start + i)
-            dist[i] = (
-                popcount(q0 ^ load_u64(db, o))
-                + popcount(q1 ^ load_u64(db, o + 8))
-                + popcount(q2 ^ load_u64(db, o + 16))
-                + popcount(q3 ^ load_u64(db, o + 24))
+            o = base + i * n_bytes
+            d = np.int32(0)
+            if tail & 4:
+                d += np.int32(popcount(np.uint32(q4 ^ load_u32(db, o))))
+            if tail & 2:
+                d += np.int32(popcount(np.uint16(q2 ^ load_u16(db, o + at2))))
+            if tail & 1:
+                d += np.int32(popcount(np.uint8(q1 ^ db[o + at1])))
+            dist[i] = d
+        return
+    first = 4 * groups
+    full = first + n_words
+    q_tail = q[full] if tail else np.uint64(0)
+    tail_shift = np.uint64(8 * (8 - (n_bytes & 7)))
+    for i in range(count):
+        o = base + i * n_bytes
+        d = np.int32(0)
+        for g in range(groups):
+            p = o + 32 * g
+            w = 4 * g
+            d += np.int32(
+                popcount(q[w] ^ load_u64(db, p))
+                + popcount(q[w + 1] ^ load_u64(db, p + 8))
+                + popcount(q[w + 2] ^ load_u64(db, p + 16))
+                + popcount(q[w + 3] ^ load_u64(db, p + 24))
             )
-    else:
-        for i in range(count):
-            dist[i] = row_distance(q, db, (start + i) * n_bytes, n_bytes)
+        for w in range(n_words):
+            d += np.int32(popcount(q[first + w] ^ load_u64(db, o + 8 * (first + w))))
+        if tail:
+            d += np.int32(popcount(q_tail ^ (load_u64(db, o + n_bytes - 8) >> tail_shift)))
+        dist[i] = d
 
 
 @njit(inline="always", **_JIT)
-def chunk_distances_pair(q, p, db, n_bytes, start, count, dist_q, dist_p):
-    """:func:`chunk_distances` for two queries at once (64- and 256-bit codes): each row
-    is loaded once for both, which the 256-bit loop needs to stay ahead of faiss."""
-    if n_bytes == 8:
-        q0, p0 = q[0], p[0]
-        for i in range(count):
-            row = load_u64(db, 8 * (start + i))
-            dist_q[i] = popcount(q0 ^ row)
-            dist_p[i] = popcount(p0 ^ row)
-    else:
-        q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
-        p0, p1, p2, p3 = p[0], p[1], p[2], p[3]
-        for i in range(count):
-            o = 32 * (start + i)
-            w0, w1, w2, w3 = load_u64(db, o), load_u64(db, o + 8), load_u64(db, o + 16), load_u64(db, o + 24)
-            dist_q[i] = popcount(q0 ^ w0) + popcount(q1 ^ w1) + popcount(q2 ^ w2) + popcount(q3 ^ w3)
-            dist_p[i] = popcount(p0 ^ w0) + popcount(p1 ^ w1) + popcount(p2 ^ w2) + popcount(p3 ^ w3)
+def chunk_distances_pair(q, p, db, n_bytes, n_words, tail, groups, start, count, dist_q, dist_p):
+    """:func:`chunk_distances` for two queries at once (rows of 8 bytes or more): each row
+    is loaded (and, in the vectorised loop, de-interleaved) once for both."""
+    base = start * n_bytes
+    first = 4 * groups
+    full = first + n_words
+    q_tail = q[full] if tail else np.uint64(0)
+    p_tail = p[full] if tail else np.uint64(0)
+    tail_shift = np.uint64(8 * (8 - (n_bytes & 7)))
+    for i in range(count):
+        o = base + i * n_bytes
+        dq = np.int32(0)
+        dp = np.int32(0)
+        for g in range(groups):
+            at = o + 32 * g
+            w = 4 * g
+            r0, r1, r2, r3 = load_u64(db, at), load_u64(db, at + 8), load_u64(db, at + 16), load_u64(db, at + 24)
+            dq += np.int32(popcount(q[w] ^ r0) + popcount(q[w + 1] ^ r1) + popcount(q[w + 2] ^ r2) + popcount(q[w + 3] ^ r3))
+            dp += np.int32(popcount(p[w] ^ r0) + popcount(p[w + 1] ^ r1) + popcount(p[w + 2] ^ r2) + popcount(p[w + 3] ^ r3))
+        for w in range(n_words):
+            row = load_u64(db, o + 8 * (first + w))
+            dq += np.int32(popcount(q[first + w] ^ row))
+            dp += np.int32(popcount(p[first + w] ^ row))
+        if tail:
+            row = load_u64(db, o + n_bytes - 8) >> tail_shift
+            dq += np.int32(popcount(q_tail ^ row))
+            dp += np.int32(popcount(p_tail ^ row))
+        dist_q[i] = dq
+        dist_p[i] = dp
+
+
+@njit(inline="always", **_JIT)
+def _smallest(dist, count):
+    smallest = dist[0]
+    for i in range(1, count):
+        smallest = min(smallest, dist[i])
+    return smallest
 
 
 @njit(inline="always", **_JIT)
 def _offer_chunk(dist, count, chunk_start, ids, by_position, heap_d, heap_k):
-    """Offer a chunk of computed distances; a chunk whose smallest distance cannot
-    enter the heap (the common case) costs one vectorised min."""
+    """Offer a chunk of computed distances; a chunk whose smallest distance cannot enter
+    the heap (the common case) costs one vectorised min.
+
+    With keys by position a row at the heap's worst distance never enters (every key
+    in the heap is an earlier row), so the test is strict; custom ids compare by id.
+    """
     worst = heap_d[0]
-    smallest = dist[0]
-    for i in range(1, count):
-        smallest = min(smallest, dist[i])
-    if smallest <= worst:
+    smallest = _smallest(dist, count)
+    if by_position:
+        if smallest < worst:
+            for i in range(count):
+                if dist[i] < worst:
+                    worst = offer(heap_d, heap_k, dist[i], chunk_start + i, ids, by_position)
+    elif smallest <= worst:
         for i in range(count):
             if dist[i] <= worst:
                 worst = offer(heap_d, heap_k, dist[i], chunk_start + i, ids, by_position)
-
-
-@njit(**_JIT)
-def _scan_rows(q, db, n_bytes, start, stop, ids, by_position, heap_d, heap_k, dist):
-    """Offer rows ``[start, stop)`` to one query's heap, a chunk of distances at a time."""
-    for chunk_start in range(start, stop, CHUNK_ROWS):
-        count = min(CHUNK_ROWS, stop - chunk_start)
-        chunk_distances(q, db, n_bytes, chunk_start, count, dist)
-        _offer_chunk(dist, count, chunk_start, ids, by_position, heap_d, heap_k)
-
-
-@njit(**_JIT)
-def _scan_rows_pair(q, p, db, n_bytes, start, stop, ids, by_position, heap_q, keys_q, heap_p, keys_p, dist_q, dist_p):
-    """:func:`_scan_rows` for two queries sharing the row loads."""
-    for chunk_start in range(start, stop, CHUNK_ROWS):
-        count = min(CHUNK_ROWS, stop - chunk_start)
-        chunk_distances_pair(q, p, db, n_bytes, chunk_start, count, dist_q, dist_p)
-        _offer_chunk(dist_q, count, chunk_start, ids, by_position, heap_q, keys_q)
-        _offer_chunk(dist_p, count, chunk_start, ids, by_position, heap_p, keys_p)
-
-
-@njit(**_JIT)
-def knn_scan(qwords, db, n_bytes, start, stop, ids, by_position, heap_d, heap_k, finish):
-    """Offer rows ``[start, stop)`` to the heaps of every query (then :func:`finish_heaps`
-    them when ``finish``).
-
-    The rows are visited in cache-sized blocks and every query scans a block
-    before the next block is read, so a batch reads the database from memory
-    once instead of once per query.
-    """
-    nq = qwords.shape[0]
-    block = max(CHUNK_ROWS, (65536 // n_bytes) // CHUNK_ROWS * CHUNK_ROWS)
-    dist = np.empty(CHUNK_ROWS, dtype=np.int32)
-    dist_p = np.empty(CHUNK_ROWS, dtype=np.int32)
-    paired = n_bytes == 8 or n_bytes == 32
-    for block_start in range(start, stop, block):
-        block_stop = min(block_start + block, stop)
-        q = 0
-        while q < nq:
-            if paired and q + 1 < nq:
-                _scan_rows_pair(
-                    qwords[q], qwords[q + 1], db, n_bytes, block_start, block_stop, ids, by_position,
-                    heap_d[q], heap_k[q], heap_d[q + 1], heap_k[q + 1], dist, dist_p,
-                )  # fmt: skip
-                q += 2
-            else:
-                _scan_rows(qwords[q], db, n_bytes, block_start, block_stop, ids, by_position, heap_d[q], heap_k[q], dist)
-                q += 1
-    if finish:
-        finish_heaps(heap_d, heap_k, ids, by_position)
 
 
 @njit(inline="always", **_JIT)
 def _grow(array, size):
     if size < array.shape[0]:
         return array
-    bigger = np.empty(2 * array.shape[0], dtype=array.dtype)
+    bigger = np.empty(max(2 * array.shape[0], size + 1), dtype=array.dtype)
     bigger[: array.shape[0]] = array
     return bigger
 
 
 @njit(**_JIT)
-def range_scan(qwords, db, n_bytes, start, stop, radius):
-    """All rows in ``[start, stop)`` within ``radius`` of each query.
+def _collect(dist, count, radius, q, chunk_start, found_q, found_d, found_p, n_found):
+    """Append the rows of a chunk within ``radius`` (the buffers have room for all)."""
+    for i in range(count):
+        if dist[i] <= radius:
+            found_q[n_found] = q
+            found_d[n_found] = dist[i]
+            found_p[n_found] = chunk_start + i
+            n_found += 1
+    return n_found
 
-    Returns ``(counts (nq,), distances, positions)`` grouped by query, positions ascending.
+
+def _make_flat_scans(n_bytes: int, n_words: int, tail: int, groups: int):
+    """Compile :func:`knn_scan` and :func:`range_scan` for one width class (see
+    :func:`flat_scans`).
+
+    They are closures over the class, so numba compiles (and caches on disk, keyed by
+    the closure's values) one machine-code version per class in which the row layout
+    is a constant.
     """
-    nq = qwords.shape[0]
-    found_q = np.empty(1024, dtype=np.int32)
-    found_d = np.empty(1024, dtype=np.int32)
-    found_p = np.empty(1024, dtype=np.int64)
-    n_found = 0
-    dist = np.empty(CHUNK_ROWS, dtype=np.int32)
-    block = max(CHUNK_ROWS, (65536 // n_bytes) // CHUNK_ROWS * CHUNK_ROWS)
-    for block_start in range(start, stop, block):
-        block_stop = min(block_start + block, stop)
+    fixed_bytes = n_bytes  # 0: the row length is an argument (rows of 40 bytes or more)
+    fixed_groups = groups  # -1: the group count is an argument
+    PAIRED = n_words > 0 or groups != 0  # rows of 8 bytes or more scan queries in pairs
+
+    @njit(**_JIT)
+    def knn_scan(qwords, db, row_bytes, start, stop, ids, by_position, heap_d, heap_k, finish):
+        """Offer rows ``[start, stop)`` to the heaps of every query (then
+        :func:`finish_heaps` them when ``finish``).
+
+        The rows are visited in cache-sized blocks and every query scans a block
+        before the next block is read, so a batch reads the database from memory
+        once instead of once per query.
+        """
+        nq = qwords.shape[0]
+        n_bytes = fixed_bytes if fixed_bytes else row_bytes
+        groups = fixed_groups if fixed_groups >= 0 else (n_bytes >> 5)
+        block = max(CHUNK_ROWS, BLOCK_BYTES // n_bytes // CHUNK_ROWS * CHUNK_ROWS)
+        dist = np.empty(CHUNK_ROWS, dtype=np.int32)
+        dist_p = np.empty(CHUNK_ROWS, dtype=np.int32)
+        for block_start in range(start, stop, block):
+            block_stop = min(block_start + block, stop)
+            q = 0
+            while q < nq:
+                if PAIRED and q + 1 < nq:  # two queries share every row load
+                    for chunk_start in range(block_start, block_stop, CHUNK_ROWS):
+                        count = min(CHUNK_ROWS, block_stop - chunk_start)
+                        chunk_distances_pair(
+                            qwords[q], qwords[q + 1], db, n_bytes, n_words, tail, groups, chunk_start, count, dist, dist_p
+                        )
+                        _offer_chunk(dist, count, chunk_start, ids, by_position, heap_d[q], heap_k[q])
+                        _offer_chunk(dist_p, count, chunk_start, ids, by_position, heap_d[q + 1], heap_k[q + 1])
+                    q += 2
+                    continue
+                qw = qwords[q]
+                hd = heap_d[q]
+                hk = heap_k[q]
+                for chunk_start in range(block_start, block_stop, CHUNK_ROWS):
+                    count = min(CHUNK_ROWS, block_stop - chunk_start)
+                    chunk_distances(qw, db, n_bytes, n_words, tail, groups, chunk_start, count, dist)
+                    _offer_chunk(dist, count, chunk_start, ids, by_position, hd, hk)
+                q += 1
+        if finish:
+            finish_heaps(heap_d, heap_k, ids, by_position)
+
+    @njit(**_JIT)
+    def range_scan(qwords, db, row_bytes, start, stop, radius):
+        """All rows in ``[start, stop)`` within ``radius`` of each query.
+
+        Returns ``(counts (nq,), distances, positions)`` grouped by query, positions ascending.
+        """
+        nq = qwords.shape[0]
+        found_q = np.empty(1024, dtype=np.int32)
+        found_d = np.empty(1024, dtype=np.int32)
+        found_p = np.empty(1024, dtype=np.int64)
+        n_found = 0
+        n_bytes = fixed_bytes if fixed_bytes else row_bytes
+        groups = fixed_groups if fixed_groups >= 0 else (n_bytes >> 5)
+        block = max(CHUNK_ROWS, BLOCK_BYTES // n_bytes // CHUNK_ROWS * CHUNK_ROWS)
+        dist = np.empty(CHUNK_ROWS, dtype=np.int32)
+        for block_start in range(start, stop, block):
+            block_stop = min(block_start + block, stop)
+            for q in range(nq):
+                qw = qwords[q]
+                for chunk_start in range(block_start, block_stop, CHUNK_ROWS):
+                    count = min(CHUNK_ROWS, block_stop - chunk_start)
+                    chunk_distances(qw, db, n_bytes, n_words, tail, groups, chunk_start, count, dist)
+                    if _smallest(dist, count) > radius:
+                        continue
+                    if n_found + count > found_q.shape[0]:  # room for the whole chunk
+                        found_q = _grow(found_q, n_found + count)
+                        found_d = _grow(found_d, n_found + count)
+                        found_p = _grow(found_p, n_found + count)
+                    n_found = _collect(dist, count, radius, q, chunk_start, found_q, found_d, found_p, n_found)
+        # stable counting sort by query: blocks were visited in order, so positions stay ascending
+        counts = np.zeros(nq, dtype=np.int64)
+        for j in range(n_found):
+            counts[found_q[j]] += 1
+        cursor = np.zeros(nq, dtype=np.int64)
+        total = 0
         for q in range(nq):
-            for chunk_start in range(block_start, block_stop, CHUNK_ROWS):
-                count = min(CHUNK_ROWS, block_stop - chunk_start)
-                chunk_distances(qwords[q], db, n_bytes, chunk_start, count, dist)
-                for i in range(count):
-                    if dist[i] <= radius:
-                        found_q = _grow(found_q, n_found)
-                        found_d = _grow(found_d, n_found)
-                        found_p = _grow(found_p, n_found)
-                        found_q[n_found] = q
-                        found_d[n_found] = dist[i]
-                        found_p[n_found] = chunk_start + i
-                        n_found += 1
-    # stable counting sort by query: blocks were visited in order, so positions stay ascending
-    counts = np.zeros(nq, dtype=np.int64)
-    for j in range(n_found):
-        counts[found_q[j]] += 1
-    cursor = np.zeros(nq, dtype=np.int64)
-    total = 0
-    for q in range(nq):
-        cursor[q] = total
-        total += counts[q]
-    out_d = np.empty(n_found, dtype=np.int32)
-    out_p = np.empty(n_found, dtype=np.int64)
-    for j in range(n_found):
-        q = found_q[j]
-        out_d[cursor[q]] = found_d[j]
-        out_p[cursor[q]] = found_p[j]
-        cursor[q] += 1
-    return counts, out_d, out_p
+            cursor[q] = total
+            total += counts[q]
+        out_d = np.empty(n_found, dtype=np.int32)
+        out_p = np.empty(n_found, dtype=np.int64)
+        for j in range(n_found):
+            q = found_q[j]
+            out_d[cursor[q]] = found_d[j]
+            out_p[cursor[q]] = found_p[j]
+            cursor[q] += 1
+        return counts, out_d, out_p
+
+    return knn_scan, range_scan
+
+
+_FLAT_SCANS: dict[tuple, tuple] = {}
+_FLAT_SCANS_LOCK = threading.Lock()
+
+
+def flat_kernel_class(n_bytes: int) -> tuple[int, int, int, int]:
+    """``(fixed n_bytes or 0, n_words, tail, fixed groups or -1)``: the compile-time constants
+    of the kernels for rows of ``n_bytes`` bytes.
+
+    Rows under 40 bytes (320 bits) and rows of whole words get kernels of their own;
+    other long rows share one kernel per (word count mod 4, tail or not), with the row
+    length and the number of four-word groups as arguments (59 kernels cover every
+    width from 8 to 1024 bits).
+    """
+    n_words, tail = n_bytes >> 3, n_bytes & 7
+    if n_bytes < _OWN_KERNEL_BYTES or not tail:
+        return n_bytes, n_words, tail, 0
+    return 0, n_words & 3, 1 if tail else 0, -1
+
+
+def flat_scans(n_bytes: int) -> tuple:
+    """``(knn_scan, range_scan)`` for codes of ``n_bytes`` bytes (each kernel class compiled once).
+
+    Both take the row length as their third argument.
+    """
+    key = flat_kernel_class(n_bytes)
+    scans = _FLAT_SCANS.get(key)
+    if scans is None:
+        with _FLAT_SCANS_LOCK:
+            scans = _FLAT_SCANS.get(key)
+            if scans is None:
+                fixed_bytes, n_words, tail, groups = key
+                scans = _FLAT_SCANS[key] = _make_flat_scans(fixed_bytes, n_words, tail, groups)
+    return scans
 
 
 @njit(**_JIT)
@@ -402,6 +544,68 @@ def build_table(db, n_bytes, n, bit_start, n_bits, offsets, positions):
         key = keys[i]
         positions[cursor[key]] = i
         cursor[key] += 1
+
+
+@njit(**_JIT)
+def extend_table(db, n_bytes, first_row, n, bit_start, n_bits, old_offsets, old_positions, offsets, positions):
+    """Add rows ``[first_row, n)`` to a table built over rows ``[0, first_row)``: one linear
+    pass (no sort) that keeps every bucket's rows ascending (the new rows come last)."""
+    n_values = offsets.shape[0] - 1
+    added = np.zeros(n_values + 1, dtype=np.int64)
+    keys = np.empty(n - first_row, dtype=np.uint32)
+    for i in range(first_row, n):
+        key = substring(db, i * n_bytes, bit_start, n_bits)
+        keys[i - first_row] = key
+        added[key + 1] += 1
+    for v in range(1, n_values + 1):
+        added[v] += added[v - 1]
+    for v in range(n_values + 1):
+        offsets[v] = old_offsets[v] + added[v]
+    cursor = np.empty(n_values, dtype=np.int64)
+    for v in range(n_values):
+        lo, hi = old_offsets[v], old_offsets[v + 1]
+        dst = offsets[v]
+        for p in range(lo, hi):
+            positions[dst + p - lo] = old_positions[p]
+        cursor[v] = dst + hi - lo
+    for i in range(first_row, n):
+        key = keys[i - first_row]
+        positions[cursor[key]] = i
+        cursor[key] += 1
+
+
+@njit(**_JIT)
+def mih_cost_estimate(queries, kth, sample, n_bytes, starts, lengths, binomials, scale):
+    """Mean ``(probes, candidates)`` per query that :func:`mih_knn` would spend with these
+    substrings, for queries whose k-th distance is ``kth``.
+
+    The k-NN search runs step (r, table j) until ``m * r + j >= kth``, probing every
+    substring value within ``r`` of the query's; the rows it reads there are those of
+    the database whose substring is that close, counted in ``sample`` (a subsample of
+    the database) and multiplied by ``scale`` (database rows per sample row).
+    """
+    m = starts.shape[0]
+    n_sample = sample.shape[0] // n_bytes
+    probes = 0.0
+    candidates = 0.0
+    for q in range(queries.shape[0]):
+        d = kth[q]
+        r_last = d // m
+        j_last = d - m * r_last
+        for j in range(m):
+            radius = min(r_last if j <= j_last else r_last - 1, lengths[j])
+            if radius < 0:
+                continue
+            for r in range(radius + 1):
+                probes += binomials[lengths[j], r]
+            value = substring(queries[q], 0, starts[j], lengths[j])
+            close = 0
+            for i in range(n_sample):
+                if popcount(value ^ substring(sample, i * n_bytes, starts[j], lengths[j])) <= radius:
+                    close += 1
+            candidates += close * scale
+    nq = max(1, queries.shape[0])
+    return probes / nq, candidates / nq
 
 
 @njit(inline="always", **_JIT)

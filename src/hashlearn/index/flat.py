@@ -194,11 +194,10 @@ class FlatIndex(BinaryIndex):
         heap_d = np.full((n_parts, nq, k_kept), kernels.SENTINEL_DISTANCE, dtype=np.int32)
         heap_k = np.full((n_parts, nq, k_kept), kernels.SENTINEL_KEY, dtype=np.int64)
         tasks = [(q0, q1, p, start, stop) for q0, q1 in query_chunks for p, (start, stop) in enumerate(db_chunks)]
+        knn_scan = kernels.flat_scans(self.n_bytes)[0]
 
         def task(q0, q1, part, start, stop):
-            kernels.knn_scan(
-                qwords[q0:q1], db, self.n_bytes, start, stop, ids, by_position, heap_d[part, q0:q1], heap_k[part, q0:q1], n_parts == 1
-            )
+            knn_scan(qwords[q0:q1], db, self.n_bytes, start, stop, ids, by_position, heap_d[part, q0:q1], heap_k[part, q0:q1], n_parts == 1)
 
         run_tasks(task, tasks)
         if n_parts == 1:
@@ -221,9 +220,10 @@ class FlatIndex(BinaryIndex):
         query_chunks, db_chunks = self._task_grid(nq)
         qwords = kernels.query_words(queries)
         db = self._buffer.reshape(-1)
+        range_scan = kernels.flat_scans(self.n_bytes)[1]
 
         def task(q0, q1, start, stop):
-            return kernels.range_scan(qwords[q0:q1], db, self.n_bytes, start, stop, radius)
+            return range_scan(qwords[q0:q1], db, self.n_bytes, start, stop, radius)
 
         parts = run_tasks(task, [(q0, q1, start, stop) for q0, q1 in query_chunks for start, stop in db_chunks])
         counts, distances, rows = stitch_parts(parts, len(db_chunks))

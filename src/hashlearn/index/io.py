@@ -30,7 +30,6 @@ hashlearn.errors.CorruptFileError: <bytes> is not a hashlearn index file (bad ma
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import struct
@@ -40,6 +39,7 @@ import numpy as np
 
 from hashlearn._io import _json_default, atomic_write_chunks, is_int, parse_json_bytes, regular_file
 from hashlearn.errors import CorruptFileError
+from hashlearn.index import registry
 from hashlearn.index.base import BinaryIndex
 
 MAGIC = b"\x89HLX\r\n\x1a\n"
@@ -54,34 +54,22 @@ _DTYPES = {code: np.dtype(code) for code in ("|b1", "|u1", "|i1", "<u2", "<i2", 
 _MAX_HEADER_BYTES = 16 << 20
 _MAX_NDIM = 32
 
-#: ``kind`` -> the class (or its lazy ``"module:Class"`` path) of every index a file can hold;
-#: one line per index class
-INDEX_KINDS: dict[str, str | type] = {
-    "flat": "hashlearn.index.flat:FlatIndex",
-    "mih": "hashlearn.index.mih:MultiIndexHashing",
-    "table": "hashlearn.index.table:HashTableIndex",
-    "two_stage": "hashlearn.index.two_stage:TwoStageIndex",
-    "sharded": "hashlearn.index.sharded:ShardedIndex",
-    "asymmetric": "hashlearn.index.asymmetric:AsymmetricIndex",
-}
+#: ``kind`` -> its entry in the one index-kind registry (:mod:`hashlearn.index.registry`)
+INDEX_KINDS = registry.KINDS
 
 
 def register_index_kind(kind: str, cls: type | str) -> None:
-    """Let files of ``kind`` be loaded as ``cls`` (a class or a ``"module:Class"`` path)."""
-    if not isinstance(kind, str) or not kind:
-        raise TypeError(f"kind must be a non-empty string, got {kind!r}.")
-    INDEX_KINDS[kind] = cls
+    """Let files of ``kind`` be loaded as ``cls`` (a class or a ``"module:Class"`` path).
+
+    A kind that factory descriptions should build is registered with
+    :func:`hashlearn.index.registry.register` instead (name and number keyword too).
+    """
+    registry.register(registry.IndexKind(kind, cls))
 
 
 def index_class(kind: str) -> type:
     """The class registered for ``kind``; ``CorruptFileError`` if none is."""
-    if kind not in INDEX_KINDS:
-        raise CorruptFileError(f"unknown index kind {kind!r}; known kinds: {sorted(INDEX_KINDS)}.")
-    cls = INDEX_KINDS[kind]
-    if isinstance(cls, str):
-        module_name, _, class_name = cls.partition(":")
-        cls = INDEX_KINDS[kind] = getattr(importlib.import_module(module_name), class_name)
-    return cls
+    return registry.get_kind(kind).cls
 
 
 # --- state of one index, nestable inside composite indexes -----------------------------------

@@ -32,7 +32,7 @@ from hashlearn.index import _kernels as kernels
 from hashlearn.index._threads import get_num_threads, run_tasks
 from hashlearn.index._stored import StoredCodesIndex
 from hashlearn.index.base import RangeResult
-from hashlearn.index.flat import pad_result
+from hashlearn.index.flat import pad_result, stitch_parts
 
 #: longest substring a table indexes (a table has 2**bits + 1 offsets)
 MAX_SUBSTRING_BITS = 24
@@ -42,12 +42,61 @@ CANDIDATE_COST_IN_ROWS = 128.0
 PROBE_COST = 1.0
 
 
+#: pending (added but not yet indexed) rows are scanned until they pass this many ...
+MERGE_MIN_ROWS = 4096
+#: ... or this fraction of the indexed rows; then they are merged into the tables
+MERGE_FRACTION = 1 / 8
+#: sample of the database the substring count is chosen on: queries, and rows whose
+#: substrings stand in for the tables' bucket sizes
+CHOICE_QUERIES = 64
+CHOICE_SAMPLE_ROWS = 8192
+#: the k the substring count is tuned for
+CHOICE_K = 10
+
+
 def default_n_tables(n_bits: int, ntotal: int) -> int:
     """Tables so each substring has about ``log2(ntotal)`` bits (the paper's choice),
-    with substrings of at most :data:`MAX_SUBSTRING_BITS` bits."""
+    with substrings of at most :data:`MAX_SUBSTRING_BITS` bits. Used when there is no
+    data to choose from (see :func:`choose_n_tables`)."""
     substring_bits = min(MAX_SUBSTRING_BITS, max(4, round(math.log2(max(ntotal, 2)))))
     n_tables = max(1, round(n_bits / substring_bits), -(-n_bits // MAX_SUBSTRING_BITS))
     return min(n_tables, n_bits)
+
+
+def substring_layout(n_bits: int, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, lengths)`` of ``n_tables`` near-equal substrings covering ``n_bits`` bits."""
+    lengths = np.full(n_tables, n_bits // n_tables, dtype=np.int64)
+    lengths[: n_bits % n_tables] += 1
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return starts, lengths
+
+
+def candidate_n_tables(n_bits: int, ntotal: int) -> range:
+    """Substring counts worth estimating: from the fewest whose tables stay within about
+    4 offsets per row (and :data:`MAX_SUBSTRING_BITS`) to eight more."""
+    longest = min(MAX_SUBSTRING_BITS, max(4, math.ceil(math.log2(max(ntotal, 2))) + 2))
+    fewest = max(1, -(-n_bits // longest))
+    return range(fewest, min(n_bits, fewest + 8) + 1)
+
+
+def estimate_costs(codes: np.ndarray, kth: np.ndarray, queries: np.ndarray, n_bits: int, seed: int = 0) -> dict[int, float]:
+    """Estimated work per query (in candidate reads) of MIH with each candidate substring
+    count, from the data: ``queries`` with k-th neighbour distances ``kth``, and a sample
+    of ``codes`` for the bucket sizes (see :func:`hashlearn.index._kernels.mih_cost_estimate`)."""
+    n = len(codes)
+    rng = np.random.default_rng(seed)
+    sample = codes if n <= CHOICE_SAMPLE_ROWS else codes[np.sort(rng.choice(n, CHOICE_SAMPLE_ROWS, replace=False))]
+    sample = np.ascontiguousarray(sample).reshape(-1)
+    n_sample = len(sample) // codes.shape[1]
+    binomials = np.array([[math.comb(a, b) for b in range(MAX_SUBSTRING_BITS + 1)] for a in range(MAX_SUBSTRING_BITS + 1)], dtype=np.float64)
+    costs = {}
+    for m in candidate_n_tables(n_bits, n):
+        starts, lengths = substring_layout(n_bits, m)
+        probes, candidates = kernels.mih_cost_estimate(
+            queries, kth.astype(np.int64), sample, codes.shape[1], starts, lengths, binomials, n / max(1, n_sample)
+        )
+        costs[m] = probes * PROBE_COST + candidates
+    return costs
 
 
 class MultiIndexHashing(StoredCodesIndex):
@@ -58,15 +107,21 @@ class MultiIndexHashing(StoredCodesIndex):
     n_bits : int
         Code length (a multiple of 8, at most 1024).
     n_tables : int or None
-        Number of substring tables ``m``; ``None`` picks it from ``n_bits`` and
-        ``ntotal`` when the tables are built (see :func:`default_n_tables`).
+        Number of substring tables ``m``; ``None`` chooses it from the data when the
+        tables are built: the count whose estimated work per 10-NN query is least, on
+        a sample of database codes searched as queries (their neighbour distances) and
+        a sample of rows standing in for the bucket sizes (:func:`estimate_costs`).
     max_cost_fraction : float
         A query may spend this fraction of a flat scan's cost in the tables before it
         is answered by the scan instead (0 always scans, ``inf`` never does).
 
-    The tables are built on the first search after :meth:`add` or
-    :meth:`remove_ids` and are not saved by :meth:`state` (they are rebuilt from the
-    codes, so a tampered file cannot point the compiled kernels out of bounds).
+    The tables are built on the first search and are not saved by :meth:`state` (they
+    are rebuilt from the codes, so a tampered file cannot point the compiled kernels
+    out of bounds). Codes added later are scanned until they pass
+    :data:`MERGE_MIN_ROWS` rows or :data:`MERGE_FRACTION` of the indexed ones, then
+    appended to the existing tables in one linear pass; only :meth:`remove_ids` (rows
+    move) and a database grown fourfold since the substring count was chosen rebuild
+    them.
     """
 
     kind = "mih"
@@ -89,6 +144,10 @@ class MultiIndexHashing(StoredCodesIndex):
             raise ValueError(f"max_cost_fraction must be a number >= 0 (or 'inf'), got {max_cost_fraction!r}.")
         self.max_cost_fraction = fraction
         self._tables: dict | None = None
+        self._n_indexed = 0  # rows [0, _n_indexed) are in the tables, later ones are scanned
+        self._chosen_at = 0  # ntotal when the substring count was last chosen
+        #: the substring counts estimated by the last choice: {m: work per query in candidate reads}
+        self.cost_estimates: dict[int, float] = {}
         self._scan_rate = 0.0  # running share of queries the tables handed to the scan
         self._calls = 0
         #: diagnostics of the last k-NN search through the tables: (probes, candidates) per query
@@ -108,10 +167,8 @@ class MultiIndexHashing(StoredCodesIndex):
     def _build(self) -> None:
         """Build the substring tables (one counting sort per table, tables in parallel)."""
         n = self.ntotal
-        m = self.n_tables or default_n_tables(self.n_bits, n)
-        lengths = np.full(m, self.n_bits // m, dtype=np.int64)
-        lengths[: self.n_bits % m] += 1
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        m = self.n_tables or self._choose_n_tables()
+        starts, lengths = substring_layout(self.n_bits, m)
         offset_base = np.concatenate([[0], np.cumsum((1 << lengths) + 1)]).astype(np.int64)
         offsets = np.zeros(offset_base[-1], dtype=np.uint32 if n < 2**32 else np.int64)
         positions = np.empty((m, n), dtype=np.int32 if n < 2**31 else np.int64)
@@ -123,10 +180,71 @@ class MultiIndexHashing(StoredCodesIndex):
 
         run_tasks(task, [(j,) for j in range(m)])
         self._tables = dict(starts=starts, lengths=lengths, offsets=offsets, offset_base=offset_base, positions=positions)
+        self._n_indexed = n
+
+    def _choose_n_tables(self) -> int:
+        """The substring count with the least estimated 10-NN work on this data."""
+        n = self.ntotal
+        self._chosen_at = n
+        if n < 2:
+            return default_n_tables(self.n_bits, n)
+        rng = np.random.default_rng(n)
+        rows = np.sort(rng.choice(n, min(n, CHOICE_QUERIES), replace=False))
+        queries = self._flat._buffer[rows]
+        k = min(CHOICE_K + 1, n)  # the query itself is among its own neighbours
+        kth = self._flat._search(queries, k).distances[:, k - 1]
+        self.cost_estimates = estimate_costs(self._flat._buffer[:n], kth, queries, self.n_bits, seed=n)
+        best = min(self.cost_estimates, key=self.cost_estimates.get)
+        if self.cost_estimates[best] > self._max_cost():  # e.g. uniformly random codes: start with the scan
+            self._scan_rate = 1.0
+        return best
+
+    def _extend(self) -> None:
+        """Append the pending rows to every table (one linear pass each, no sort)."""
+        n, first = self.ntotal, self._n_indexed
+        old = self._tables
+        m = len(old["lengths"])
+        offsets = np.empty_like(old["offsets"], dtype=old["offsets"].dtype if n < 2**32 else np.int64)
+        positions = np.empty((m, n), dtype=np.int32 if n < 2**31 else np.int64)
+        db = self._flat._buffer.reshape(-1)
+        base = old["offset_base"]
+
+        def task(j):
+            kernels.extend_table(
+                db, self.n_bytes, first, n, old["starts"][j], old["lengths"][j], old["offsets"][base[j] : base[j + 1]],
+                old["positions"][j], offsets[base[j] : base[j + 1]], positions[j],
+            )  # fmt: skip
+
+        run_tasks(task, [(j,) for j in range(m)])
+        self._tables = dict(old, offsets=offsets, positions=positions)
+        self._n_indexed = n
+
+    def add(self, codes, ids=None) -> None:
+        """Append codes (see :meth:`FlatIndex.add`); the tables are extended, not rebuilt."""
+        self._flat.add(codes, ids)
+
+    def remove_ids(self, ids) -> int:
+        removed = self._flat.remove_ids(ids)
+        if removed:  # rows moved: the tables are rebuilt on the next search
+            self._built = False
+        return removed
 
     def _ensure_tables(self) -> dict:
         self._ensure_built()
+        n = self.ntotal
+        pending = n - self._n_indexed
+        if pending > max(MERGE_MIN_ROWS, self._n_indexed * MERGE_FRACTION):
+            with self._build_lock:
+                if self.n_tables is None and n > 4 * self._chosen_at:
+                    self._build()  # the data outgrew the substring count chosen for it
+                elif n - self._n_indexed > max(MERGE_MIN_ROWS, self._n_indexed * MERGE_FRACTION):
+                    self._extend()
         return self._tables
+
+    @property
+    def n_pending(self) -> int:
+        """Rows added since the tables were last built or extended (searched by a scan)."""
+        return self.ntotal - self._n_indexed if self._built else self.ntotal
 
     def _max_cost(self) -> float:
         """Per-query budget in candidate reads: a fraction of one flat scan."""
@@ -162,13 +280,17 @@ class MultiIndexHashing(StoredCodesIndex):
         db, by_position, ids = self._flat._kernel_args()
         max_cost = self._max_cost()
 
+        n_indexed = self._n_indexed
+        knn_scan = kernels.flat_scans(self.n_bytes)[0]
+
         def task(q0, q1):
             kernels.mih_knn(
                 queries[q0:q1], qwords[q0:q1], db, self.n_bytes, tables["starts"], tables["lengths"],
                 tables["offsets"], tables["offset_base"], tables["positions"], ids, by_position,
                 max_cost, PROBE_COST, heap_d[q0:q1], heap_k[q0:q1], aborted[q0:q1], work[q0:q1],
             )  # fmt: skip
-            kernels.finish_heaps(heap_d[q0:q1], heap_k[q0:q1], ids, by_position)
+            # rows added since the tables were built: scanned (their positions follow every indexed row)
+            knn_scan(qwords[q0:q1], db, self.n_bytes, n_indexed, n, ids, by_position, heap_d[q0:q1], heap_k[q0:q1], True)
 
         run_tasks(task, _query_chunks(nq))
         out_d, out_i = pad_result(heap_d, heap_k, k)
@@ -200,8 +322,11 @@ class MultiIndexHashing(StoredCodesIndex):
             )  # fmt: skip
 
         parts = run_tasks(task, _query_chunks(nq))
-        counts = np.concatenate([p[0] for p in parts])
-        result = self._flat._finish_range(counts, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]), radius)
+        indexed = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+        if self._n_indexed < self.ntotal:  # rows added since the tables were built: scanned
+            pending = kernels.flat_scans(self.n_bytes)[1](qwords, db, self.n_bytes, self._n_indexed, self.ntotal, radius)
+            indexed = stitch_parts([indexed, pending], 2)
+        result = self._flat._finish_range(*indexed, radius)
         self._record(int(aborted.sum()), nq)
         if aborted.any():
             result = _splice_range(result, aborted, self._flat._range_search(queries[aborted], radius))

@@ -73,6 +73,9 @@ def encode_array(model, X, *, batch_size: int = 1024, name: str = "inputs", say=
     from hashlearn.models.input_spec import check_inputs
 
     batch_size = check_positive_int(batch_size, "batch_size")
+    if not callable(getattr(model, "encode", None)):
+        raise ValueError(f"a {type(model).__name__} makes no hash codes (a backdoor run's classifier victim?); "
+                         "encode, evaluate and index build need a hash model.")
     X = check_inputs(X, getattr(model, "input_spec", None), name=name, say=say)
     if not isinstance(model, torch.nn.Module):
         return model.encode(X.reshape(len(X), -1))
