@@ -58,6 +58,13 @@ def inner_product_objective(outputs: torch.Tensor, reference: torch.Tensor) -> t
     return (outputs * reference).sum(dim=1) / outputs.shape[1]
 
 
+def geometric_slope(step: int, steps: int, start: float, end: float) -> float:
+    """Slope of ``tanh`` at ``step`` of ``steps``: geometric from ``start`` to ``end`` (``end`` for one step)."""
+    if steps == 1:
+        return end
+    return start * (end / start) ** (step / (steps - 1))
+
+
 def pre_activation(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's hash outputs *before* ``tanh``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hashlearn.attacks.base import HashAttack, _check_float, pre_activation
+from hashlearn.attacks.base import HashAttack, _check_float, geometric_slope, pre_activation
 
 
 class HAG(HashAttack):
@@ -51,9 +51,7 @@ class HAG(HashAttack):
 
     def alpha(self, step: int) -> float:
         """Slope of ``tanh`` at ``step``: geometric from ``alpha_start`` to ``alpha_end``."""
-        if self.steps == 1:
-            return self.alpha_end
-        return self.alpha_start * (self.alpha_end / self.alpha_start) ** (step / (self.steps - 1))
+        return geometric_slope(step, self.steps, self.alpha_start, self.alpha_end)
 
     def outputs(self, x: torch.Tensor, step: int) -> torch.Tensor:
         return torch.tanh(self.alpha(step) * pre_activation(self.model, x))
