@@ -92,9 +92,9 @@ def start_address_cluster(n_workers: int, log_dir: Path):
 
 def wait_for_workers(client, n_workers: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    while len(client.scheduler_info()["workers"]) < n_workers:
+    while len(client.nthreads()) < n_workers:  # the scheduler's answer, not the client's cache
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(client.scheduler_info()['workers'])} of {n_workers} dask workers connected.")
+            raise RuntimeError(f"only {len(client.nthreads())} of {n_workers} dask workers connected.")
         time.sleep(0.2)
 
 

@@ -342,3 +342,14 @@ def _no_bokeh() -> bool:
     except ImportError:
         return True
     return False
+
+
+def test_workers_come_from_the_scheduler_not_the_clients_cache(client, make_codes, monkeypatch):
+    # the client's periodic refresh can leave scheduler_info() with an empty worker list on a live
+    # cluster (a CI run failed that way); the index must ask the scheduler instead
+    monkeypatch.setattr(client, "scheduler_info", lambda *a, **k: {"workers": {}})
+    codes = make_codes(200, 64, seed=5)
+    with ShardedIndex(64, n_shards=3, shard_factory="Flat", client=client) as index:
+        index.add(codes)
+        check = reference_search(codes[:7], codes, 4)
+        np.testing.assert_array_equal(index.search(codes[:7], 4).distances, check.distances)

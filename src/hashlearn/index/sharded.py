@@ -44,6 +44,7 @@ from hashlearn.index.partition import MAX_KEY_BITS, SubstringPartition
 PARTITIONS = ("round_robin", "substring")
 ROUTINGS = ("sequential", "two_round")
 LOOPBACK = "127.0.0.1"
+WORKER_WAIT_S = 30.0  # how long a new index waits for a cluster that has no worker yet
 
 
 def _distributed():
@@ -222,9 +223,15 @@ class ShardedIndex(BinaryIndex):
         self.client = client
 
     def _start_shards(self, states: list[tuple[dict, dict]]) -> None:
-        workers = sorted(self.client.scheduler_info()["workers"])
+        # ask the scheduler itself: Client.scheduler_info() returns a cache that the client's periodic
+        # refresh overwrites with an empty worker list, so it can read "no workers" on a live cluster
+        workers = sorted(self.client.nthreads())
         if not workers:
-            raise RuntimeError("the dask cluster has no workers.")
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError:
+                raise RuntimeError(f"the dask cluster has no workers after {WORKER_WAIT_S:g} s.") from None
+            workers = sorted(self.client.nthreads())
         futures = [
             self.client.submit(ShardActor, entry, arrays, actor=True, pure=False, workers=[workers[i % len(workers)]])
             for i, (entry, arrays) in enumerate(states)
