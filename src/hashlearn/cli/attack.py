@@ -15,7 +15,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from hashlearn.cli.main import add_common_arguments, add_k_argument, nonnegative_int, positive_int, print_json
+from hashlearn.cli.main import add_common_arguments, add_k_argument, nonnegative_float, nonnegative_int, positive_int, print_json
 
 
 def parse_eps(text: str) -> float:
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
                         "0.5 in bag-of-words, 0.25 for MiniLM embeddings)")
     parser.add_argument("--norm", default=None, choices=["linf", "l2"], help="norm of the budget (default linf; cross-modal text queries: l2)")
     parser.add_argument("--modality", default=None, choices=["image", "text"], help="cross-modal runs: the attacked query side (default image)")
-    parser.add_argument("--intra-weight", type=float, default=0.5, help="cmla: weight of the intra-modal term (default 0.5)")
+    parser.add_argument("--intra-weight", type=nonnegative_float, default=0.5, help="cmla: weight of the intra-modal term (default 0.5)")
     parser.add_argument("--steps", type=positive_int, default=100, help="gradient steps (FGSM always takes 1)")
     parser.add_argument("--n-queries", type=positive_int, default=None, help="attack only the first N queries of the split")
     parser.add_argument("--n-database", type=positive_int, default=None, help="seeded random subset of the database (speed)")
