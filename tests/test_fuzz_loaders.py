@@ -284,3 +284,11 @@ def test_a_shard_that_fails_on_its_worker_leaves_no_cluster_behind(tmp_path, das
     with pytest.raises(CorruptFileError, match="no-such-kind"):
         load_index(path)
     assert len(clusters) == 1 and clusters[0].status.name == "closed"
+
+
+@pytest.mark.parametrize("kind", [[], {}, 5, None])
+def test_a_nested_entry_whose_kind_is_not_a_string_is_a_corrupt_file(kind):
+    from hashlearn.index.io import index_from_state
+
+    with pytest.raises(CorruptFileError, match="kind must be a string"):
+        index_from_state({"kind": kind, "meta": {}}, {})

@@ -65,3 +65,32 @@ def test_a_bad_value_is_one_line_naming_the_option(path, option, bad, parser, ca
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert f"argument {option}" in err or f"/{option}" in err, err  # names the option
     assert "expected " in err and repr(bad) in err, err  # what it expects, what it got
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "error:" in err, err
+    return err
+
+
+@pytest.fixture
+def index_file(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "codes.npy", np.zeros((4, 2), np.uint8))
+    assert cli.main(["index", "build", "--codes", str(tmp_path / "codes.npy"), "-o", str(tmp_path / "i.hlx"), "-q"]) == 0
+    return tmp_path / "i.hlx"
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/sys/kernel"), reason="needs a sysfs folder, unwritable even for root")
+def test_an_unwritable_output_folder_is_one_line(index_file, capsys):
+    codes = index_file.parent / "codes.npy"
+    assert cli.main(["index", "build", "--codes", str(codes), "-o", "/sys/kernel/i.hlx", "-q"]) == 2
+    assert "/sys/kernel" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("host, needle", [("no-such-host.invalid", "cannot resolve host"), ("256.1.1.1", "cannot resolve host"),
+                                          ("", "host must be a non-empty string")])
+def test_a_bad_host_is_one_line(index_file, capsys, host, needle):
+    assert cli.main(["serve", "--index", str(index_file), "--host", host, "--port", "0", "--api-key", "k", "-q"]) == 2
+    assert needle in _one_line(capsys)

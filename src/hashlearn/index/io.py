@@ -89,6 +89,8 @@ def index_from_state(entry: dict, arrays: dict[str, np.ndarray], **options) -> B
     ``client=`` for a sharded index)."""
     if not isinstance(entry, dict) or "kind" not in entry or "meta" not in entry:
         raise CorruptFileError(f"an index entry must hold 'kind' and 'meta', got {entry!r:.200}.")
+    if not isinstance(entry["kind"], str):  # a nested entry (a shard, a stage) of a forged file
+        raise CorruptFileError(f"an index entry's kind must be a string, got {entry['kind']!r:.80}.")
     cls = index_class(entry["kind"])
     _check_options(cls, entry["kind"], options)
     try:
