@@ -98,33 +98,41 @@ def test_validation_and_registry(trained_model, queries):
 
 # --- the paper's label form -------------------------------------------------------------------
 
-def slow_label_objective(outputs, same, other, similarity, inter_weight, intra_weight):
+def slow_label_objective(outputs, same, other, similarity, inter_weight, intra_weight, scale=0.5, balanced=False):
     """Per-query objective of the label form, one reference at a time."""
     out = []
     for i in range(outputs.shape[0]):
         inter = intra = 0.0
+        n_pos = sum(float(similarity[i, j]) for j in range(other.shape[0]))
+        n_neg = other.shape[0] - n_pos
         for j in range(other.shape[0]):
-            theta = sum(float(outputs[i, b]) * float(other[j, b]) for b in range(outputs.shape[1])) / 2
-            phi = sum(float(outputs[i, b]) * float(same[j, b]) for b in range(outputs.shape[1])) / 2
+            theta = sum(float(outputs[i, b]) * float(other[j, b]) for b in range(outputs.shape[1])) * scale
+            phi = sum(float(outputs[i, b]) * float(same[j, b]) for b in range(outputs.shape[1])) * scale
             s = float(similarity[i, j])
-            inter += s * theta + np.log1p(np.exp(-theta))
-            intra += np.log1p(np.exp(phi)) - s * phi
-        out.append(inter_weight * inter / other.shape[0] + intra_weight * intra / other.shape[0])
+            if balanced:  # each side of the similarities half the weight
+                weight = 1 / (2 * max(n_pos, 1)) if s else 1 / (2 * max(n_neg, 1))
+            else:
+                weight = 1 / other.shape[0]
+            inter += weight * (s * theta + np.log1p(np.exp(-theta)))
+            intra += weight * (np.log1p(np.exp(phi)) - s * phi)
+        out.append(inter_weight * inter + intra_weight * intra)
     return np.array(out)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_label_objective_matches_a_slow_loop(dtype):
+@pytest.mark.parametrize("scale, balanced", [(0.5, False), (1 / 32, True), (0.25, True)])
+def test_label_objective_matches_a_slow_loop(dtype, scale, balanced):
     g = torch.Generator().manual_seed(3)
     outputs = torch.tanh(torch.randn(4, 16, generator=g, dtype=dtype))
     same = torch.where(torch.randn(7, 16, generator=g) > 0, 1.0, -1.0).to(dtype)
     other = torch.where(torch.randn(7, 16, generator=g) > 0, 1.0, -1.0).to(dtype)
     similarity = (torch.rand(4, 7, generator=g) > 0.5).to(dtype)
-    attack = CMLA(torch.nn.Linear(2, 16), inter_weight=0.7, intra_weight=1.3)
+    similarity[3] = 0  # a query with no similar reference
+    attack = CMLA(torch.nn.Linear(2, 16), inter_weight=0.7, intra_weight=1.3, theta_scale=scale, balanced=balanced)
     attack._batch_references = (same, other, similarity)
     value = attack.default_objective(outputs, torch.zeros(4, 16, dtype=dtype))
     assert value.dtype == dtype
-    np.testing.assert_allclose(value.numpy(), slow_label_objective(outputs, same, other, similarity, 0.7, 1.3),
+    np.testing.assert_allclose(value.numpy(), slow_label_objective(outputs, same, other, similarity, 0.7, 1.3, scale, balanced),
                                rtol=1e-5 if dtype == torch.float32 else 1e-12)
 
 
@@ -179,6 +187,10 @@ def test_label_form_validation_and_state(trained_model, queries):
         CMLA(trained_model, steps=2).attack(x, paired, labels=np.full((len(y), 3), 0.5))
     with pytest.raises(ValueError, match="one row per reference"):
         CMLA(trained_model, reference=(reference[0], paired[:5], y))
+    with pytest.raises(ValueError, match="balanced"):
+        CMLA(trained_model, balanced=1)
+    with pytest.raises(ValueError, match="theta_scale"):
+        CMLA(trained_model, theta_scale=0)
     with pytest.raises(ValueError, match="kind"):
         CMLA(trained_model, steps=2, reference=reference).attack(x, paired, labels=np.eye(10)[y])
     attack = CMLA(trained_model, steps=2, reference=reference)

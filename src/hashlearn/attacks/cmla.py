@@ -51,8 +51,10 @@ codes of the attacked batch itself, as in the authors' code (the batch's
 paired codes for ``o``, its clean codes for ``s``; results then depend on
 ``batch_size``), or fixed sets given as ``reference=(same_codes,
 other_codes, reference_labels)`` -- e.g. the training pairs' codes, which an
-attacker with the model has. The ``Theta / 2`` scale is DCMH's likelihood's;
-the paper's L1 distortion penalty is replaced by the norm budget.
+attacker with the model has. The ``Theta / 2`` scale is DCMH's likelihood's
+(``theta_scale``); ``balanced=True`` gives similar and dissimilar references
+equal total weight; the paper's L1 distortion penalty is replaced by the norm
+budget. ``benchmarks/results/crossmodal.md`` (table 4) compares both forms.
 
 Examples
 --------
@@ -96,6 +98,13 @@ class CMLA(HashAttack):
         the other one, and the labels of those items (multi-hot ``(N, c)`` or
         integer ``(N,)``); used by the label form (``attack(..., labels=...)``)
         instead of the attacked batch. Both code sets share the one ``labels``.
+    theta_scale : float, default 0.5
+        ``Theta = theta_scale <h, b>`` in the label form (0.5: DCMH's likelihood; small values keep the
+        terms in their linear regime, where they act on class centroids of the reference codes).
+    balanced : bool, default False
+        Label form: average the mean over a query's similar references and the mean over its dissimilar
+        ones (each half the weight), instead of one mean over all references, in which the far more
+        numerous dissimilar references dominate.
     eps, norm, steps, step_size, clip, ... : see :class:`~hashlearn.attacks.base.HashAttack`.
     """
 
@@ -103,7 +112,7 @@ class CMLA(HashAttack):
     targeted = True  # target_codes are the paired other-modality codes
 
     def __init__(self, model, *, steps: int = 100, inter_weight: float = 1.0, intra_weight: float = 0.5,
-                 alpha_start: float = 1.0, alpha_end: float = 10.0, reference=None, **kwargs):
+                 alpha_start: float = 1.0, alpha_end: float = 10.0, reference=None, theta_scale: float = 0.5, balanced: bool = False, **kwargs):
         super().__init__(model, steps=steps, **kwargs)
         self.inter_weight = _check_float(inter_weight, "inter_weight", minimum=0.0)
         self.intra_weight = _check_float(intra_weight, "intra_weight", minimum=0.0, strict=False)
@@ -111,6 +120,10 @@ class CMLA(HashAttack):
         self.alpha_end = _check_float(alpha_end, "alpha_end", minimum=0.0)
         self._clean: torch.Tensor | None = None
         self.reference = None if reference is None else _check_reference(reference)
+        self.theta_scale = _check_float(theta_scale, "theta_scale", minimum=0.0)
+        if not isinstance(balanced, bool):
+            raise ValueError(f"balanced must be True or False, got {balanced!r}.")
+        self.balanced = balanced
         self._labels: torch.Tensor | None = None  # the label form's query labels, consumed batch by batch
         self._cursor = 0
 
@@ -129,17 +142,25 @@ class CMLA(HashAttack):
         """``(1 - <h, b_c> / m)^2`` per query."""
         return (1 - (outputs * clean).sum(dim=1) / outputs.shape[1]) ** 2
 
-    @staticmethod
-    def inter_label_term(outputs: torch.Tensor, other: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
-        """``mean_j (S_ij Theta_ij + softplus(-Theta_ij))``, ``Theta = <h, o> / 2``, per query (label form)."""
-        theta = outputs @ other.T / 2
-        return (similarity * theta + F.softplus(-theta)).mean(dim=1)
+    def inter_label_term(self, outputs: torch.Tensor, other: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
+        """``mean_j (S_ij Theta_ij + softplus(-Theta_ij))``, ``Theta = theta_scale <h, o>``, per query (label form)."""
+        theta = self.theta_scale * (outputs @ other.T)
+        return self._reduce(similarity * theta + F.softplus(-theta), similarity)
 
-    @staticmethod
-    def intra_label_term(outputs: torch.Tensor, same: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
-        """``mean_j (softplus(Phi_ij) - S_ij Phi_ij)``, ``Phi = <h, s> / 2``, per query (label form)."""
-        phi = outputs @ same.T / 2
-        return (F.softplus(phi) - similarity * phi).mean(dim=1)
+    def intra_label_term(self, outputs: torch.Tensor, same: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
+        """``mean_j (softplus(Phi_ij) - S_ij Phi_ij)``, ``Phi = theta_scale <h, s>``, per query (label form)."""
+        phi = self.theta_scale * (outputs @ same.T)
+        return self._reduce(F.softplus(phi) - similarity * phi, similarity)
+
+    def _reduce(self, terms: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
+        """Mean over references; ``balanced``: the mean over the query's similar references and the mean over
+        its dissimilar ones, averaged (each side half the weight, whatever their counts)."""
+        if not self.balanced:
+            return terms.mean(dim=1)
+        positives = similarity.sum(dim=1, keepdim=True)
+        negatives = similarity.shape[1] - positives
+        weights = similarity / (2 * positives.clamp_min(1)) + (1 - similarity) / (2 * negatives.clamp_min(1))
+        return (weights * terms).sum(dim=1)
 
     def default_objective(self, outputs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         if self._batch_references is not None:  # the paper's label form
