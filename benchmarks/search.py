@@ -65,6 +65,19 @@ def clustered_codes(rng, n, centres, n_flips):
     return codes
 
 
+def clustered_codes_64(rng, n, centres, n_flips=4, chunk=1 << 22):
+    """:func:`clustered_codes` for 64-bit centres given as ``uint64`` (n,), made in chunks so
+    a billion codes never need more than one chunk of temporaries; ``uint8 (n, 8)``."""
+    out = np.empty(n, dtype=np.uint64)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        block = centres[rng.integers(0, len(centres), stop - start)]
+        for _ in range(n_flips):
+            block ^= np.left_shift(np.uint64(1), rng.integers(0, 64, stop - start).astype(np.uint64))
+        out[start:stop] = block
+    return out.view(np.uint8).reshape(n, 8)
+
+
 def clustered_set(rng, n, n_bits, n_queries=1000):
     """``n // 100`` clusters, ``n_bits // 16`` flips per code (64 bits: 4, within 8 bits of each other)."""
     centres = random_codes(rng, max(1, n // 100), n_bits)
