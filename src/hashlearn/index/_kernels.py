@@ -684,10 +684,6 @@ def _offer_entry(hd, hk, d, entry, entry_offsets, entry_rows, ids, by_position):
     return hd[0]
 
 
-#: buckets whose offsets are gathered before any of their codes is verified
-PROBE_BATCH = 32
-
-
 @njit(inline="always", **_JIT)
 def _occupied(bitmap, base, key):
     return (bitmap[base + (key >> 6)] >> np.uint64(key & 63)) & np.uint64(1)
@@ -712,9 +708,6 @@ def mih_knn(
     m = starts.shape[0]
     max_length = lengths.max()
     qsub = np.empty(m, dtype=np.int64)
-    found_lo = np.empty(PROBE_BATCH, dtype=np.int64)
-    found_hi = np.empty(PROBE_BATCH, dtype=np.int64)
-    touched = np.uint64(0)
     for q in range(qbytes.shape[0]):
         hd = heap_d[q]
         hk = heap_k[q]
@@ -735,25 +728,11 @@ def mih_knn(
                     slots_j = slots[j]
                     mask = np.int64(0) if radius == 0 else np.int64((1 << radius) - 1)
                     limit = np.int64(1) << lengths[j]
-                    while mask < limit and not done:
-                        # gather up to PROBE_BATCH buckets first: their offset and code loads do
-                        # not depend on each other, so the memory system serves them in parallel
-                        n_found = 0
-                        while mask < limit and n_found < PROBE_BATCH:
-                            key = qsub[j] ^ mask
-                            probes += 1
-                            if _occupied(bitmap, bits_base, key):
-                                lo, hi = offsets[base + key], offsets[base + key + 1]
-                                found_lo[n_found] = lo
-                                found_hi[n_found] = hi
-                                touched += codes_j[lo * n_bytes]
-                                n_found += 1
-                            if radius == 0:
-                                mask = limit
-                            else:
-                                mask = next_mask(mask)
-                        for b in range(n_found):
-                            lo, hi = found_lo[b], found_hi[b]
+                    while mask < limit:
+                        key = qsub[j] ^ mask
+                        probes += 1
+                        if _occupied(bitmap, bits_base, key):
+                            lo, hi = offsets[base + key], offsets[base + key + 1]
                             candidates += hi - lo
                             for p in range(lo, hi):
                                 d = row_distance(qw, codes_j, p * n_bytes, n_bytes)
@@ -762,6 +741,10 @@ def mih_knn(
                         if probes * probe_cost + candidates > max_cost:
                             aborted[q] = True
                             done = True
+                            break
+                        if radius == 0:
+                            break
+                        mask = next_mask(mask)
                     if done:
                         break
                 if worst < m * radius + j + 1:
@@ -770,7 +753,6 @@ def mih_knn(
             radius += 1
         work[q, 0] = probes
         work[q, 1] = candidates
-    return touched  # returned so the touching loads are not optimised away
 
 
 @njit(**_JIT)
