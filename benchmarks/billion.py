@@ -82,7 +82,8 @@ class Report:
                  f"draws from the same centres; k = {K}. Machine: {d['machine']}. Memory in GiB from /proc: RssAnon = "
                  "this process's own memory, RssFile = resident pages of the memory-mapped files (page cache).", "",
                  "| stage | result | RssAnon | RssFile | load avg |", "| --- | --- | ---: | ---: | ---: |"]
-        for name, v in stages.items():
+        # the json's keys come back sorted: order the stages by the time they finished (cleanup last)
+        for name, v in sorted(stages.items(), key=lambda item: (item[1]["finished_utc"], item[0] == "files deleted")):
             shown = {key: value for key, value in v.items() if key not in ("memory_gib", "load_average", "finished_utc")}
             text = "; ".join(f"{key} = {_fmt(value)}" for key, value in shown.items())
             m = v["memory_gib"]
