@@ -486,6 +486,8 @@ def write_report(results, path_md, path_json):
                         [[r["data"], r["n_bits"], f"{r['n']:,}", f"{r['flat_batch_qps']:,.0f}", f"{r['faiss_qps']:,.0f}", f"{r['flat_vs_faiss']:.2f}x",
                           r["n_tables"], f"{r['mih_qps']:,.0f}", f"{r['speedup']:.1f}x", r["identical"], f"{100 * r['scanned_share']:.0f}%"] for r in rows])  # fmt: skip
         lines.append("")
+    for title, text in results.get("notes", {}).items():  # written by hand into the json after a run, kept by --update
+        lines += [f"## {title}", "", *text, ""]
     lines += ["Reproduce: `PYTHONPATH=src python benchmarks/search.py" + (" --quick" if results["mode"] == "quick" else "") + "`.", ""]
     path_md.write_text("\n".join(lines))
 

@@ -8,6 +8,13 @@ least one substring, so probing each table around the query's substring finds
 every candidate; exact distances on the full codes then settle the result,
 which is identical to :class:`~hashlearn.index.flat.FlatIndex` (ties by id).
 
+Layout: the tables index *entries*, the distinct codes (a code held by 15 rows is
+one entry with an ascending list of 15 rows), so trained-model codes, which repeat
+a lot, cost one candidate per distinct code. Each table keeps a copy of its
+entries' codes in bucket order, so a probed bucket is verified from contiguous
+memory, and a bitmap of its non-empty buckets, so an empty probe reads one
+cached word.
+
 When the tables would cost more than a scan (uniformly random codes in a small
 database, large radii, large k) the index answers by the flat scan itself.
 
