@@ -272,7 +272,7 @@ def summarize(results: dict, coverage_note: str = "") -> str:
             for name in SHALLOW:
                 cells = [f"{base_rows[(dataset, name, b)][metric]:.3f}" if (dataset, name, b) in base_rows else "-" for b in bits]
                 if any(c != "-" for c in cells):
-                    lines.append(f"| {name} (shallow) | " + " | ".join(cells) + " |")
+                    lines.append(f"| {name} {'codes' if name == 'random' else '(shallow)'} | " + " | ".join(cells) + " |")
             for method in METHODS:
                 for variant in VARIANTS + PRESET_VARIANTS:
                     name = method + variant
