@@ -67,9 +67,39 @@ def _describe(run: Run) -> tuple[str, str, list[tuple[str, object]]]:
     return title, subtitle, setup
 
 
+def _latent_embedding(run: Run):
+    """``(points, labels, poisoned, noise)`` of the backdoor run's saved t-SNE, or ``None`` when it has none."""
+    from hashlearn.runs.backdoor import TSNE, TSNE_ROWS
+
+    folder = run.backdoor_dir
+    if not ((folder / TSNE).is_file() and (folder / TSNE_ROWS).is_file() and (folder / "poisoned_y.npy").is_file()):
+        return None
+    rows, points = load_npy(folder / TSNE_ROWS), load_npy(folder / TSNE)
+    labels = load_npy(folder / "poisoned_y.npy")[rows]
+    poisoned = np.isin(rows, load_npy(folder / "poison_indices.npy"))
+    noise = np.isin(rows, load_npy(folder / "noise_indices.npy")) if (folder / "noise_indices.npy").is_file() else None
+    return points, labels, poisoned, noise
+
+
+def add_latent_embedding(page, run: Run) -> None:
+    """The t-SNE figure of clean vs poisoned latent features (backdoor runs that saved one)."""
+    from hashlearn.eval.plots import latent_scatter_figure
+
+    embedding = _latent_embedding(run)
+    if embedding is None:
+        return
+    points, labels, poisoned, noise = embedding
+    page.figure(latent_scatter_figure(points, labels, poisoned, noise, title="t-SNE of latent features (training set sample)"),
+                f"t-SNE of the backdoored model's penultimate-layer features on {len(points)} training inputs: clean ones coloured "
+                "by label, poisoned ones (trigger + target label) as black crosses. Poison that forms its own cluster is what "
+                "activation clustering and spectral signatures can find; poison mixed into the target class is not.",
+                alt="t-SNE of clean vs poisoned latent features")
+
+
 def run_report(run: Run | str | Path):
     """The :class:`~hashlearn.eval.html.HtmlReport` of a run: a section for everything it holds."""
-    from hashlearn.eval.html import HtmlReport, add_attack, add_backdoor, add_detection, add_retrieval, add_training
+    from hashlearn.eval.html import (HtmlReport, add_attack, add_backdoor, add_crossmodal_attacks, add_crossmodal_retrieval,
+                                     add_detection, add_retrieval, add_training, crossmodal_attack_row)
 
     run = _as_run(run)
     title, subtitle, setup = _describe(run)
@@ -81,7 +111,9 @@ def run_report(run: Run | str | Path):
         metric_name = "validation mAP" if run.config.method.name != "unsupervised" else "validation recall 10@10"
         add_training(page, history, run.load_train_result(), metric_name=metric_name)
     metrics = _metrics(run)
-    if metrics is not None:
+    if metrics is not None and metrics.get("cross_modal"):
+        add_crossmodal_retrieval(page, metrics)
+    elif metrics is not None:
         add_retrieval(page, metrics, label=f"{run.config.method.name} {run.config.method.n_bits}")
     elif not run.is_backdoor:
         page.heading("Retrieval")
@@ -95,7 +127,12 @@ def run_report(run: Run | str | Path):
             examples = np.load(poisoned, mmap_mode="r", allow_pickle=False)[chosen]
             titles = [f"train item {int(i)}" for i in chosen]
         add_backdoor(page, record, examples, titles)
-    for name, report in _json_files(run.attack_dir).items():
+        add_latent_embedding(page, run)
+    attacks = _json_files(run.attack_dir)
+    crossmodal = {name: row for name, report in attacks.items() if (row := crossmodal_attack_row(name, report)) is not None}
+    if crossmodal:
+        add_crossmodal_attacks(page, list(crossmodal.values()))
+    for name, report in attacks.items():
         path = attack_examples_path(run, name)
         examples = tuple(load_npy(path)) if path.is_file() else None
         add_attack(page, name, report, examples)
@@ -107,7 +144,7 @@ def run_report(run: Run | str | Path):
 
 def run_markdown(run: Run | str | Path) -> str:
     """``report.md``: the same facts as ``report.html`` as markdown tables (no plots)."""
-    from hashlearn.eval.html import format_value, retrieval_scalars, scalar_items
+    from hashlearn.eval.html import crossmodal_attack_row, crossmodal_direction_rows, format_value, retrieval_scalars, scalar_items
 
     run = _as_run(run)
     title, subtitle, setup = _describe(run)
@@ -122,12 +159,26 @@ def run_markdown(run: Run | str | Path) -> str:
         lines += ["## Training", "", "| epoch | train loss | validation metric | seconds |", "|---|---|---|---|"]
         lines += [f"| {r.get('epoch')} | {format_value(r.get('train_loss'))} | {format_value(r.get('val_metric'))} | {format_value(r.get('seconds'))} |" for r in history]
         lines.append("")
+    def rows_table(rows) -> list[str]:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        return (["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+                + ["| " + " | ".join(format_value(row.get(c)) for c in columns) + " |" for row in rows] + [""])
+
     metrics = _metrics(run)
-    if metrics is not None:
+    if metrics is not None and metrics.get("cross_modal"):
+        lines += ["## Cross-modal retrieval", "", *rows_table(crossmodal_direction_rows(metrics))]
+    elif metrics is not None:
         lines += ["## Retrieval", "", *table(retrieval_scalars(metrics))]
     if run.is_backdoor and (run.backdoor_dir / "backdoor.json").is_file():
         record = _read_json(run.backdoor_dir / "backdoor.json")
         lines += ["## Backdoor", "", *table(scalar_items(record.get("metrics", {})))]
+        embedding = _latent_embedding(run)
+        if embedding is not None:
+            lines += [f"t-SNE of latent features ({len(embedding[0])} training inputs, {int(embedding[2].sum())} poisoned): "
+                      "see `report.html`.", ""]
+    crossmodal = [row for name, report in _json_files(run.attack_dir).items() if (row := crossmodal_attack_row(name, report))]
+    if crossmodal:
+        lines += ["## Cross-modal attacks", "", *rows_table(crossmodal)]
     for name, report in _json_files(run.attack_dir).items():
         lines += [f"## Attack: {name}", "", *table([(k, v) for k, v in scalar_items(report) if k != "attack_repr"])]
     for name, report in _json_files(run.detect_dir).items():
