@@ -56,7 +56,7 @@ from hashlearn.data.incremental import get_incremental_protocol, make_stage_spli
 from hashlearn.runs import resolve_config, train_run
 from hashlearn.runs.deep import build_deep_method
 from hashlearn.runs.evaluate import encode_array
-from hashlearn.runs.lifelong import lifelong_run, stage_metrics
+from hashlearn.runs.lifelong import _replay_items, lifelong_run, stage_metrics
 from hashlearn.runs.run import Run
 from hashlearn.train import TrainConfig, Trainer
 
@@ -64,6 +64,10 @@ RESULTS = Path(__file__).parent / "results"
 DATASET, PROTOCOL, METHOD = "fashion-mnist", "class-incremental-small", "csq"
 STAGE1_EPOCHS = 8
 LIFELONG_EPOCHS = 2
+#: exemplar memory of the +replay rows: training items per old class
+REPLAY = 20
+#: the seed of the stage-settings selection (validation only; the evaluated seeds are others)
+SELECTION_SEED = 10
 K = 1000
 
 
@@ -84,29 +88,56 @@ def csq_fit(model, objective, dataset, train_index, val_index, epochs, seed):
                                val=(flat(dataset, val_index), labels[val_index]))
 
 
-def stage_rows(dataset, seed: int, n_bits: int, work: Path) -> list[dict]:
+def stage1_config(seed: int, n_bits: int):
+    return resolve_config(overrides=[f"data.dataset={DATASET}", f"data.protocol={PROTOCOL}", f"data.seed={seed}", f"method.name={METHOD}",
+                                       f"method.n_bits={n_bits}", f"trainer.epochs={STAGE1_EPOCHS}", f"trainer.seed={seed}", "trainer.lr=0.001",
+                                       "model.backbone=mlp", "model.hidden=[512]"])
+
+
+def select_stage_settings(dataset, n_bits: int, work: Path) -> list[dict]:
+    """The stage's learning rate (x the parent's) and old-code weight, chosen on the stage-2 validation metric of
+    seed SELECTION_SEED (not an evaluated seed): every earlier and new validation item against old + new training codes."""
+    import json
+
+    train_run(stage1_config(SELECTION_SEED, n_bits), work / "select1", dataset=dataset)
+    rows = []
+    for factor in (1.0, 0.3, 0.1, 0.03):
+        for old_weight in (1.0, 5.0):
+            out = work / f"select-{factor}-{old_weight}"
+            lifelong_run(work / "select1", out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K,
+                         overrides=[f"trainer.lr={1e-3 * factor}", f"method.loss.old_weight={old_weight}"])
+            best = json.loads((out / "train_result.json").read_text())["best_metric"]
+            rows.append({"n_bits": n_bits, "seed": SELECTION_SEED, "lr_factor": factor, "old_weight": old_weight, "val_mAP": best})
+            shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
+def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict) -> list[dict]:
     """Every method at stages 1-3 for one seed and code length."""
     protocol = get_incremental_protocol(DATASET, PROTOCOL)
     splits = make_stage_splits(dataset, protocol, seed=seed)
     labels = dataset.labels
-    config = resolve_config(overrides=[f"data.dataset={DATASET}", f"data.protocol={PROTOCOL}", f"data.seed={seed}", f"method.name={METHOD}",
-                                       f"method.n_bits={n_bits}", f"trainer.epochs={STAGE1_EPOCHS}", f"trainer.seed={seed}", "trainer.lr=0.001"])
+    config = stage1_config(seed, n_bits)
+    settings = [f"trainer.lr={1e-3 * chosen['lr_factor']}", f"method.loss.old_weight={chosen['old_weight']}"]
     (model, result), wall, cpu = timed(lambda: train_run(config, work / "stage1", dataset=dataset))
     query_codes = model.encode(flat(dataset, splits[0].query))
     db_codes = model.encode(flat(dataset, splits[0].database))
     base = {"seed": seed, "n_bits": n_bits}
     rows = [{**base, "stage": 1, "method": "stage 1 (csq)", "train_cpu_s": cpu, "train_wall_s": wall,
              **stage_metrics(query_codes, labels[splits[0].query], db_codes, labels[splits[0].database], protocol.stages[0].classes, K)}]
-    parent = {name: work / "stage1" for name in ("lifelong", "finetune")}
-    frozen = {"finetune": (db_codes, splits[0].database)}  # the fine-tuned chain's stored codes
+    parent, tuned_models = {}, {}
+    frozen = {"stage1": (db_codes, splits[0].database)}  # each fine-tuned chain's stored codes
     for number in (2, 3):
         split, new_classes = splits[number - 1], protocol.stages[number - 1].classes
         q_labels, db_labels = labels[split.query], labels[split.database]
-        # lifelong: the real workflow
-        record = (lambda: lifelong_run(parent["lifelong"], work / f"lifelong{number}", epochs=LIFELONG_EPOCHS, dataset=dataset, k=K))()
-        rows.append({**base, "stage": number, "method": "lifelong", "train_cpu_s": record["train_cpu_seconds"], "train_wall_s": record["train_seconds"],
-                     **record["metrics"]})
-        parent["lifelong"] = work / f"lifelong{number}"
+        # lifelong: the real workflow, on the new data only and with an exemplar memory of REPLAY items per old class
+        for name, replay in (("lifelong", 0), (f"lifelong+replay{REPLAY}", REPLAY)):
+            out = work / f"{name}{number}"
+            record = lifelong_run(parent.get(name, work / "stage1"), out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=replay,
+                                  overrides=settings)
+            rows.append({**base, "stage": number, "method": name, "train_cpu_s": record["train_cpu_seconds"],
+                         "train_wall_s": record["train_seconds"], **record["metrics"]})
+            parent[name] = out
         # retrain from scratch on every stage's training items, re-encode everything
         train_index = np.sort(np.concatenate([s.train for s in splits[:number]]))
         val_index = np.sort(np.concatenate([s.validation for s in splits[:number]]))
@@ -114,21 +145,24 @@ def stage_rows(dataset, seed: int, n_bits: int, work: Path) -> list[dict]:
         _, wall, cpu = timed(lambda: csq_fit(fresh, objective, dataset, train_index, val_index, STAGE1_EPOCHS, seed))
         rows.append({**base, "stage": number, "method": "retrain", "train_cpu_s": cpu, "train_wall_s": wall,
                      **stage_metrics(fresh.encode(flat(dataset, split.query)), q_labels, fresh.encode(flat(dataset, split.database)), db_labels, new_classes, K)})
-        # naive fine-tuning of the previous fine-tuned model with CSQ on the new data only
-        tuned = Run(parent["finetune"]).load_model() if number == 2 else tuned_model
-        objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=seed)[1]
-        _, wall, cpu = timed(lambda: csq_fit(tuned, objective, dataset, split.train, split.validation, LIFELONG_EPOCHS, seed))
-        tuned_model = tuned
-        old_codes, old_ids = frozen["finetune"]
-        new_ids = np.setdiff1d(split.database, old_ids)
-        kept_codes, kept_ids = np.concatenate([old_codes, tuned.encode(flat(dataset, new_ids))]), np.concatenate([old_ids, new_ids])
-        frozen["finetune"] = (kept_codes, kept_ids)
-        tuned_queries = tuned.encode(flat(dataset, split.query))
-        timing = {"train_cpu_s": cpu, "train_wall_s": wall}
-        rows.append({**base, "stage": number, "method": "finetune-frozen", **timing,
-                     **stage_metrics(tuned_queries, q_labels, kept_codes, labels[kept_ids], new_classes, K)})
-        rows.append({**base, "stage": number, "method": "finetune-reencode", **timing,
-                     **stage_metrics(tuned_queries, q_labels, tuned.encode(flat(dataset, split.database)), db_labels, new_classes, K)})
+        # naive fine-tuning of the previous fine-tuned model with CSQ on the new data (+ the same exemplar memory)
+        for name, replay in (("finetune", 0), (f"finetune+replay{REPLAY}", REPLAY)):
+            tuned = tuned_models.get(name) or Run(work / "stage1").load_model()
+            objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=seed)[1]
+            train_index = np.concatenate([split.train, _replay_items(splits[: number - 1], labels, replay, seed + number)])
+            _, wall, cpu = timed(lambda: csq_fit(tuned, objective, dataset, train_index, split.validation, LIFELONG_EPOCHS, seed))
+            tuned_models[name] = tuned
+            old_codes, old_ids = frozen.get(name, frozen["stage1"])
+            new_ids = np.setdiff1d(split.database, old_ids)
+            kept_codes, kept_ids = np.concatenate([old_codes, tuned.encode(flat(dataset, new_ids))]), np.concatenate([old_ids, new_ids])
+            frozen[name] = (kept_codes, kept_ids)
+            tuned_queries = tuned.encode(flat(dataset, split.query))
+            timing = {"train_cpu_s": cpu, "train_wall_s": wall}
+            rows.append({**base, "stage": number, "method": f"{name}-frozen", **timing,
+                         **stage_metrics(tuned_queries, q_labels, kept_codes, labels[kept_ids], new_classes, K)})
+            if replay == 0:
+                rows.append({**base, "stage": number, "method": f"{name}-reencode", **timing,
+                             **stage_metrics(tuned_queries, q_labels, tuned.encode(flat(dataset, split.database)), db_labels, new_classes, K)})
     return rows
 
 
@@ -136,7 +170,7 @@ def upgrade_rows(dataset, seed: int, n_bits: int) -> list[dict]:
     """Backward-compatible upgrade: a new model's queries against the old model's database codes."""
     from hashlearn.data.protocols import make_split
     from hashlearn.eval.metrics import mean_average_precision
-    from hashlearn.losses import build_objective
+    from hashlearn.losses.lifelong import BackwardCompatibleLoss
 
     split = make_split(dataset, "default", seed=seed)
     rng = np.random.default_rng(seed)
@@ -157,12 +191,7 @@ def upgrade_rows(dataset, seed: int, n_bits: int) -> list[dict]:
         new_model, objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=seed + 100)
         train = split.train
         if "compatibility" in name:
-            from hashlearn.losses.composite import CompositeLoss
-
-            compat = build_objective("lifelong", n_bits, 10, new_weight=0.0).locality
-            compat.set_old_database(old_model.encode(flat(dataset, train)), labels[train], seed=seed)
-            compat.anchors_per_step = 1024
-            objective = CompatibleObjective(objective, compat)
+            objective = BackwardCompatibleLoss(objective, old_model.encode(flat(dataset, train)), labels[train], seed=seed)
         _, wall, cpu = timed(lambda: csq_fit(new_model, objective, dataset, train, split.validation, STAGE1_EPOCHS, seed))
         new_q, new_db = new_model.encode(flat(dataset, query)), new_model.encode(flat(dataset, database))
         rows.append({**base, "model": name, "train_cpu_s": cpu,
@@ -170,17 +199,6 @@ def upgrade_rows(dataset, seed: int, n_bits: int) -> list[dict]:
                      "new_q_old_db": mean_average_precision(new_q, old_db, q_labels, db_labels, K),
                      "new_q_new_db": mean_average_precision(new_q, new_db, q_labels, db_labels, K)})
     return rows
-
-
-class CompatibleObjective(torch.nn.Module):
-    """The new model's own objective plus the compatibility term against the old model's codes."""
-
-    def __init__(self, objective, compatibility, weight: float = 1.0):
-        super().__init__()
-        self.objective, self.compatibility, self.weight = objective, compatibility, weight
-
-    def forward(self, outputs, labels):
-        return self.objective(outputs, labels) + self.weight * self.compatibility(outputs, labels)
 
 
 # --- tables -------------------------------------------------------------------------------------
@@ -209,6 +227,16 @@ def write_tables(results: dict) -> None:
                 ratio = f"{cpu / retrain:.2f}" if retrain and method != "retrain" else "-"
                 lines.append(f"| {stage} | {method} | {fmt(median([r[f'mAP@{K}'] for r in mine]))} | {fmt(median([r[f'mAP@{K}_old'] for r in mine]))} | "
                              f"{fmt(median([r[f'mAP@{K}_new'] for r in mine]))} | {fmt(cpu, 1)} | {fmt(median([r['train_wall_s'] for r in mine]), 1)} | {ratio} |")
+        lines.append("")
+    selection = results.get("selection", [])
+    if selection:
+        lines += [f"## Stage settings chosen on validation (seed {SELECTION_SEED}, stage 2; not an evaluated seed)", "",
+                  "Validation mAP: every stage's validation items so far, searched against the old codes + the new training codes.", "",
+                  "| bits | lr (x parent's 1e-3) | old_weight | validation mAP | chosen |", "| --- | --- | --- | --- | --- |"]
+        for n_bits in sorted({r["n_bits"] for r in selection}):
+            mine = [r for r in selection if r["n_bits"] == n_bits]
+            best = max(mine, key=lambda r: r["val_mAP"])
+            lines += [f"| {n_bits} | {r['lr_factor']} | {r['old_weight']} | {r['val_mAP']:.4f} | {'yes' if r is best else ''} |" for r in mine]
         lines.append("")
     upgrade = results.get("upgrade", [])
     if upgrade:
@@ -244,13 +272,25 @@ def main() -> None:
                    protocol=get_incremental_protocol(DATASET, PROTOCOL).description + f"; pixels, MLP hidden 512, CSQ stage 1 {STAGE1_EPOCHS} epochs, "
                             f"lifelong and fine-tuning {LIFELONG_EPOCHS} epochs, lr 1e-3, batch 128")
     seeds, bits = ([args.seeds[0]], [32]) if args.quick else (args.seeds, args.bits)
+    results.setdefault("selection", [])
     for n_bits in bits:
+        if not any(r["n_bits"] == n_bits for r in results["selection"]):
+            work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))
+            try:
+                rows = select_stage_settings(dataset, n_bits, work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            print(rows, flush=True)
+            results["selection"] += rows
+            if not args.quick:
+                atomic_write_json(out, results)
+        chosen = max((r for r in results["selection"] if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"])
         for seed in seeds:
             if any(r["seed"] == seed and r["n_bits"] == n_bits for r in results["stages"]):
                 continue
             work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))
             try:
-                rows = stage_rows(dataset, seed, n_bits, work)
+                rows = stage_rows(dataset, seed, n_bits, work, chosen)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             for row in rows:

@@ -109,3 +109,18 @@ def test_registered_once_and_built_by_the_objective_builder():
     assert LOSSES["lifelong"].cls is LifelongLoss
     objective = build_objective("lifelong+hswd", 16, 10)
     assert isinstance(objective.locality, LifelongLoss) and objective.locality.own_quantization is False
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_compatible_loss_adds_the_cross_term_to_the_objective(make_batch, approx, dtype):
+    from hashlearn.losses.lifelong import BackwardCompatibleLoss
+
+    outputs, labels, label_sets = make_batch(dtype=dtype, batch=5, n_bits=8, n_classes=3, seed=4)
+    _, old_labels, old_sets = make_batch(batch=6, n_bits=8, n_classes=3, seed=9)
+    old = torch.where(torch.randn(6, 8, generator=torch.Generator().manual_seed(8)) > 0, 1.0, -1.0)
+    objective = build_objective("dpsh", 8, 3).to(dtype)
+    loss = BackwardCompatibleLoss(objective, old, old_labels, weight=0.5, anchors_per_step=None).to(dtype)
+    cross = reference(outputs, label_sets, old.tolist(), old_sets, 1.0, 0.0, 0.0)
+    assert float(loss(outputs, labels)) == approx(float(objective(outputs, labels)) + 0.5 * cross, dtype)
+    with pytest.raises(ValueError, match="weight"):
+        BackwardCompatibleLoss(objective, old, old_labels, weight=-1.0)

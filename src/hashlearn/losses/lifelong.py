@@ -124,4 +124,41 @@ class LifelongLoss(LocalityLoss):
         return f"{super().extra_repr()}, old_weight={self.old_weight}, new_weight={self.new_weight}, eta={self.eta}, n_old={self.n_old}"
 
 
-__all__ = ["LifelongLoss", "label_cosine"]
+class BackwardCompatibleLoss(torch.nn.Module):
+    """A new model's own objective plus ``weight`` x the lifelong cross term against an old model's codes.
+
+    BEBR-style backward compatibility: ``old_codes`` are the old model's codes of
+    (a sample of) its database with their labels; the new model's query codes learn to
+    find them, so an upgrade can search the old index before it is re-encoded.
+
+    >>> import torch
+    >>> from hashlearn.losses import build_objective
+    >>> loss = BackwardCompatibleLoss(build_objective("csq", 8, 3), torch.ones(4, 8), torch.tensor([0, 1, 2, 0]))
+    >>> float(loss(torch.zeros(2, 8), torch.tensor([0, 1]))) > 0
+    True
+    """
+
+    def __init__(self, objective: torch.nn.Module, old_codes, old_labels, *, weight: float = 1.0, anchors_per_step: int | None = 1024,
+                 seed: int = 0):
+        super().__init__()
+        n_bits = getattr(getattr(objective, "locality", objective), "n_bits", None)
+        n_classes = getattr(getattr(objective, "locality", objective), "n_classes", None)
+        if n_bits is None or n_classes is None:
+            raise TypeError(f"objective must be a supervised hashing loss with n_bits and n_classes, got {type(objective).__name__}.")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ValueError(f"weight must be a number >= 0, got {weight!r}.")
+        self.objective, self.weight = objective, float(weight)
+        self.compatibility = LifelongLoss(n_bits, n_classes, new_weight=0.0, eta=0.0, anchors_per_step=anchors_per_step)
+        self.compatibility.set_old_database(old_codes, old_labels, seed=seed)
+
+    def forward(self, outputs, labels):
+        return self.objective(outputs, labels) + self.weight * self.compatibility(outputs, labels)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        getattr(self.objective, "on_epoch_start", lambda _: None)(epoch)
+
+    def step(self) -> None:
+        getattr(self.objective, "step", lambda: None)()
+
+
+__all__ = ["BackwardCompatibleLoss", "LifelongLoss", "label_cosine"]

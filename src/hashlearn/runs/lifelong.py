@@ -35,6 +35,9 @@ from hashlearn.runs.data import load_run_dataset, run_inputs
 from hashlearn.runs.run import Run, load_run
 
 LIFELONG_METHOD = "lifelong"
+#: a stage trains at this fraction of the parent's learning rate (unless --set trainer.lr=...): the old-class
+#: queries drift less; validation chose 0.03 at 32 and 64 bits in benchmarks/results/lifelong.md (of 1, 0.3, 0.1, 0.03)
+STAGE_LR_FACTOR = 0.03
 FORMAT_VERSION = 1
 
 
@@ -99,14 +102,22 @@ def frozen_database_codes(run: Run, dataset=None) -> tuple[np.ndarray, np.ndarra
 
 
 def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | str | None = None, epochs: int | None = None,
-                 overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False, dataset=None, k: int = 1000) -> dict:
+                 overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False, dataset=None, k: int = 1000,
+                 replay_per_class: int = 0) -> dict:
     """Train the stage after ``parent``'s into ``run_dir`` (see the module docstring); returns the stage record.
 
     ``stage`` (a number or a stage name) must be the parent's next stage; ``epochs``
-    defaults to the parent's; ``overrides`` are ``section.key=value`` strings applied on
+    defaults to the parent's, the learning rate to ``STAGE_LR_FACTOR`` times the parent's; ``overrides`` are ``section.key=value`` strings applied on
     top of the parent's config (e.g. ``method.loss.old_weight=2.0``, ``trainer.lr=3e-4``).
     The record holds the mAP@``k`` of old-class, new-class and all queries against the grown database.
+
+    ``replay_per_class`` (default 0: the new stage's data only) adds that many training
+    inputs per old class, drawn (seeded) from the earlier stages' training items -- an
+    exemplar memory; their stored codes stay as they are, like every old code.
     """
+    from hashlearn._validation import check_positive_int
+
+    replay_per_class = check_positive_int(replay_per_class, "replay_per_class", minimum=0)
     from hashlearn.data.incremental import get_incremental_protocol, make_stage_splits
     from hashlearn.runs.train import check_device, prepare_run_dir
 
@@ -142,9 +153,13 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
 
     started = time.perf_counter()
     labels = dataset.labels
-    X_train = run_inputs(dataset, split.train, config.data.features)
-    X_val = run_inputs(dataset, split.validation, config.data.features)
-    seconds, cpu_seconds = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[split.train]), (X_val, labels[split.validation]),
+    replay = _replay_items(splits[: number - 1], labels, replay_per_class, config.data.seed + number)
+    train_index = np.concatenate([split.train, replay])
+    X_train = run_inputs(dataset, train_index, config.data.features)
+    # selection also sees the earlier stages' validation items (held out, never trained on): old-class queries
+    val_index = np.concatenate([s.validation for s in splits[:number]])
+    X_val = run_inputs(dataset, val_index, config.data.features)
+    seconds, cpu_seconds = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[train_index]), (X_val, labels[val_index]),
                            old_codes, labels[old_ids])
     from hashlearn.runs.evaluate import encode_array
 
@@ -156,7 +171,7 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         "stage_name": protocol.stages[number - 1].name, "classes": list(protocol.stages[number - 1].classes),
         "seen_classes": split.meta["incremental"]["seen_classes"], "model_version": model_version(run),
         "parent_model_version": model_version(parent), "n_old": int(len(old_ids)), "n_new": int(len(new_ids)),
-        "n_train": int(len(split.train)), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
+        "n_train": int(len(split.train)), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
         "old_codes_sha256": sha256_bytes(np.ascontiguousarray(old_codes).tobytes()),
         "blocks": _database_blocks(parent, old_ids) + [_block(number, protocol.stages[number - 1].name, model_version(run), run, new_ids)],
     }
@@ -169,12 +184,24 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     return record
 
 
+def _replay_items(earlier, labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Up to ``per_class`` training items of each earlier class, from the earlier stages' training parts (seeded)."""
+    if not per_class or not earlier:
+        return np.zeros(0, dtype=np.int64)
+    pool = np.concatenate([split.train for split in earlier])
+    rng = np.random.default_rng(seed)
+    strata = labels[pool] if labels.ndim == 1 else np.argmax(labels[pool], axis=1)
+    chosen = [rng.choice(pool[strata == c], min(per_class, int((strata == c).sum())), replace=False) for c in np.unique(strata)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
 def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig:
     """The parent's config with the lifelong loss (its own loss arguments dropped) and the overrides applied."""
     from hashlearn.train.config import _set_path, parse_override
 
     values = parent.to_dict()
     values["method"] = {**values["method"], "name": LIFELONG_METHOD, "loss": {}, "quantization_weight": None, "quantizer": {}}
+    values["trainer"] = {**values["trainer"], "lr": values["trainer"]["lr"] * STAGE_LR_FACTOR}
     config = RunConfig.from_dict(values)
     for text in overrides:
         keys, value = parse_override(text)
@@ -201,10 +228,12 @@ def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val,
 
 
 def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = 5000):
-    """Validation mAP@k of the new stage's validation codes against (old codes + new training codes).
+    """Validation mAP@k of the validation codes against (old codes + new training codes).
 
-    Selecting on it rewards new codes that keep apart from the old classes' codes, not only
-    from each other; at most ``max_old`` old codes (a fixed, evenly spaced subset) keep it cheap.
+    The lifelong workflow passes the validation items of every stage so far: the new
+    classes' items reward new codes that keep apart from the old codes, the old classes'
+    items reward a model whose old-class queries still find their classes' stored codes.
+    At most ``max_old`` old codes (a fixed, evenly spaced subset) keep it cheap.
     """
     from hashlearn.eval.metrics import mean_average_precision
 
