@@ -36,6 +36,7 @@ SUBCOMMANDS = [
     "hashlearn.cli.backdoor",
     "hashlearn.cli.detect",
     "hashlearn.cli.train",
+    "hashlearn.cli.lifelong",
     "hashlearn.cli.encode",
     "hashlearn.cli.evaluate",
     "hashlearn.cli.report",

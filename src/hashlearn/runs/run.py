@@ -16,6 +16,7 @@ layout is written down once::
     attack/              <name>.json (+ <name>_adv.npy with --save-adv) written by ``attack``
     backdoor/            backdoor.json, poisoned_X.npy, poisoned_y.npy, poison_indices.npy, trigger/
     detect/              <defense>.json written by ``detect``
+    lifelong.json        a lifelong stage: its parent run, stage, model versions; codes/database_* are then the frozen codes
 
 >>> import tempfile
 >>> run = Run(tempfile.mkdtemp())
@@ -64,6 +65,7 @@ class Run:
     ATTACK = "attack"
     BACKDOOR = "backdoor"
     DETECT = "detect"
+    LIFELONG = "lifelong.json"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -86,6 +88,7 @@ class Run:
     attack_dir = property(lambda self: self.path / self.ATTACK)
     backdoor_dir = property(lambda self: self.path / self.BACKDOOR)
     detect_dir = property(lambda self: self.path / self.DETECT)
+    lifelong_path = property(lambda self: self.path / self.LIFELONG)
 
     def codes_path(self, part: str) -> tuple[Path, Path]:
         """``(codes .npy, ids .npy)`` of one part."""
@@ -114,6 +117,14 @@ class Run:
 
     def has_model(self) -> bool:
         return any((self.model_dir / name).is_file() for name in MODEL_FILES)
+
+    @property
+    def is_lifelong_stage(self) -> bool:
+        """A stage trained by ``hashlearn lifelong``: its database codes are stored, never re-encoded."""
+        return self.lifelong_path.is_file()
+
+    def load_lifelong(self) -> dict | None:
+        return _read_json(self.lifelong_path, what="lifelong stage record") if self.is_lifelong_stage else None
 
     @property
     def is_backdoor(self) -> bool:
