@@ -28,7 +28,7 @@ def workflow_lines() -> list[str]:
 
 def test_readme_workflow_block_names_every_step():
     commands = " ".join(workflow_lines())
-    for step in ("train", "evaluate", "index build --model", "search", "attack", "backdoor", "detect", "report"):
+    for step in ("train", "evaluate", "index build --model", "search", "attack", "backdoor", "detect", "audit", "report"):
         assert f"hashlearn {step}" in commands, step
 
 
@@ -52,6 +52,9 @@ def test_readme_workflow_runs_verbatim(tmp_path):
     assert np.load(runs / "csq" / "attack" / "hag_adv.npy").shape == (200, 64)
     detection = json.loads((runs / "bd" / "detect" / "spectral.json").read_text())
     assert detection["n_flagged"] > 0
+    audit = json.loads((runs / "csq" / "audit" / "audit.json").read_text())
+    assert audit["checks"] == ["attacks", "transfer", "privacy"] and len(audit["rows"]) == 4
+    assert "Security audit: summary" in (runs / "csq" / "audit" / "report.html").read_text()
     for run in ("csq", "bd"):
         page = (runs / run / "report.html").read_text()
         assert page.lstrip().lower().startswith("<!doctype html") and "data:image/png;base64," in page, run

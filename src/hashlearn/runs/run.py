@@ -16,6 +16,8 @@ layout is written down once::
     attack/              <name>.json (+ <name>_adv.npy with --save-adv) written by ``attack``
     backdoor/            backdoor.json, poisoned_X.npy, poisoned_y.npy, poison_indices.npy, trigger/
     detect/              <defense>.json written by ``detect``
+    privacy/             privacy.json (+ examples.npy) written by ``audit`` (reconstruction from features, outputs, codes)
+    audit/               audit.json and report.html written by ``audit`` (attacks, transfer, privacy in one page)
 
 >>> import tempfile
 >>> run = Run(tempfile.mkdtemp())
@@ -64,6 +66,8 @@ class Run:
     ATTACK = "attack"
     BACKDOOR = "backdoor"
     DETECT = "detect"
+    PRIVACY = "privacy"
+    AUDIT = "audit"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -86,6 +90,8 @@ class Run:
     attack_dir = property(lambda self: self.path / self.ATTACK)
     backdoor_dir = property(lambda self: self.path / self.BACKDOOR)
     detect_dir = property(lambda self: self.path / self.DETECT)
+    privacy_dir = property(lambda self: self.path / self.PRIVACY)
+    audit_dir = property(lambda self: self.path / self.AUDIT)
 
     def codes_path(self, part: str) -> tuple[Path, Path]:
         """``(codes .npy, ids .npy)`` of one part."""
