@@ -116,7 +116,8 @@ def markdown(results: dict) -> str:
     settings = results["settings"]
     lines = ["# Privacy: reconstruction from floats and from hash codes", "",
              f"Machine: {results.get('machine', '?')}; load average when last saved: "
-             f"{', '.join(f'{v:.1f}' for v in results.get('load_average_at_save', []))}. "
+             f"{', '.join(f'{v:.1f}' for v in results.get('load_average_at_save', []))}; wall time of the last session "
+             f"{results.get('seconds_this_session', 0) / 60:.1f} min (runs trained in an earlier session are reused). "
              "Reconstruction quality (PSNR in dB averaged per image, SSIM with an 11x11 Gaussian window) of images an attacker "
              "never saw, rebuilt by a decoder trained on auxiliary (image, representation) pairs; higher means more leaks.", "",
              f"Sizes: Fashion-MNIST standard protocol; models trained on {settings['n_train'] or 5000} training images for "
@@ -161,6 +162,13 @@ def notes(results: dict) -> list[str]:
                        f"at or above what the label alone gives ({class_mean['psnr']:.2f} dB) -- codes that retrieve by class reveal the class's look.")
         if codes["psnr"] > mean["psnr"] + 1.0:
             out.append(f"  - codes leak well beyond nothing: {codes['psnr'] - mean['psnr']:+.2f} dB over the mean image.")
+    epochs = results["settings"]["decoder"]["epochs"]
+    still = [f"{name} {kind}" for name, report in results["hash_models"].items() for kind, r in report["representations"].items()
+             if r["decoder_best_epoch"] == epochs]
+    still += [f"vertical {key}" for key, r in results["vertical"].items() if r.get("decoder_best_epoch") == epochs]
+    if still:
+        out.append(f"- {len(still)} decoders were still improving at their last epoch ({epochs}): {', '.join(still)}. Their PSNR "
+                   "under-states what a longer-trained decoder would get, so the leakage of those representations is a lower bound.")
     vertical = results["vertical"]
     for key, hashed in vertical.items():
         if not hashed["hash_embeddings"]:
