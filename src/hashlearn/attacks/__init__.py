@@ -3,6 +3,7 @@
 Untargeted attacks push a query's code away from its clean code (HAG, PGD,
 FGSM); targeted attacks pull it toward a code of a chosen class (DHTA, P2P,
 prototype). All share :class:`HashAttack`; :data:`ATTACKS` maps names to classes.
+:class:`ReconstructionAttack` rebuilds inputs from released features or codes (privacy).
 Backdoor poisoning lives in :mod:`hashlearn.attacks.backdoor`.
 """
 
@@ -14,6 +15,7 @@ from hashlearn.attacks.fgsm import FGSM
 from hashlearn.attacks.hag import HAG
 from hashlearn.attacks.pgd import PGD
 from hashlearn.attacks.prototype import PrototypeAttack
+from hashlearn.attacks.reconstruction import ReconstructionAttack
 
 #: attack name -> class (one line per attack)
 ATTACKS = {
@@ -38,6 +40,7 @@ __all__ = [
     "DHTA",
     "P2P",
     "PrototypeAttack",
+    "ReconstructionAttack",  # not a query attack (not in ATTACKS): a decoder from released representations to inputs
     "inner_product_objective",
     "target_objective",
     "pre_activation",

@@ -69,7 +69,7 @@ def run(args) -> int:
 
     for row in record["rows"]:
         clean, attacked = (v for key, v in row.items() if key.startswith(("clean mAP", "attacked mAP")))
-        print(f"{row['check']:<36} {row['budget']:<12} clean {format_value(clean)}  attacked {format_value(attacked)}  "
+        print(f"{row['check']:<36} {row['budget']:<22} clean {format_value(clean)}  attacked {format_value(attacked)}  "
               f"drop {format_value(row['drop'])}  {row['attack seconds']:.2f} s")
     if "privacy" in record:
         for row in privacy_rows(record["privacy"]):

@@ -103,7 +103,8 @@ def privacy_run(
               for name, index in (("auxiliary", aux_index), ("query", query_index), ("database", db_index))}
     labels = {"auxiliary": dataset.labels[aux_index], "query": dataset.labels[query_index], "database": dataset.labels[db_index]}
     value_range = spec.value_range if spec is not None else None
-    data_range = 1.0 if value_range is None else value_range[1] - value_range[0]
+    # PSNR's peak: the input range (images: 1), or for unbounded features the range training saw
+    data_range = (spec.range_width if spec is not None else None) or 1.0
     released = {name: released_representations(model, torch.from_numpy(x)) for name, x in inputs.items()}
 
     representations, examples = {}, [inputs["query"][:N_EXAMPLES]]
