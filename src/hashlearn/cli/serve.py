@@ -21,7 +21,8 @@ def register(subparsers) -> None:
                         help="address to listen on (default 127.0.0.1; any other address needs an API key)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--model", metavar="RUN_DIR", default=None,
-                        help="a run whose model encodes 'inputs', 'texts' or 'images' in requests (and /encode)")
+                        help="a run whose model encodes 'inputs', 'texts' or 'images' in requests (and /encode); "
+                             "a cross-modal run answers texts and images with the side its index holds")
     parser.add_argument("--no-labels", action="store_true",
                         help="do not return labels (by default an index built from a dataset answers with its labels)")
     parser.add_argument("--api-key", default=None,
@@ -59,9 +60,11 @@ def run(args) -> int:
     try:
         encoder = None
         if args.model is not None:
-            from hashlearn.serve.encoders import RunEncoder
+            from hashlearn.index.io import read_header
+            from hashlearn.serve.encoders import load_encoder
 
-            encoder = RunEncoder(args.model)
+            # a cross-modal run answers texts and images; the index header says which side it holds
+            encoder = load_encoder(args.model, index_modality=(read_header(args.index).get("info") or {}).get("modality"))
         labels = None if args.no_labels else index_labels(args.index)
         service = SearchService(index, path=args.index, writable=args.writable, budget=budget, encoder=encoder, labels=labels)
         server = make_server(service, args.host, args.port, api_key=api_key, limits=limits, verbose=not args.quiet)

@@ -11,8 +11,18 @@ one file holding everything, or one file per variable
 
 None of them can be obtained on these machines: the loaders read the files a
 user brings (``data_dir=`` or ``$HASHLEARN_<NAME>_DIR``) and are tested on
-small files written in the same format with ``scipy.io.savemat``. MATLAB
-v7.3 files are HDF5 and need ``h5py``; without it the loader says so.
+small files written in the same format (``scipy.io.savemat`` for v5/v7, ``h5py``
+with MATLAB's 512-byte header and column-major layout for v7.3). MATLAB v7.3
+files are HDF5 and need ``h5py`` (``pip install hashlearn[crossmodal]``);
+without it the loader says so.
+
+Hardening: every array's size is read from the file's header and checked
+before any data is read -- against ``MAX_ARRAY_NBYTES`` and, for HDF5, against
+the bytes actually stored (a contiguous dataset must hold all of them, a
+chunked / compressed one may not expand more than deflate can). Structs, cell
+arrays, strings, object references and arrays of more than 4 dimensions are
+refused; every failure is a :class:`~hashlearn.errors.CorruptFileError` naming
+the file and the variable.
 """
 
 from __future__ import annotations
@@ -43,10 +53,31 @@ SOURCES = {
 }
 
 
+#: largest array a .mat file may declare (NUS-WIDE's raw 224 px images are about 28 GB)
+MAX_ARRAY_NBYTES = 64 << 30
+#: largest ratio of an HDF5 array's size to its stored bytes (deflate cannot expand more than ~1032x)
+MAX_EXPANSION = 1100
+#: the MATLAB classes that hold numeric arrays (scipy's whosmat names; logical is stored as uint8)
+_MAT_ITEMSIZE = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
+                 "int64": 8, "uint64": 8, "logical": 1}
+
+
 def _is_hdf5(path: Path) -> bool:
     with open(path, "rb") as handle:
         header = handle.read(128)
     return b"MATLAB 7.3" in header or header[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def _h5py(path: Path):
+    return _deps.require_module("h5py", "h5py", f"reading the MATLAB v7.3 (HDF5) file {path.name}")
+
+
+def _open_hdf5(path: Path):
+    h5py = _h5py(path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:  # h5py reports damaged files as OSError
+        raise CorruptFileError(f"{path.name}: not a readable MATLAB v7.3 (HDF5) file ({error}).") from error
 
 
 def mat_variables(path: str | os.PathLike) -> list[str]:
@@ -55,24 +86,79 @@ def mat_variables(path: str | os.PathLike) -> list[str]:
 
     path = Path(path)
     if _is_hdf5(path):
-        h5py = _deps.require_module("h5py", "h5py", f"reading the MATLAB v7.3 (HDF5) file {path.name}")
-        with h5py.File(path, "r") as handle:
-            return [name for name in handle.keys() if not name.startswith("#")]
+        with _open_hdf5(path) as handle:
+            try:
+                return [name for name in handle.keys() if not name.startswith("#")]  # "#refs#": MATLAB's cell storage
+            except (OSError, RuntimeError, KeyError) as error:
+                raise CorruptFileError(f"{path.name}: cannot list the variables of this HDF5 file ({error}).") from error
     try:
         return [name for name, _, _ in scipy.io.whosmat(str(path))]
     except (ValueError, TypeError, OSError) as error:
         raise CorruptFileError(f"{path.name}: not a readable MATLAB .mat file ({error}).") from error
 
 
-def read_mat_variable(path: str | os.PathLike, name: str) -> np.ndarray:
-    """One array of a ``.mat`` file (v5/v7 with scipy, v7.3 with h5py, whose arrays come transposed)."""
+def _check_declared(path: Path, name: str, shape: tuple, itemsize: int, max_nbytes: int) -> int:
+    if not 1 <= len(shape) <= 4:
+        raise CorruptFileError(f"{path.name}: variable {name!r} has {len(shape)} dimensions {tuple(shape)}; expected a 1-4 dimensional array.")
+    nbytes = int(np.prod([int(v) for v in shape], dtype=object)) * int(itemsize)
+    if nbytes > max_nbytes:
+        raise CorruptFileError(f"{path.name}: variable {name!r} declares shape {tuple(shape)} ({nbytes:,} bytes), more than the "
+                               f"limit of {max_nbytes:,} bytes (hashlearn.data.crossmodal.MAX_ARRAY_NBYTES).")
+    return nbytes
+
+
+def _read_hdf5_variable(path: Path, name: str, max_nbytes: int) -> np.ndarray:
+    h5py = _h5py(path)
+    with _open_hdf5(path) as handle:
+        try:
+            if name not in handle:
+                raise CorruptFileError(f"{path.name}: no variable {name!r} in this MATLAB v7.3 file.")
+            node = handle[name]
+            matlab_class = node.attrs.get("MATLAB_class", b"")
+            matlab_class = matlab_class.decode(errors="replace") if isinstance(matlab_class, bytes) else str(matlab_class)
+            if not isinstance(node, h5py.Dataset):
+                raise CorruptFileError(f"{path.name}: variable {name!r} is a MATLAB {matlab_class or 'group'} (struct or cell), "
+                                       "not a numeric array.")
+            if node.attrs.get("MATLAB_empty", 0):
+                raise CorruptFileError(f"{path.name}: variable {name!r} is an empty MATLAB array.")
+            if node.dtype.kind not in "biuf" or matlab_class in ("cell", "char", "struct"):
+                raise CorruptFileError(f"{path.name}: variable {name!r} holds {matlab_class or node.dtype} values, "
+                                       "not a numeric or logical array.")
+            nbytes = _check_declared(path, name, node.shape, node.dtype.itemsize, max_nbytes)
+            stored = int(node.id.get_storage_size())
+            if node.chunks is None and node.compression is None:
+                if stored < nbytes:
+                    raise CorruptFileError(f"{path.name}: variable {name!r} stores {stored:,} of its {nbytes:,} bytes "
+                                           "(the file is truncated or damaged).")
+            elif nbytes > MAX_EXPANSION * max(stored, 1):
+                raise CorruptFileError(f"{path.name}: variable {name!r} would expand {stored:,} stored bytes to {nbytes:,} "
+                                       f"(more than {MAX_EXPANSION}x): refused as a damaged or hostile file.")
+            values = node[()]
+        except CorruptFileError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as error:  # bad chunks, filters, offsets
+            raise CorruptFileError(f"{path.name}: cannot read variable {name!r} ({type(error).__name__}: {error}).") from error
+    return np.asarray(values).T  # HDF5 holds MATLAB's column-major arrays with the axes reversed: transpose back
+
+
+def read_mat_variable(path: str | os.PathLike, name: str, *, max_nbytes: int = MAX_ARRAY_NBYTES) -> np.ndarray:
+    """One array of a ``.mat`` file (v5/v7 with scipy, v7.3 with h5py, whose arrays come transposed); its declared
+    size is checked against ``max_nbytes`` before anything is read."""
     import scipy.io
 
     path = Path(path)
     if _is_hdf5(path):
-        h5py = _deps.require_module("h5py", "h5py", f"reading the MATLAB v7.3 (HDF5) file {path.name}")
-        with h5py.File(path, "r") as handle:
-            return np.asarray(handle[name]).T  # HDF5 stores MATLAB arrays column-major: transpose back
+        return _read_hdf5_variable(path, name, max_nbytes)
+    try:
+        declared = {entry[0]: entry for entry in scipy.io.whosmat(str(path))}
+    except (ValueError, TypeError, OSError) as error:
+        raise CorruptFileError(f"{path.name}: not a readable MATLAB .mat file ({error}).") from error
+    if name not in declared:
+        raise CorruptFileError(f"{path.name}: no variable {name!r} in this .mat file.")
+    _, shape, matlab_class = declared[name]
+    if matlab_class not in _MAT_ITEMSIZE:
+        raise CorruptFileError(f"{path.name}: variable {name!r} is a MATLAB {matlab_class}, not a numeric or logical array.")
+    _check_declared(path, name, tuple(shape), _MAT_ITEMSIZE[matlab_class], max_nbytes)
     try:
         values = scipy.io.loadmat(str(path), variable_names=[name])
     except (ValueError, TypeError, OSError) as error:
@@ -207,5 +293,5 @@ load_mirflickr25k = _registered("mirflickr25k")
 load_nus_wide = _registered("nus-wide")
 load_ms_coco = _registered("ms-coco")
 
-__all__ = ["SOURCES", "VARIABLES", "find_variables", "load_crossmodal_mat", "load_mirflickr25k", "load_ms_coco", "load_nus_wide",
+__all__ = ["MAX_ARRAY_NBYTES", "SOURCES", "VARIABLES", "find_variables", "load_crossmodal_mat", "load_mirflickr25k", "load_ms_coco", "load_nus_wide",
            "mat_variables", "read_mat_variable"]

@@ -309,6 +309,81 @@ def add_attack(page: HtmlReport, name: str, report: Mapping, examples: tuple[np.
             page.paragraph("The inputs are feature vectors, not images; no examples shown.", note=True)
 
 
+#: the four retrieval directions of a cross-modal run: (query side, database side)
+CROSSMODAL_DIRECTIONS = {"I->T": ("image", "text"), "T->I": ("text", "image"), "I->I": ("image", "image"), "T->T": ("text", "text")}
+
+
+def crossmodal_direction_rows(metrics: Mapping) -> list[dict]:
+    """One row per direction (``I->T``, ...) with its metrics (``mAP@all``, ``mAP@k``, ``P@k``, ...) as columns."""
+    rows = []
+    for direction, (query, database) in CROSSMODAL_DIRECTIONS.items():
+        prefix = f"{direction} "
+        values = {key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix) and _is_number(value)}
+        if values:
+            rows.append({"direction": direction, "queries": query, "database": database, **values})
+    return rows
+
+
+def add_crossmodal_retrieval(page: HtmlReport, metrics: Mapping) -> None:
+    """A cross-modal run's retrieval: a table per direction and the PR curves of all directions on one plot."""
+    from hashlearn.eval.plots import pr_curve_figure
+
+    page.heading("Cross-modal retrieval")
+    rows = crossmodal_direction_rows(metrics)
+    page.table(rows, caption="Image queries against the database texts (I->T) and images (I->I), text queries against the database "
+                             "images (T->I) and texts (T->T); ranked by Hamming distance, ties by ascending id; relevant = a shared label",
+               highlight_max=[c for c in rows[0] if c.startswith(("mAP", "P@"))] if rows else ())
+    shown = {"direction", "queries", "database"}
+    rest = [(k, v) for k, v in scalar_items({k: v for k, v in metrics.items() if k != "pr_curves"})
+            if not any(k.startswith(f"{d} ") for d in CROSSMODAL_DIRECTIONS) and k not in shown]
+    page.key_values(rest, caption="Run")
+    curves = {d: c for d, c in (metrics.get("pr_curves") or {}).items() if isinstance(c, Mapping) and "precision" in c}
+    if curves:
+        page.figure(pr_curve_figure(curves, title="Precision-recall per direction (Hamming radius sweep)"),
+                    "Precision and recall of the items within Hamming radius r = 0, 1, 2, ... for each direction.")
+    else:
+        page.paragraph("No PR curves in these metrics.", note=True)
+
+
+def crossmodal_attack_row(name: str, report: Mapping) -> dict | None:
+    """The cross- and same-modality mAP of a cross-modal attack report, before and after; None for other reports."""
+    modality = report.get("modality")
+    if modality not in ("image", "text"):
+        return None
+    cross, same = ("I->T", "I->I") if modality == "image" else ("T->I", "T->T")
+    values = {key: report.get(f"{when} {direction} mAP") for when in ("clean", "attacked") for direction in (cross, same)
+              for key in [f"{when} {direction}"]}
+    if not all(_is_number(v) for v in values.values()):
+        return None
+    row = {"attack": name, "query": modality, "budget": f"{report.get('norm')} {format_value(report.get('eps'))}",
+           "steps": report.get("steps"), "cross": cross, "cross clean": values[f"clean {cross}"],
+           "cross attacked": values[f"attacked {cross}"],
+           "cross ratio": values[f"attacked {cross}"] / max(values[f"clean {cross}"], 1e-12), "same": same,
+           "same clean": values[f"clean {same}"], "same attacked": values[f"attacked {same}"],
+           "same ratio": values[f"attacked {same}"] / max(values[f"clean {same}"], 1e-12)}
+    for key in ("mean distortion", "mean bits flipped", "mean bits from paired", "n_queries"):
+        if key in report:
+            row[key.replace("mean ", "")] = report[key]
+    return row
+
+
+def add_crossmodal_attacks(page: HtmlReport, rows: Sequence[Mapping]) -> None:
+    """Cross-modal attacks (CMLA, HAG) side by side: cross- and same-modality mAP before and after (bars + table)."""
+    from hashlearn.eval.plots import grouped_bar_figure
+
+    page.heading("Cross-modal attacks")
+    page.paragraph("CMLA perturbs a query of one modality within its budget so that its cross-modal retrieval fails (the cross "
+                   "ratio falls) while its same-modality retrieval looks untouched (the same ratio stays near 1); HAG pushes the "
+                   "query's code away from its own code and ignores the pairing. Ratios are attacked / clean mAP@all.")
+    groups = {}
+    for row in rows:
+        for side in ("cross", "same"):
+            groups[f"{row['attack']}\n{row[side]}"] = {"clean": row[f"{side} clean"], "attacked": row[f"{side} attacked"]}
+    page.figure(grouped_bar_figure(groups, title="Clean vs attacked mAP@all", ylabel="mAP@all"),
+                "Cross-modal and same-modality mAP of the clean queries and of their adversarial versions.")
+    page.table(rows, caption="Cross-modal attacks on the run's query pairs")
+
+
 def add_backdoor(page: HtmlReport, record: Mapping, examples: Sequence[np.ndarray] | None = None, example_titles: Sequence[str] = ()) -> None:
     """A backdoor run's attack parameters, clean and backdoor metrics, trigger visibility, poisoned examples."""
     from hashlearn.eval.plots import grouped_bar_figure, image_grid_figure

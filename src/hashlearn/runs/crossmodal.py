@@ -162,6 +162,9 @@ def evaluate_crossmodal_run(run: Run, *, k: int = 100, dataset=None) -> dict:
                "cross_mean mAP@all": report["cross_mean"], **flat,
                "pr_curves": {direction: row["pr_curve"] for direction, row in report.items() if isinstance(row, dict)}}
     run.save_metrics(results)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return results
 
 
@@ -235,6 +238,9 @@ def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "im
         save_npy(run.attack_dir / f"{name}_ids.npy", np.asarray(query, dtype=np.int64))
         report["adv_inputs"] = str(run.attack_dir / f"{name}_adv.npy")
     atomic_write_json(run.attack_path(name), report)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
     return report
 
 

@@ -69,7 +69,8 @@ def _describe(run: Run) -> tuple[str, str, list[tuple[str, object]]]:
 
 def run_report(run: Run | str | Path):
     """The :class:`~hashlearn.eval.html.HtmlReport` of a run: a section for everything it holds."""
-    from hashlearn.eval.html import HtmlReport, add_attack, add_backdoor, add_audit_summary, add_detection, add_privacy, add_retrieval, add_training
+    from hashlearn.eval.html import (HtmlReport, add_attack, add_audit_summary, add_backdoor, add_crossmodal_attacks, add_crossmodal_retrieval,
+                                     add_detection, add_privacy, add_retrieval, add_training, crossmodal_attack_row)
 
     run = _as_run(run)
     title, subtitle, setup = _describe(run)
@@ -81,7 +82,9 @@ def run_report(run: Run | str | Path):
         metric_name = "validation mAP" if run.config.method.name != "unsupervised" else "validation recall 10@10"
         add_training(page, history, run.load_train_result(), metric_name=metric_name)
     metrics = _metrics(run)
-    if metrics is not None:
+    if metrics is not None and metrics.get("cross_modal"):
+        add_crossmodal_retrieval(page, metrics)
+    elif metrics is not None:
         add_retrieval(page, metrics, label=f"{run.config.method.name} {run.config.method.n_bits}")
     elif not run.is_backdoor:
         page.heading("Retrieval")
@@ -95,7 +98,11 @@ def run_report(run: Run | str | Path):
             examples = np.load(poisoned, mmap_mode="r", allow_pickle=False)[chosen]
             titles = [f"train item {int(i)}" for i in chosen]
         add_backdoor(page, record, examples, titles)
-    for name, report in _json_files(run.attack_dir).items():
+    attacks = _json_files(run.attack_dir)
+    crossmodal = {name: row for name, report in attacks.items() if (row := crossmodal_attack_row(name, report)) is not None}
+    if crossmodal:
+        add_crossmodal_attacks(page, list(crossmodal.values()))
+    for name, report in attacks.items():
         path = attack_examples_path(run, name)
         examples = tuple(load_npy(path)) if path.is_file() else None
         add_attack(page, name, report, examples)
@@ -123,7 +130,8 @@ def _privacy(run: Run) -> tuple[dict, np.ndarray | None] | None:
 
 def run_markdown(run: Run | str | Path) -> str:
     """``report.md``: the same facts as ``report.html`` as markdown tables (no plots)."""
-    from hashlearn.eval.html import format_value, markdown_table, privacy_rows, retrieval_scalars, scalar_items
+    from hashlearn.eval.html import (crossmodal_attack_row, crossmodal_direction_rows, format_value, markdown_table, privacy_rows,
+                                     retrieval_scalars, scalar_items)
 
     run = _as_run(run)
     title, subtitle, setup = _describe(run)
@@ -138,23 +146,31 @@ def run_markdown(run: Run | str | Path) -> str:
         lines += ["## Training", "", "| epoch | train loss | validation metric | seconds |", "|---|---|---|---|"]
         lines += [f"| {r.get('epoch')} | {format_value(r.get('train_loss'))} | {format_value(r.get('val_metric'))} | {format_value(r.get('seconds'))} |" for r in history]
         lines.append("")
+    def rows_table(rows) -> list[str]:
+        return [*markdown_table(rows), ""]
+
     metrics = _metrics(run)
-    if metrics is not None:
+    if metrics is not None and metrics.get("cross_modal"):
+        lines += ["## Cross-modal retrieval", "", *rows_table(crossmodal_direction_rows(metrics))]
+    elif metrics is not None:
         lines += ["## Retrieval", "", *table(retrieval_scalars(metrics))]
     if run.is_backdoor and (run.backdoor_dir / "backdoor.json").is_file():
         record = _read_json(run.backdoor_dir / "backdoor.json")
         lines += ["## Backdoor", "", *table(scalar_items(record.get("metrics", {})))]
+    crossmodal = [row for name, report in _json_files(run.attack_dir).items() if (row := crossmodal_attack_row(name, report))]
+    if crossmodal:
+        lines += ["## Cross-modal attacks", "", *rows_table(crossmodal)]
     for name, report in _json_files(run.attack_dir).items():
         lines += [f"## Attack: {name}", "", *table([(k, v) for k, v in scalar_items(report) if k != "attack_repr"])]
     for name, report in _json_files(run.detect_dir).items():
         lines += [f"## Detection: {name}", "", *table(scalar_items(report))]
     privacy = _privacy(run)
     if privacy is not None:
-        lines += ["## Privacy: reconstruction from released representations", "", *markdown_table(privacy_rows(privacy[0])), ""]
+        lines += ["## Privacy: reconstruction from released representations", "", *rows_table(privacy_rows(privacy[0]))]
     if (run.audit_dir / "audit.json").is_file():
         rows = _read_json(run.audit_dir / "audit.json").get("rows", [])
         if rows:
-            lines += ["## Security audit: query attacks and transfer", "", *markdown_table(rows), "",
+            lines += ["## Security audit: query attacks and transfer", "", *rows_table(rows),
                       f"The audit's full page: `{run.audit_dir / 'report.html'}`.", ""]
     lines += ["Plots: see `report.html` (self-contained, next to this file).", ""]
     return "\n".join(lines)
