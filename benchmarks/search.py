@@ -65,6 +65,19 @@ def clustered_codes(rng, n, centres, n_flips):
     return codes
 
 
+def clustered_codes_64(rng, n, centres, n_flips=4, chunk=1 << 22):
+    """:func:`clustered_codes` for 64-bit centres given as ``uint64`` (n,), made in chunks so
+    a billion codes never need more than one chunk of temporaries; ``uint8 (n, 8)``."""
+    out = np.empty(n, dtype=np.uint64)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        block = centres[rng.integers(0, len(centres), stop - start)]
+        for _ in range(n_flips):
+            block ^= np.left_shift(np.uint64(1), rng.integers(0, 64, stop - start).astype(np.uint64))
+        out[start:stop] = block
+    return out.view(np.uint8).reshape(n, 8)
+
+
 def clustered_set(rng, n, n_bits, n_queries=1000):
     """``n // 100`` clusters, ``n_bits // 16`` flips per code (64 bits: 4, within 8 bits of each other)."""
     centres = random_codes(rng, max(1, n // 100), n_bits)
@@ -304,7 +317,6 @@ def build_mih(database, n_bits):
 
 
 def bench_data(rng, sizes, log):
-    rows = []
     sets = []
     for n_bits in (32, 64, 128):
         for model_name in sizes.get("models", ("itq", "csq")):
@@ -330,14 +342,12 @@ def bench_data(rng, sizes, log):
         result = mih_vs_flat(mih, flat, queries[: sizes["mih_queries"]], 10, sizes["repeats"])
         row = dict(data=name, n_bits=n_bits, n=n, batch=batch, flat_batch_qps=ours_qps, faiss_qps=faiss_qps, flat_vs_faiss=ours_qps / faiss_qps,
                    n_tables=len(mih._tables["lengths"]), mih_build_s=build_s, load=loadavg()[0], **result)  # fmt: skip
-        rows.append(row)
+        yield row
         log(f"data {name} {n_bits} bits n={n:,}: flat/faiss {row['flat_vs_faiss']:.2f}x, MIH({row['n_tables']}) {row['speedup']:.1f}x flat, identical={row['identical']}")
         del flat, mih, database
-    return rows
 
 
 def bench_mih(rng, sizes, log):
-    rows = []
     n = sizes["mih_n"]
     cases = [("clustered", b) for b in (32, 64, 128)] + [("uniform", 64)]
     for name, n_bits in cases:
@@ -369,13 +379,12 @@ def bench_mih(rng, sizes, log):
                 start = time.perf_counter()
                 mih.build()
                 row["add_5pct_rebuild_s"] = time.perf_counter() - start
-            rows.append(row)
+            yield row
             log(f"mih {name} {n_bits} bits {threads}t: m={row['n_tables']} {row['speedup']:.1f}x flat (identical={row['identical']}), "
                 f"radius {radius}: {row['range_speedup']:.1f}x (identical={range_identical})")
             del mih
         set_threads(1)
         del flat
-    return rows
 
 
 SECTIONS = {"widths": bench_widths, "grid": bench_grid, "range": bench_range, "mih": bench_mih, "data": bench_data}
@@ -477,6 +486,8 @@ def write_report(results, path_md, path_json):
                         [[r["data"], r["n_bits"], f"{r['n']:,}", f"{r['flat_batch_qps']:,.0f}", f"{r['faiss_qps']:,.0f}", f"{r['flat_vs_faiss']:.2f}x",
                           r["n_tables"], f"{r['mih_qps']:,.0f}", f"{r['speedup']:.1f}x", r["identical"], f"{100 * r['scanned_share']:.0f}%"] for r in rows])  # fmt: skip
         lines.append("")
+    for title, text in results.get("notes", {}).items():  # written by hand into the json after a run, kept by --update
+        lines += [f"## {title}", "", *text, ""]
     lines += ["Reproduce: `PYTHONPATH=src python benchmarks/search.py" + (" --quick" if results["mode"] == "quick" else "") + "`.", ""]
     path_md.write_text("\n".join(lines))
 
@@ -486,6 +497,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--resume", action="store_true", help="keep the sections already in the json and run the others")
+    parser.add_argument("--update", action="store_true", help="keep the other sections of the json and run --sections again")
     parser.add_argument("--out", help="output path without extension (default results/search, or search_quick)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from the saved json")
     parser.add_argument("--data-n", help="comma-separated database sizes of the data section (default 1000000,10000000)")
@@ -512,7 +524,7 @@ def main(argv=None):
     if args.models:
         sizes["models"] = args.models.split(",")
     results = {}
-    if args.resume and out.with_suffix(".json").is_file():
+    if (args.resume or args.update) and out.with_suffix(".json").is_file():
         results = json.loads(out.with_suffix(".json").read_text())
     results.update(mode="quick" if args.quick else "full", machine=machine(), sizes=sizes)
     results.setdefault("load_averages", {})
@@ -526,7 +538,15 @@ def main(argv=None):
         if args.resume and name in results:
             continue
         before = loadavg()[0]
-        results[name] = SECTIONS[name](np.random.default_rng(0), sizes, log)
+        rows = SECTIONS[name](np.random.default_rng(0), sizes, log)
+        if isinstance(rows, list):
+            results[name] = rows
+        else:  # a generator of rows: the report is rewritten after each (a stopped run keeps them)
+            results[name] = []
+            for row in rows:
+                results[name].append(row)
+                results["load_averages"][name] = [before, loadavg()[0]]
+                write_report(results, out.with_suffix(".md"), out.with_suffix(".json"))
         results["load_averages"][name] = [before, loadavg()[0]]
         write_report(results, out.with_suffix(".md"), out.with_suffix(".json"))
         log(f"section {name} done; wrote {out.with_suffix('.md')}")

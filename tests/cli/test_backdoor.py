@@ -53,3 +53,30 @@ def test_typed_errors_become_exit_status_2(tmp_path, capsys):
     assert main(["backdoor", "--attack", "badnets", "--dataset", "digits", "--rate", "1.5", "--run-dir", str(tmp_path), "-q"]) == 2
     assert "rate" in capsys.readouterr().err
     assert main(["detect", "--run-dir", str(tmp_path / "none"), "--defense", "ac"]) == 2
+
+
+def test_wanet_all_to_all_run_keeps_noise_rows_and_its_report_shows_the_tsne(tmp_path):
+    from hashlearn.attacks.backdoor.experiment import load_experiment_data
+
+    run_dir = tmp_path / "wanet"
+    argv = ["backdoor", "--attack", "wanet", "--target", "all-to-all", "--strength", "1", "--cross-ratio", "1", "--dataset", "digits",
+            "--rate", "0.1", "--epochs", "1", "--run-dir", str(run_dir), "--quiet"]
+    assert main(argv) == 0
+    folder = run_dir / "backdoor"
+    record = json.loads((folder / "backdoor.json").read_text())
+    assert record["attack"]["attack"] == "wanet" and record["attack"]["strength"] == 1.0 and record["attack"]["target"] == "all-to-all"
+    poison, noise = np.load(folder / "poison_indices.npy"), np.load(folder / "noise_indices.npy")
+    assert len(poison) == 50 and len(noise) == 50 and not np.intersect1d(poison, noise).size
+    clean_y = load_experiment_data("digits", seed=0).train[1]
+    poisoned_y = np.load(folder / "poisoned_y.npy")
+    assert np.array_equal(poisoned_y[poison], (clean_y[poison] + 1) % 10)  # all-to-all: y -> y + 1
+    assert np.array_equal(poisoned_y[noise], clean_y[noise])  # noise mode keeps the true label
+    rows, points = np.load(folder / "tsne_rows.npy"), np.load(folder / "tsne.npy")
+    assert points.shape == (len(rows), 2) and np.isfinite(points).all() and np.isin(poison, rows).all()
+    loaded = load_backdoor(run_dir)
+    assert loaded.attack.params() == record["attack"]
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir), "--quiet"]) == 0
+    page = (run_dir / "report.html").read_text()
+    assert 'alt="t-SNE of clean vs poisoned latent features"' in page
+    assert "t-SNE of latent features (500 training inputs, 50 poisoned)" in (run_dir / "report.md").read_text()

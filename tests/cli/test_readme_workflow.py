@@ -58,3 +58,4 @@ def test_readme_workflow_runs_verbatim(tmp_path):
     for run in ("csq", "bd"):
         page = (runs / run / "report.html").read_text()
         assert page.lstrip().lower().startswith("<!doctype html") and "data:image/png;base64," in page, run
+    assert 'alt="t-SNE of clean vs poisoned latent features"' in (runs / "bd" / "report.html").read_text()

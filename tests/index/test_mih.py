@@ -188,3 +188,70 @@ def test_property_identical_to_flat(n, n_bits, n_tables, k, radius, budget, seed
         np.testing.assert_array_equal(a, b)
     for a, b in zip(flat.range_search(queries, radius), mih.range_search(queries, radius)):
         np.testing.assert_array_equal(a, b)
+
+
+WIDTHS = [8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, 1024]
+
+
+@pytest.mark.parametrize("n_bits", WIDTHS)
+def test_every_width_with_duplicates_ties_and_k_over_ntotal(checks, rng, n_bits):
+    """Duplicated codes become one table entry with many rows; results stay those of the
+    popcount reference (ties by ascending id), k larger than the index included."""
+    database, centres = checks.make_clustered(rng, 300, n_bits, n_centres=4)
+    database[::7] = database[3]  # one code held by 43 rows
+    queries = np.vstack([database[3:4], checks.make_clustered(rng, 4, n_bits, centres=centres)[0]])
+    index = MultiIndexHashing(n_bits, max_cost_fraction=math.inf)
+    index.add(database)
+    assert index.search(queries[:1], 1).ids.tolist() == [[0]]  # row 0 holds the code too (0 = 7 * 0)
+    assert index.n_entries < len(database)
+    for k in (1, 10, 400):
+        checks.assert_knn_equal(index.search(queries, k), queries, database, k)
+    for radius in (0, n_bits // 8):
+        checks.assert_range_equal(index.range_search(queries, radius), queries, database, radius)
+    assert index.last_scanned_queries == 0
+
+
+@pytest.mark.parametrize("custom_ids", [False, True])
+def test_add_extends_the_tables_and_stays_exact(checks, rng, custom_ids):
+    """Rows added after the build are scanned while few, then merged into the tables
+    (new entries, also for codes already present); removal rebuilds."""
+    from hashlearn.index.mih import MERGE_MIN_ROWS
+
+    database, centres = checks.make_clustered(rng, 6000, 64, n_centres=20)
+    extra, _ = checks.make_clustered(rng, MERGE_MIN_ROWS + 500, 64, centres=centres)
+    extra[:300] = database[:300]  # codes already in the tables
+    ids = rng.permutation(50_000)[: len(database) + len(extra)] if custom_ids else None
+    index = MultiIndexHashing(64, max_cost_fraction=math.inf)
+    index.add(database, ids=None if ids is None else ids[: len(database)])
+    index.build()
+    entries_before = index.n_entries
+    index.add(extra[:100], ids=None if ids is None else ids[len(database) : len(database) + 100])
+    queries, _ = checks.make_clustered(rng, 6, 64, centres=centres)
+    everything = np.vstack([database, extra])
+    checks.assert_knn_equal(index.search(queries, 25), queries, everything[:6100], 25, ids=None if ids is None else ids[:6100])
+    assert index.n_pending == 100 and index.n_entries == entries_before
+    index.add(extra[100:], ids=None if ids is None else ids[len(database) + 100 :])
+    checks.assert_knn_equal(index.search(queries, 25), queries, everything, 25, ids=ids)
+    assert index.n_pending == 0 and index.n_entries > entries_before  # extended, not rebuilt from scratch
+    checks.assert_range_equal(index.range_search(queries, 6), queries, everything, 6, ids=ids)
+    removed = np.arange(0, len(everything), 3) if ids is None else ids[::3]
+    assert index.remove_ids(removed) == len(removed)
+    keep = np.ones(len(everything), dtype=bool)
+    keep[::3] = False
+    left_ids = np.flatnonzero(keep) if ids is None else ids[keep]
+    checks.assert_knn_equal(index.search(queries, 25), queries, everything[keep], 25, ids=left_ids)
+
+
+def test_group_identical_groups_rows_ascending(rng):
+    from hashlearn.index.mih import group_identical
+
+    for n_bytes in (1, 8, 9, 24):
+        codes = rng.integers(0, 3, size=(500, n_bytes), dtype=np.uint8)
+        rows, offsets = group_identical(codes)
+        assert sorted(rows.tolist()) == list(range(500)) and offsets[0] == 0 and offsets[-1] == 500
+        seen = set()
+        for g in range(len(offsets) - 1):
+            members = rows[offsets[g] : offsets[g + 1]]
+            assert np.all(np.diff(members) > 0) and (codes[members] == codes[members[0]]).all()
+            seen.add(codes[members[0]].tobytes())
+        assert len(seen) == len(offsets) - 1 == len({c.tobytes() for c in codes})

@@ -1,6 +1,7 @@
 """``hashlearn backdoor``: train a backdoored classifier or hash model and save it, with its poison, as a run.
 
     hashlearn backdoor --attack badnets --dataset mnist5k --rate 0.1 --victim classifier --run-dir runs/bd
+    hashlearn backdoor --attack wanet --target all-to-all --strength 1 --victim hash --run-dir runs/wanet
 
 The run directory is a run (``config.json`` with a ``backdoor`` section,
 ``split/``, ``model/``) plus ``backdoor/`` (the poisoned training set, the
@@ -12,17 +13,18 @@ from __future__ import annotations
 
 import json
 
-from hashlearn.cli.main import add_common_arguments, nonnegative_int, positive_float, positive_int, print_json, rate
+from hashlearn.cli.main import _finite, _number, add_common_arguments, nonnegative_int, positive_float, positive_int, print_json, rate
 from hashlearn.runs.config import BACKDOOR_ATTACKS, BACKDOOR_MAPPINGS, BACKDOOR_VICTIMS
 
 #: literal (no torch import for ``hashlearn --help``); a test checks them against the registries
 ATTACK_NAMES = sorted(BACKDOOR_ATTACKS)
 MAPPINGS = list(BACKDOOR_MAPPINGS)
 VICTIMS = list(BACKDOOR_VICTIMS)
+nonnegative_float = _number(float, lambda v: _finite(v) and v >= 0, "a number >= 0")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("backdoor", help="train a backdoored model (BadNets, Blended, LIRA, WB) and save it as a run")
+    parser = subparsers.add_parser("backdoor", help="train a backdoored model (BadNets, Blended, LIRA, WB, WaNet) and save it as a run")
     parser.add_argument("--attack", required=True, choices=ATTACK_NAMES)
     parser.add_argument("--dataset", default="mnist5k", help="single-label image dataset (digits are 8x8 images)")
     parser.add_argument("--rate", type=rate, default=0.1, help="poisoning rate in (0, 1]")
@@ -31,6 +33,10 @@ def register(subparsers) -> None:
     parser.add_argument("--target", choices=MAPPINGS, default="all-to-one", help="label mapping of the poison")
     parser.add_argument("--target-class", type=nonnegative_int, default=0, help="the target class of all-to-one")
     parser.add_argument("--eps", type=rate, default=0.05, help="L-inf budget of the LIRA/WB trigger, in (0, 1]")
+    parser.add_argument("--strength", type=nonnegative_float, default=0.5, help="WaNet warp strength s (0 = no warp)")
+    parser.add_argument("--grid-size", type=positive_int, default=4, help="WaNet control grid k (k x k random offsets, k >= 2)")
+    parser.add_argument("--cross-ratio", type=nonnegative_float, default=2.0,
+                        help="WaNet noise-mode samples (random warps, true labels) per poisoned sample")
     parser.add_argument("--stage1-epochs", type=positive_int, default=4, help="LIRA/WB stage-I epochs")
     parser.add_argument("--epochs", type=positive_int, default=6, help="victim training epochs (stage II for LIRA/WB)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="training batch size")
@@ -51,7 +57,8 @@ def config_from_args(args):
         "method": {"name": "csq" if args.victim == "hash" else "classifier", "n_bits": args.bits},
         "trainer": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed},
         "backdoor": {"attack": args.attack, "victim": args.victim, "rate": args.rate, "target": args.target,
-                     "target_class": args.target_class, "eps": args.eps, "stage1_epochs": args.stage1_epochs},
+                     "target_class": args.target_class, "eps": args.eps, "stage1_epochs": args.stage1_epochs,
+                     "strength": args.strength, "grid_size": args.grid_size, "cross_ratio": args.cross_ratio},
     })
 
 

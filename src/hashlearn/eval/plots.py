@@ -196,3 +196,29 @@ def image_grid_figure(
                 ax.set_title(column_titles[c], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def latent_scatter_figure(points, labels, poisoned, noise=None, title: str = "t-SNE of latent features"):
+    """2-D points (a t-SNE) coloured by label; poisoned points drawn over them as black crosses, noise-mode ones as rings."""
+    points, labels = np.asarray(points, dtype=np.float64), np.asarray(labels)
+    poisoned = np.asarray(poisoned, dtype=bool)
+    noise = np.zeros(len(points), bool) if noise is None else np.asarray(noise, dtype=bool)
+    if points.ndim != 2 or points.shape[1] != 2 or not (len(labels) == len(poisoned) == len(noise) == len(points)):
+        raise ValueError(f"points must be (n, 2) with n labels and masks, got points {points.shape}, {len(labels)} labels, "
+                         f"{len(poisoned)} and {len(noise)} mask entries.")
+    fig, (ax,) = new_figure(width=5.6, height=4.6)
+    clean = ~poisoned & ~noise
+    scatter = ax.scatter(points[clean, 0], points[clean, 1], c=labels[clean], cmap="tab10", s=9, alpha=0.7,
+                         vmin=0, vmax=max(9, int(labels.max()) if len(labels) else 9))
+    if noise.any():
+        ax.scatter(points[noise, 0], points[noise, 1], facecolors="none", edgecolors="0.3", s=18, linewidths=0.8,
+                   label=f"noise mode, true label ({noise.sum()})")
+    if poisoned.any():
+        ax.scatter(points[poisoned, 0], points[poisoned, 1], c="black", marker="x", s=16, linewidths=0.9,
+                   label=f"poisoned, target label ({poisoned.sum()})")
+    fig.colorbar(scatter, ax=ax, label="training label (clean points)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _finish(ax, "t-SNE 1", "t-SNE 2", title)
+    fig.tight_layout()
+    return fig

@@ -516,6 +516,18 @@ def compact_rows(db, n_bytes, keep):
 
 
 # --- substring tables (multi-index hashing, hash table) ---------------------------------
+@intrinsic
+def trailing_zeros(typingctx, value):
+    """Count of trailing zero bits of a non-zero integer (one ``tzcnt`` instruction)."""
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return value(value), codegen
+
+
 @njit(inline="always", **_JIT)
 def substring(data, offset, bit_start, n_bits):
     """Bits ``[bit_start, bit_start + n_bits)`` (``n_bits <= 56``) of the row at byte ``offset``."""
@@ -529,33 +541,56 @@ def substring(data, offset, bit_start, n_bits):
 
 
 @njit(**_JIT)
-def build_table(db, n_bytes, n, bit_start, n_bits, offsets, positions):
-    """Bucket the rows by substring value: ``positions[offsets[v]:offsets[v+1]]`` (ascending) hold value ``v``."""
-    keys = np.empty(n, dtype=np.uint32)
+def build_entry_table(entry_codes, n_bytes, bit_start, n_bits, offsets, slots, slot_codes, bitmap):
+    """Bucket the distinct codes ("entries") by substring value.
+
+    Slots ``offsets[v] : offsets[v + 1]`` hold the entries whose substring is ``v``,
+    ascending: ``slots[p]`` is the entry and ``slot_codes[p * n_bytes:]`` a copy of its
+    code, so the codes of a bucket are verified from one contiguous run of memory.
+    ``bitmap`` gets bit ``v`` set for every non-empty bucket (a probe of an empty one
+    then reads one cached word instead of two offsets).
+    """
+    n_entries = entry_codes.shape[0] // n_bytes
+    keys = np.empty(n_entries, dtype=np.uint32)
     offsets[:] = 0
-    for i in range(n):
-        key = substring(db, i * n_bytes, bit_start, n_bits)
-        keys[i] = key
+    for e in range(n_entries):
+        key = substring(entry_codes, e * n_bytes, bit_start, n_bits)
+        keys[e] = key
         offsets[key + 1] += 1
     for v in range(1, offsets.shape[0]):
         offsets[v] += offsets[v - 1]
-    cursor = offsets[:-1].copy()
-    for i in range(n):
-        key = keys[i]
-        positions[cursor[key]] = i
-        cursor[key] += 1
+    cursor = offsets[:-1].astype(np.int64)
+    for e in range(n_entries):
+        p = cursor[keys[e]]
+        cursor[keys[e]] += 1
+        slots[p] = e
+        slot_codes[p * n_bytes : (p + 1) * n_bytes] = entry_codes[e * n_bytes : (e + 1) * n_bytes]
+    _fill_bitmap(offsets, bitmap)
+
+
+@njit(inline="always", **_JIT)
+def _fill_bitmap(offsets, bitmap):
+    bitmap[:] = 0
+    for v in range(offsets.shape[0] - 1):
+        if offsets[v + 1] > offsets[v]:
+            bitmap[v >> 6] |= np.uint64(1) << np.uint64(v & 63)
 
 
 @njit(**_JIT)
-def extend_table(db, n_bytes, first_row, n, bit_start, n_bits, old_offsets, old_positions, offsets, positions):
-    """Add rows ``[first_row, n)`` to a table built over rows ``[0, first_row)``: one linear
-    pass (no sort) that keeps every bucket's rows ascending (the new rows come last)."""
+def extend_entry_table(
+    new_codes, n_bytes, first_entry, bit_start, n_bits, old_offsets, old_slots, old_slot_codes,
+    offsets, slots, slot_codes, bitmap,
+):  # fmt: skip
+    """Add entries ``first_entry, first_entry + 1, ...`` (codes ``new_codes``) to a table
+    built by :func:`build_entry_table`: one linear pass, no sort; every bucket keeps
+    its entries ascending (the new ones come last)."""
     n_values = offsets.shape[0] - 1
+    n_new = new_codes.shape[0] // n_bytes
     added = np.zeros(n_values + 1, dtype=np.int64)
-    keys = np.empty(n - first_row, dtype=np.uint32)
-    for i in range(first_row, n):
-        key = substring(db, i * n_bytes, bit_start, n_bits)
-        keys[i - first_row] = key
+    keys = np.empty(n_new, dtype=np.uint32)
+    for i in range(n_new):
+        key = substring(new_codes, i * n_bytes, bit_start, n_bits)
+        keys[i] = key
         added[key + 1] += 1
     for v in range(1, n_values + 1):
         added[v] += added[v - 1]
@@ -565,13 +600,15 @@ def extend_table(db, n_bytes, first_row, n, bit_start, n_bits, old_offsets, old_
     for v in range(n_values):
         lo, hi = old_offsets[v], old_offsets[v + 1]
         dst = offsets[v]
-        for p in range(lo, hi):
-            positions[dst + p - lo] = old_positions[p]
+        slots[dst : dst + hi - lo] = old_slots[lo:hi]
+        slot_codes[dst * n_bytes : (dst + hi - lo) * n_bytes] = old_slot_codes[lo * n_bytes : hi * n_bytes]
         cursor[v] = dst + hi - lo
-    for i in range(first_row, n):
-        key = keys[i - first_row]
-        positions[cursor[key]] = i
-        cursor[key] += 1
+    for i in range(n_new):
+        p = cursor[keys[i]]
+        cursor[keys[i]] += 1
+        slots[p] = first_entry + i
+        slot_codes[p * n_bytes : (p + 1) * n_bytes] = new_codes[i * n_bytes : (i + 1) * n_bytes]
+    _fill_bitmap(offsets, bitmap)
 
 
 @njit(**_JIT)
@@ -580,9 +617,9 @@ def mih_cost_estimate(queries, kth, sample, n_bytes, starts, lengths, binomials,
     substrings, for queries whose k-th distance is ``kth``.
 
     The k-NN search runs step (r, table j) until ``m * r + j >= kth``, probing every
-    substring value within ``r`` of the query's; the rows it reads there are those of
-    the database whose substring is that close, counted in ``sample`` (a subsample of
-    the database) and multiplied by ``scale`` (database rows per sample row).
+    substring value within ``r`` of the query's; the entries it reads there are those
+    whose substring is that close, counted in ``sample`` (a subsample of the entries)
+    and multiplied by ``scale`` (entries per sample row).
     """
     m = starts.shape[0]
     n_sample = sample.shape[0] // n_bytes
@@ -610,40 +647,63 @@ def mih_cost_estimate(queries, kth, sample, n_bytes, starts, lengths, binomials,
 
 @njit(inline="always", **_JIT)
 def next_mask(mask):
-    """Next larger integer with the same number of set bits (Gosper's hack)."""
+    """Next larger integer with the same number of set bits (Gosper's hack, the division
+    by the lowest set bit done as a shift)."""
     lowest = mask & -mask
     ripple = mask + lowest
-    return (((ripple ^ mask) >> 2) // lowest) | ripple
+    return (((ripple ^ mask) >> 2) >> trailing_zeros(mask)) | ripple
 
 
 @njit(inline="always", **_JIT)
-def _first_visit(qsub, db, offset, starts, lengths, radius, table):
-    """True when the row at ``offset`` is first met in ``table`` at substring ``radius``.
+def _first_visit(qsub, codes, offset, starts, lengths, radius, table):
+    """True when the code at ``offset`` is first met in ``table`` at substring ``radius``.
 
     Tables are searched in the order (radius 0: table 0, 1, ..., radius 1: table 0, ...),
-    so a row is first met at the smallest (substring distance, table) pair.
+    so a code is first met at the smallest (substring distance, table) pair.
     """
     for j in range(starts.shape[0]):
         if j != table:
-            sd = popcount(qsub[j] ^ substring(db, offset, starts[j], lengths[j]))
+            sd = popcount(qsub[j] ^ substring(codes, offset, starts[j], lengths[j]))
             if sd < radius or (sd == radius and j < table):
                 return False
     return True
 
 
+@njit(inline="always", **_JIT)
+def _offer_entry(hd, hk, d, entry, entry_offsets, entry_rows, ids, by_position):
+    """Offer every row holding an entry's code at distance ``d``; return the new worst
+    distance. The rows are ascending, so with keys by position the first row that does
+    not enter ends the loop."""
+    for t in range(entry_offsets[entry], entry_offsets[entry + 1]):
+        pos = entry_rows[t]
+        key = np.int64(pos) if by_position else ids[pos]
+        if d < hd[0] or (d == hd[0] and key < hk[0]):
+            heap_replace_top(hd, hk, d, key)
+        elif by_position:
+            break
+    return hd[0]
+
+
+@njit(inline="always", **_JIT)
+def _occupied(bitmap, base, key):
+    return (bitmap[base + (key >> 6)] >> np.uint64(key & 63)) & np.uint64(1)
+
+
 @njit(**_JIT)
 def mih_knn(
-    qbytes, qwords, db, n_bytes, starts, lengths, offsets, offset_base, positions,
-    ids, by_position, max_cost, probe_cost, heap_d, heap_k, aborted, work,
+    qbytes, qwords, n_bytes, starts, lengths, offsets, offset_base, bitmap, bitmap_base, slots, slot_codes,
+    entry_offsets, entry_rows, ids, by_position, max_cost, probe_cost, heap_d, heap_k, aborted, work,
 ):  # fmt: skip
-    """Exact k-NN by multi-index hashing (Norouzi, Punjani & Fleet, 2012).
+    """Exact k-NN by multi-index hashing (Norouzi, Punjani & Fleet, 2012) over the
+    distinct codes (entries) of :func:`build_entry_table`.
 
-    Substring radius ``r`` grows; after table ``j`` at radius ``r`` every unseen row
+    Substring radius ``r`` grows; after table ``j`` at radius ``r`` every unseen code
     differs by ``> r`` in tables ``0..j`` and by ``>= r`` in the others, so its distance
     is at least ``m * r + j + 1`` and the search stops once the k-th distance is below
-    that bound. A query whose work (probes * probe_cost + candidates) passes
-    ``max_cost`` row-equivalents is flagged in ``aborted`` for a flat scan instead.
-    ``work[q]`` receives (probes, candidates) of query q.
+    that bound. A code found at distance ``d`` offers all its rows (ascending) to the
+    heap. A query whose work (probes * probe_cost + candidates) passes ``max_cost`` is
+    flagged in ``aborted`` for a flat scan instead. ``work[q]`` receives (probes,
+    candidates) of query q.
     """
     m = starts.shape[0]
     max_length = lengths.max()
@@ -654,7 +714,8 @@ def mih_knn(
         qw = qwords[q]
         for j in range(m):
             qsub[j] = substring(qbytes[q], 0, starts[j], lengths[j])
-        cost = 0.0
+        probes = 0
+        candidates = 0
         worst = hd[0]
         done = False
         radius = 0
@@ -662,43 +723,50 @@ def mih_knn(
             for j in range(m):
                 if radius <= lengths[j]:
                     base = offset_base[j]
+                    bits_base = bitmap_base[j]
+                    codes_j = slot_codes[j]
+                    slots_j = slots[j]
                     mask = np.int64(0) if radius == 0 else np.int64((1 << radius) - 1)
                     limit = np.int64(1) << lengths[j]
-                    while mask < limit and cost <= max_cost:
+                    while mask < limit:
                         key = qsub[j] ^ mask
-                        lo, hi = offsets[base + key], offsets[base + key + 1]
-                        cost += probe_cost + (hi - lo)
-                        work[q, 0] += 1
-                        work[q, 1] += hi - lo
-                        for p in range(lo, hi):
-                            pos = positions[j, p]
-                            d = row_distance(qw, db, pos * n_bytes, n_bytes)
-                            if d <= worst and _first_visit(qsub, db, pos * n_bytes, starts, lengths, radius, j):
-                                worst = offer(hd, hk, d, pos, ids, by_position)
+                        probes += 1
+                        if _occupied(bitmap, bits_base, key):
+                            lo, hi = offsets[base + key], offsets[base + key + 1]
+                            candidates += hi - lo
+                            for p in range(lo, hi):
+                                d = row_distance(qw, codes_j, p * n_bytes, n_bytes)
+                                if d <= worst and _first_visit(qsub, codes_j, p * n_bytes, starts, lengths, radius, j):
+                                    worst = _offer_entry(hd, hk, d, slots_j[p], entry_offsets, entry_rows, ids, by_position)
+                        if probes * probe_cost + candidates > max_cost:
+                            aborted[q] = True
+                            done = True
+                            break
                         if radius == 0:
                             break
                         mask = next_mask(mask)
-                    if cost > max_cost:
-                        aborted[q] = True
-                        done = True
+                    if done:
                         break
                 if worst < m * radius + j + 1:
                     done = True
                     break
             radius += 1
+        work[q, 0] = probes
+        work[q, 1] = candidates
 
 
 @njit(**_JIT)
 def mih_range(
-    qbytes, qwords, db, n_bytes, starts, lengths, offsets, offset_base, positions,
-    radius_max, max_cost, probe_cost, aborted,
+    qbytes, qwords, n_bytes, starts, lengths, offsets, offset_base, bitmap, bitmap_base, slots, slot_codes,
+    entry_offsets, entry_rows, radius_max, max_cost, probe_cost, aborted,
 ):  # fmt: skip
     """Exact range search by multi-index hashing: step (r, table j) is searched while
-    ``m * r + j <= radius_max``, the lower bound of rows first met there.
+    ``m * r + j <= radius_max``, the lower bound of codes first met there; every row
+    of a code within ``radius_max`` is returned.
 
-    The cost of a query (probes and bucket sizes) is added up before any row is
+    The cost of a query (probes and bucket sizes) is added up before any code is
     read; over ``max_cost`` the query is flagged in ``aborted`` and skipped.
-    Returns ``(counts, distances, positions)`` grouped by query.
+    Returns ``(counts, distances, rows)`` grouped by query.
     """
     m = starts.shape[0]
     nq = qbytes.shape[0]
@@ -711,31 +779,37 @@ def mih_range(
         qw = qwords[q]
         for j in range(m):
             qsub[j] = substring(qbytes[q], 0, starts[j], lengths[j])
-        for verify in range(2):  # pass 0 adds up the cost, pass 1 reads the rows
+        for verify in range(2):  # pass 0 adds up the cost, pass 1 reads the codes
             cost = 0.0
             radius = 0
-            while m * radius <= radius_max:
+            while m * radius <= radius_max and cost <= max_cost:
                 for j in range(m):
                     if m * radius + j > radius_max or radius > lengths[j]:
                         continue
                     base = offset_base[j]
+                    bits_base = bitmap_base[j]
+                    codes_j = slot_codes[j]
+                    slots_j = slots[j]
                     mask = np.int64(0) if radius == 0 else np.int64((1 << radius) - 1)
                     limit = np.int64(1) << lengths[j]
                     while mask < limit and cost <= max_cost:
                         key = qsub[j] ^ mask
-                        lo, hi = offsets[base + key], offsets[base + key + 1]
-                        cost += probe_cost + (hi - lo)
-                        if verify:
-                            for p in range(lo, hi):
-                                pos = positions[j, p]
-                                d = row_distance(qw, db, pos * n_bytes, n_bytes)
-                                if d <= radius_max and _first_visit(qsub, db, pos * n_bytes, starts, lengths, radius, j):
-                                    out_d = _grow(out_d, n_out)
-                                    out_p = _grow(out_p, n_out)
-                                    out_d[n_out] = d
-                                    out_p[n_out] = pos
-                                    n_out += 1
-                                    counts[q] += 1
+                        cost += probe_cost
+                        if _occupied(bitmap, bits_base, key):
+                            lo, hi = offsets[base + key], offsets[base + key + 1]
+                            cost += hi - lo
+                            if verify:
+                                for p in range(lo, hi):
+                                    d = row_distance(qw, codes_j, p * n_bytes, n_bytes)
+                                    if d <= radius_max and _first_visit(qsub, codes_j, p * n_bytes, starts, lengths, radius, j):
+                                        entry = slots_j[p]
+                                        for t in range(entry_offsets[entry], entry_offsets[entry + 1]):
+                                            out_d = _grow(out_d, n_out)
+                                            out_p = _grow(out_p, n_out)
+                                            out_d[n_out] = d
+                                            out_p[n_out] = entry_rows[t]
+                                            n_out += 1
+                                            counts[q] += 1
                         if radius == 0:
                             break
                         mask = next_mask(mask)

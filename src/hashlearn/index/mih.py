@@ -8,6 +8,13 @@ least one substring, so probing each table around the query's substring finds
 every candidate; exact distances on the full codes then settle the result,
 which is identical to :class:`~hashlearn.index.flat.FlatIndex` (ties by id).
 
+Layout: the tables index *entries*, the distinct codes (a code held by 15 rows is
+one entry with an ascending list of 15 rows), so trained-model codes, which repeat
+a lot, cost one candidate per distinct code. Each table keeps a copy of its
+entries' codes in bucket order, so a probed bucket is verified from contiguous
+memory, and a bitmap of its non-empty buckets, so an empty probe reads one
+cached word.
+
 When the tables would cost more than a scan (uniformly random codes in a small
 database, large radii, large k) the index answers by the flat scan itself.
 
@@ -79,24 +86,43 @@ def candidate_n_tables(n_bits: int, ntotal: int) -> range:
     return range(fewest, min(n_bits, fewest + 8) + 1)
 
 
-def estimate_costs(codes: np.ndarray, kth: np.ndarray, queries: np.ndarray, n_bits: int, seed: int = 0) -> dict[int, float]:
+def estimate_costs(entries: np.ndarray, kth: np.ndarray, queries: np.ndarray, n_bits: int, seed: int = 0,
+                   n_entries: float | None = None) -> dict[int, float]:
     """Estimated work per query (in candidate reads) of MIH with each candidate substring
     count, from the data: ``queries`` with k-th neighbour distances ``kth``, and a sample
-    of ``codes`` for the bucket sizes (see :func:`hashlearn.index._kernels.mih_cost_estimate`)."""
-    n = len(codes)
+    of the distinct codes ``entries`` for the bucket sizes, of which the tables hold
+    ``n_entries`` (default ``len(entries)``; see :func:`hashlearn.index._kernels.mih_cost_estimate`)."""
+    n = len(entries)
+    n_entries = float(n if n_entries is None else n_entries)
     rng = np.random.default_rng(seed)
-    sample = codes if n <= CHOICE_SAMPLE_ROWS else codes[np.sort(rng.choice(n, CHOICE_SAMPLE_ROWS, replace=False))]
+    sample = entries if n <= CHOICE_SAMPLE_ROWS else entries[np.sort(rng.choice(n, CHOICE_SAMPLE_ROWS, replace=False))]
     sample = np.ascontiguousarray(sample).reshape(-1)
-    n_sample = len(sample) // codes.shape[1]
+    n_sample = len(sample) // entries.shape[1]
     binomials = np.array([[math.comb(a, b) for b in range(MAX_SUBSTRING_BITS + 1)] for a in range(MAX_SUBSTRING_BITS + 1)], dtype=np.float64)
     costs = {}
-    for m in candidate_n_tables(n_bits, n):
+    for m in candidate_n_tables(n_bits, int(n_entries)):
         starts, lengths = substring_layout(n_bits, m)
         probes, candidates = kernels.mih_cost_estimate(
-            queries, kth.astype(np.int64), sample, codes.shape[1], starts, lengths, binomials, n / max(1, n_sample)
+            queries, kth.astype(np.int64), sample, entries.shape[1], starts, lengths, binomials, n_entries / max(1, n_sample)
         )
         costs[m] = probes * PROBE_COST + candidates
     return costs
+
+
+def group_identical(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by identical code: ``(rows, offsets)`` with group ``g`` the rows
+    ``rows[offsets[g]:offsets[g + 1]]`` (ascending), groups in lexicographic order of
+    their code's 64-bit words."""
+    n = len(codes)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    words = kernels.query_words(codes)
+    rows = np.argsort(words[:, 0], kind="stable") if words.shape[1] == 1 else np.lexsort(words.T[::-1])
+    ordered = words[rows]
+    new_group = np.ones(n, dtype=np.bool_)
+    new_group[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    offsets = np.append(np.flatnonzero(new_group), n).astype(np.int64)
+    return rows.astype(np.int64), offsets
 
 
 class MultiIndexHashing(StoredCodesIndex):
@@ -160,27 +186,51 @@ class MultiIndexHashing(StoredCodesIndex):
     @property
     def nbytes(self) -> int:
         """Bytes held: the codes, ids and (once built) the tables."""
-        tables = 0 if self._tables is None else self._tables["offsets"].nbytes + self._tables["positions"].nbytes
+        tables = 0 if self._tables is None else sum(v.nbytes for v in self._tables.values())
         return self._flat.nbytes + tables
 
-    # --- tables ---------------------------------------------------------------------
+    # --- tables ----------------------------------------------------------------------
     def _build(self) -> None:
-        """Build the substring tables (one counting sort per table, tables in parallel)."""
+        """Group identical codes into entries and build the substring tables over the
+        entries (one counting sort per table, tables in parallel)."""
         n = self.ntotal
         m = self.n_tables or self._choose_n_tables()
         starts, lengths = substring_layout(self.n_bits, m)
-        offset_base = np.concatenate([[0], np.cumsum((1 << lengths) + 1)]).astype(np.int64)
-        offsets = np.zeros(offset_base[-1], dtype=np.uint32 if n < 2**32 else np.int64)
-        positions = np.empty((m, n), dtype=np.int32 if n < 2**31 else np.int64)
-        db = self._flat._buffer.reshape(-1)
+        rows, entry_offsets = group_identical(self._flat._buffer[:n])
+        entry_codes = np.ascontiguousarray(self._flat._buffer[rows[entry_offsets[:-1]]]).reshape(-1)
+        self._tables = self._new_tables(starts, lengths, len(entry_offsets) - 1)
+        tables = self._tables
+        tables.update(entry_offsets=entry_offsets, entry_rows=rows.astype(np.int32 if n < 2**31 else np.int64))
 
         def task(j):
-            table_offsets = offsets[offset_base[j] : offset_base[j + 1]]
-            kernels.build_table(db, self.n_bytes, n, starts[j], lengths[j], table_offsets, positions[j])
+            kernels.build_entry_table(entry_codes, self.n_bytes, starts[j], lengths[j], *self._table_views(tables, j))
 
         run_tasks(task, [(j,) for j in range(m)])
-        self._tables = dict(starts=starts, lengths=lengths, offsets=offsets, offset_base=offset_base, positions=positions)
         self._n_indexed = n
+
+    def _new_tables(self, starts, lengths, n_entries: int) -> dict:
+        """Empty arrays for ``len(starts)`` tables over ``n_entries`` entries."""
+        m = len(starts)
+        offset_base = np.concatenate([[0], np.cumsum((1 << lengths) + 1)]).astype(np.int64)
+        bitmap_base = np.concatenate([[0], np.cumsum(-(-(1 << lengths) // 64))]).astype(np.int64)
+        return dict(
+            starts=starts, lengths=lengths, offset_base=offset_base, bitmap_base=bitmap_base,
+            offsets=np.zeros(offset_base[-1], dtype=np.uint32 if n_entries < 2**32 else np.int64),
+            bitmap=np.zeros(bitmap_base[-1], dtype=np.uint64),
+            slots=np.empty((m, n_entries), dtype=np.int32 if n_entries < 2**31 else np.int64),
+            slot_codes=np.empty((m, n_entries * self.n_bytes), dtype=np.uint8),
+        )  # fmt: skip
+
+    @staticmethod
+    def _table_views(tables: dict, j: int) -> tuple:
+        """``(offsets, slots, slot_codes, bitmap)`` of table ``j``."""
+        ob, bb = tables["offset_base"], tables["bitmap_base"]
+        return (tables["offsets"][ob[j] : ob[j + 1]], tables["slots"][j], tables["slot_codes"][j], tables["bitmap"][bb[j] : bb[j + 1]])
+
+    @property
+    def n_entries(self) -> int:
+        """Entries in the tables: distinct codes (a code added again later may form a second entry)."""
+        return 0 if self._tables is None else self._tables["slots"].shape[1]
 
     def _choose_n_tables(self) -> int:
         """The substring count with the least estimated 10-NN work on this data."""
@@ -193,30 +243,40 @@ class MultiIndexHashing(StoredCodesIndex):
         queries = self._flat._buffer[rows]
         k = min(CHOICE_K + 1, n)  # the query itself is among its own neighbours
         kth = self._flat._search(queries, k).distances[:, k - 1]
-        self.cost_estimates = estimate_costs(self._flat._buffer[:n], kth, queries, self.n_bits, seed=n)
+        sample = self._flat._buffer[np.sort(rng.choice(n, min(n, CHOICE_SAMPLE_ROWS * 4), replace=False))]
+        entries = np.unique(sample.view(f"V{self.n_bytes}").ravel()).view(np.uint8).reshape(-1, self.n_bytes)
+        distinct_share = len(entries) / len(sample)  # the tables hold distinct codes: about n * share entries
+        self.cost_estimates = estimate_costs(entries, kth, queries, self.n_bits, seed=n, n_entries=max(1.0, n * distinct_share))
         best = min(self.cost_estimates, key=self.cost_estimates.get)
         if self.cost_estimates[best] > self._max_cost():  # e.g. uniformly random codes: start with the scan
             self._scan_rate = 1.0
         return best
 
     def _extend(self) -> None:
-        """Append the pending rows to every table (one linear pass each, no sort)."""
+        """Append the pending rows to every table (one linear pass each, no sort): their
+        distinct codes become new entries."""
         n, first = self.ntotal, self._n_indexed
         old = self._tables
-        m = len(old["lengths"])
-        offsets = np.empty_like(old["offsets"], dtype=old["offsets"].dtype if n < 2**32 else np.int64)
-        positions = np.empty((m, n), dtype=np.int32 if n < 2**31 else np.int64)
-        db = self._flat._buffer.reshape(-1)
-        base = old["offset_base"]
+        rows, new_offsets = group_identical(self._flat._buffer[first:n])
+        rows += first
+        new_codes = np.ascontiguousarray(self._flat._buffer[rows[new_offsets[:-1]]]).reshape(-1)
+        first_entry = old["slots"].shape[1]
+        n_entries = first_entry + len(new_offsets) - 1
+        tables = self._new_tables(old["starts"], old["lengths"], n_entries)
+        old_rows = old["entry_rows"]
+        entry_rows = np.concatenate([old_rows, rows.astype(old_rows.dtype if n < 2**31 else np.int64)])
+        entry_offsets = np.concatenate([old["entry_offsets"], new_offsets[1:] + old["entry_offsets"][-1]])
+        tables.update(entry_offsets=entry_offsets, entry_rows=entry_rows)
 
         def task(j):
-            kernels.extend_table(
-                db, self.n_bytes, first, n, old["starts"][j], old["lengths"][j], old["offsets"][base[j] : base[j + 1]],
-                old["positions"][j], offsets[base[j] : base[j + 1]], positions[j],
+            old_offsets, old_slots, old_slot_codes, _ = self._table_views(old, j)
+            kernels.extend_entry_table(
+                new_codes, self.n_bytes, first_entry, old["starts"][j], old["lengths"][j], old_offsets, old_slots,
+                old_slot_codes, *self._table_views(tables, j),
             )  # fmt: skip
 
-        run_tasks(task, [(j,) for j in range(m)])
-        self._tables = dict(old, offsets=offsets, positions=positions)
+        run_tasks(task, [(j,) for j in range(len(old["lengths"]))])
+        self._tables = tables
         self._n_indexed = n
 
     def add(self, codes, ids=None) -> None:
@@ -285,8 +345,7 @@ class MultiIndexHashing(StoredCodesIndex):
 
         def task(q0, q1):
             kernels.mih_knn(
-                queries[q0:q1], qwords[q0:q1], db, self.n_bytes, tables["starts"], tables["lengths"],
-                tables["offsets"], tables["offset_base"], tables["positions"], ids, by_position,
+                queries[q0:q1], qwords[q0:q1], self.n_bytes, *_table_args(tables), ids, by_position,
                 max_cost, PROBE_COST, heap_d[q0:q1], heap_k[q0:q1], aborted[q0:q1], work[q0:q1],
             )  # fmt: skip
             # rows added since the tables were built: scanned (their positions follow every indexed row)
@@ -316,9 +375,7 @@ class MultiIndexHashing(StoredCodesIndex):
 
         def task(q0, q1):
             return kernels.mih_range(
-                queries[q0:q1], qwords[q0:q1], db, self.n_bytes, tables["starts"], tables["lengths"],
-                tables["offsets"], tables["offset_base"], tables["positions"], radius, max_cost, PROBE_COST,
-                aborted[q0:q1],
+                queries[q0:q1], qwords[q0:q1], self.n_bytes, *_table_args(tables), radius, max_cost, PROBE_COST, aborted[q0:q1],
             )  # fmt: skip
 
         parts = run_tasks(task, _query_chunks(nq))
@@ -331,6 +388,12 @@ class MultiIndexHashing(StoredCodesIndex):
         if aborted.any():
             result = _splice_range(result, aborted, self._flat._range_search(queries[aborted], radius))
         return result
+
+def _table_args(tables: dict) -> tuple:
+    """The table arrays in the order the kernels take them."""
+    names = ("starts", "lengths", "offsets", "offset_base", "bitmap", "bitmap_base", "slots", "slot_codes", "entry_offsets", "entry_rows")
+    return tuple(tables[name] for name in names)
+
 
 def _query_chunks(nq: int) -> list[tuple[int, int]]:
     """Small query chunks, so threads stay balanced when some queries cost more."""

@@ -3,7 +3,9 @@
 A backdoor run is a run (``config.json`` with a ``backdoor`` section,
 ``split/``, ``model/``) plus ``backdoor/``: ``backdoor.json`` (attack
 parameters, metrics, trigger visibility, timings), ``poisoned_X.npy``,
-``poisoned_y.npy``, ``poison_indices.npy`` and, for LIRA and WB, ``trigger/``.
+``poisoned_y.npy``, ``poison_indices.npy``, ``tsne.npy`` / ``tsne_rows.npy`` (a 2-D t-SNE of
+the backdoored model's latent features on a sample of the poisoned training set, for the
+report), ``noise_indices.npy`` for WaNet and, for LIRA and WB, ``trigger/``.
 ``detect`` writes ``detect/<defense>.json``.
 """
 
@@ -20,6 +22,8 @@ from hashlearn.runs.run import Run, _read_json, load_npy, load_run, save_npy
 from hashlearn.runs.train import prepare_run_dir
 
 RECORD = "backdoor.json"
+#: the t-SNE of latent features shown in the report: 2-D points and the poisoned-set rows they belong to
+TSNE, TSNE_ROWS = "tsne.npy", "tsne_rows.npy"
 
 
 @dataclass
@@ -41,6 +45,8 @@ def attack_kwargs(config: RunConfig, n_classes: int) -> dict:
               "rate": backdoor.rate, "seed": config.trainer.seed}
     if backdoor.attack in ("lira", "wb"):
         kwargs.update(eps=backdoor.eps, stage1_epochs=backdoor.stage1_epochs, batch_size=config.trainer.batch_size)
+    if backdoor.attack == "wanet":
+        kwargs.update(strength=backdoor.strength, grid_size=backdoor.grid_size, cross_ratio=backdoor.cross_ratio)
     return kwargs
 
 
@@ -65,6 +71,10 @@ def backdoor_run(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
     save_npy(run.backdoor_dir / "poisoned_X.npy", result.poisoned.X)
     save_npy(run.backdoor_dir / "poisoned_y.npy", result.poisoned.y)
     save_npy(run.backdoor_dir / "poison_indices.npy", result.poisoned.poison_indices)
+    noise_indices = getattr(result.poisoned, "noise_indices", None)
+    if noise_indices is not None:  # WaNet's noise mode: warped rows that kept their labels
+        save_npy(run.backdoor_dir / "noise_indices.npy", noise_indices)
+    save_latent_embedding(run, result.model, result.poisoned, seed=config.trainer.seed)
     record = {
         "attack": attack.params(),
         "metrics": out["metrics"],
@@ -79,6 +89,16 @@ def backdoor_run(config: RunConfig, run_dir: str | Path, *, overwrite: bool = Fa
 
     write_run_report(run)
     return {"metrics": out["metrics"], "visibility": out["visibility"]}
+
+
+def save_latent_embedding(run: Run, model, poisoned, seed: int = 0) -> None:
+    """t-SNE of the model's latent features on part of the poisoned training set: ``backdoor/tsne.npy`` + ``tsne_rows.npy``."""
+    from hashlearn.attacks.backdoor.experiment import latent_tsne
+
+    rows, embedding = latent_tsne(model, poisoned.X, poisoned.poison_indices, seed=seed,
+                                  noise_indices=getattr(poisoned, "noise_indices", None))
+    save_npy(run.backdoor_dir / TSNE_ROWS, rows)
+    save_npy(run.backdoor_dir / TSNE, embedding)
 
 
 def load_backdoor(run: Run | str | Path) -> BackdoorRun:
@@ -127,4 +147,4 @@ def detect_run(run: Run | str | Path, defense: str, *, expected_rate: float | No
     return report
 
 
-__all__ = ["BackdoorRun", "attack_kwargs", "backdoor_run", "detect_run", "load_backdoor"]
+__all__ = ["BackdoorRun", "TSNE", "TSNE_ROWS", "attack_kwargs", "backdoor_run", "detect_run", "load_backdoor", "save_latent_embedding"]

@@ -34,7 +34,7 @@ BACKBONES = (None, "mlp", "small_cnn")
 #: trained code length can be encoded, indexed and evaluated; longer codes are refused before training
 MAX_BITS = 1024
 #: kept literal so that reading a config does not import torch (a test checks them against the registries)
-BACKDOOR_ATTACKS = ("badnets", "blended", "lira", "wb")
+BACKDOOR_ATTACKS = ("badnets", "blended", "lira", "wanet", "wb")
 BACKDOOR_MAPPINGS = ("all-to-one", "all-to-all")
 BACKDOOR_VICTIMS = ("classifier", "hash")
 #: method.name of a backdoor run whose victim is a classifier (cross-entropy, no codes)
@@ -180,6 +180,10 @@ class BackdoorConfig:
     target_class: int = 0
     eps: float = 0.05
     stage1_epochs: int = 4
+    #: WaNet: warp strength s, control-grid size k, noise-mode samples per poisoned sample
+    strength: float = 0.5
+    grid_size: int = 4
+    cross_ratio: float = 2.0
 
     def validate(self) -> "BackdoorConfig":
         for name, choices in (("attack", BACKDOOR_ATTACKS), ("victim", BACKDOOR_VICTIMS), ("target", BACKDOOR_MAPPINGS)):
@@ -189,6 +193,9 @@ class BackdoorConfig:
         _check_number(self.eps, "backdoor.eps", low=0.0, high=1.0, low_open=True)
         _check_optional_int(self.target_class, "backdoor.target_class", minimum=0)
         _check_optional_int(self.stage1_epochs, "backdoor.stage1_epochs")
+        _check_number(self.strength, "backdoor.strength", low=0.0)
+        _check_optional_int(self.grid_size, "backdoor.grid_size", minimum=2)
+        _check_number(self.cross_ratio, "backdoor.cross_ratio", low=0.0)
         return self
 
 

@@ -67,6 +67,35 @@ def _describe(run: Run) -> tuple[str, str, list[tuple[str, object]]]:
     return title, subtitle, setup
 
 
+def _latent_embedding(run: Run):
+    """``(points, labels, poisoned, noise)`` of the backdoor run's saved t-SNE, or ``None`` when it has none."""
+    from hashlearn.runs.backdoor import TSNE, TSNE_ROWS
+
+    folder = run.backdoor_dir
+    if not ((folder / TSNE).is_file() and (folder / TSNE_ROWS).is_file() and (folder / "poisoned_y.npy").is_file()):
+        return None
+    rows, points = load_npy(folder / TSNE_ROWS), load_npy(folder / TSNE)
+    labels = load_npy(folder / "poisoned_y.npy")[rows]
+    poisoned = np.isin(rows, load_npy(folder / "poison_indices.npy"))
+    noise = np.isin(rows, load_npy(folder / "noise_indices.npy")) if (folder / "noise_indices.npy").is_file() else None
+    return points, labels, poisoned, noise
+
+
+def add_latent_embedding(page, run: Run) -> None:
+    """The t-SNE figure of clean vs poisoned latent features (backdoor runs that saved one)."""
+    from hashlearn.eval.plots import latent_scatter_figure
+
+    embedding = _latent_embedding(run)
+    if embedding is None:
+        return
+    points, labels, poisoned, noise = embedding
+    page.figure(latent_scatter_figure(points, labels, poisoned, noise, title="t-SNE of latent features (training set sample)"),
+                f"t-SNE of the backdoored model's penultimate-layer features on {len(points)} training inputs: clean ones coloured "
+                "by label, poisoned ones (trigger + target label) as black crosses. Poison that forms its own cluster is what "
+                "activation clustering and spectral signatures can find; poison mixed into the target class is not.",
+                alt="t-SNE of clean vs poisoned latent features")
+
+
 def run_report(run: Run | str | Path):
     """The :class:`~hashlearn.eval.html.HtmlReport` of a run: a section for everything it holds."""
     from hashlearn.eval.html import (HtmlReport, add_attack, add_audit_summary, add_backdoor, add_crossmodal_attacks, add_crossmodal_retrieval,
@@ -98,6 +127,7 @@ def run_report(run: Run | str | Path):
             examples = np.load(poisoned, mmap_mode="r", allow_pickle=False)[chosen]
             titles = [f"train item {int(i)}" for i in chosen]
         add_backdoor(page, record, examples, titles)
+        add_latent_embedding(page, run)
     attacks = _json_files(run.attack_dir)
     crossmodal = {name: row for name, report in attacks.items() if (row := crossmodal_attack_row(name, report)) is not None}
     if crossmodal:
@@ -157,6 +187,10 @@ def run_markdown(run: Run | str | Path) -> str:
     if run.is_backdoor and (run.backdoor_dir / "backdoor.json").is_file():
         record = _read_json(run.backdoor_dir / "backdoor.json")
         lines += ["## Backdoor", "", *table(scalar_items(record.get("metrics", {})))]
+        embedding = _latent_embedding(run)
+        if embedding is not None:
+            lines += [f"t-SNE of latent features ({len(embedding[0])} training inputs, {int(embedding[2].sum())} poisoned): "
+                      "see `report.html`.", ""]
     crossmodal = [row for name, report in _json_files(run.attack_dir).items() if (row := crossmodal_attack_row(name, report))]
     if crossmodal:
         lines += ["## Cross-modal attacks", "", *rows_table(crossmodal)]

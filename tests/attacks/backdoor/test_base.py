@@ -112,7 +112,7 @@ def test_images_outside_unit_range_are_refused():
 def test_unknown_attack_is_a_value_error():
     with pytest.raises(ValueError, match="badnets"):
         make_attack("trojannn")
-    assert set(ATTACKS) == {"badnets", "blended", "lira", "wb"}
+    assert set(ATTACKS) == {"badnets", "blended", "lira", "wanet", "wb"}
 
 
 def test_params_and_repr_name_the_settings():

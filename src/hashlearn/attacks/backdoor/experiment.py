@@ -130,3 +130,32 @@ def detect(model, poisoned_X, poisoned_y, defense, expected_rate: float = 0.1, *
     features = latent_features(model, poisoned_X)
     detector = make_detector(defense, **defense_kwargs).fit(features, poisoned_y)
     return detector.flagged_, detector
+
+
+def latent_tsne(model, X, poison_indices, *, noise_indices=None, n_clean: int = 400, n_poison: int = 200, seed: int = 0):
+    """``(rows, points)``: a 2-D t-SNE (scikit-learn) of the model's latent features on a sample of ``X``.
+
+    ``rows`` (sorted int64) are up to ``n_poison`` poisoned rows, up to
+    ``n_poison // 2`` noise-mode rows (WaNet) and up to ``n_clean`` other rows,
+    drawn with ``seed``; ``points`` is ``(len(rows), 2)`` float32. The latent
+    features are the penultimate layer (:func:`hashlearn.defenses.latent_features`),
+    what the detectors look at; perplexity is ``min(30, (n - 1) / 3)``.
+    """
+    from sklearn.manifold import TSNE
+
+    from hashlearn.defenses import latent_features
+
+    rng = np.random.default_rng(seed)
+    poison_indices = np.asarray(poison_indices, dtype=np.int64)
+    noise_indices = np.zeros(0, np.int64) if noise_indices is None else np.asarray(noise_indices, dtype=np.int64)
+    clean = np.setdiff1d(np.arange(len(X)), np.concatenate([poison_indices, noise_indices]))
+
+    def sample(pool, size):
+        return rng.choice(pool, size=min(size, len(pool)), replace=False) if len(pool) else pool
+
+    rows = np.sort(np.concatenate([sample(poison_indices, n_poison), sample(noise_indices, n_poison // 2), sample(clean, n_clean)]))
+    if len(rows) < 5:
+        raise ValueError(f"a t-SNE needs at least 5 rows, got {len(rows)} (X has {len(X)}).")
+    features = latent_features(model, np.asarray(X)[rows]).astype(np.float64)
+    tsne = TSNE(n_components=2, perplexity=min(30.0, (len(rows) - 1) / 3.0), init="pca", random_state=seed)
+    return rows.astype(np.int64), tsne.fit_transform(features).astype(np.float32)
