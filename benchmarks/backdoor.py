@@ -187,7 +187,11 @@ def run_cell(victim: str, variant: str, target: str, rate: float, data, config, 
     entry["separability"] = separability(features, poisoned.y, poisoned.poison_mask)
     for label, defense, kw in DETECTORS:
         started = time.perf_counter()
-        flagged, _ = detect(model, poisoned.X, poisoned.y, defense, rate, **kw)
+        try:
+            flagged, _ = detect(model, poisoned.X, poisoned.y, defense, rate, **kw)
+        except (ValueError, np.linalg.LinAlgError) as error:  # a detector that breaks on these features is a result too
+            entry["detection"][label] = {"tpr": float("nan"), "fpr": float("nan"), "n_flagged": 0, "error": f"{type(error).__name__}: {error}"}
+            continue
         tpr, fpr = detection_rates(flagged, poisoned.poison_indices, len(poisoned.y))
         entry["detection"][label] = {"tpr": tpr, "fpr": fpr, "n_flagged": int(len(flagged)), "seconds": time.perf_counter() - started}
     if rate == 0.1:
@@ -293,12 +297,18 @@ def failures(entries: list[dict]) -> list[str]:
         lines.append("Attacks that do not implant (ASR or t-mAP < 0.9): " + "; ".join(
             f"{e['victim']} {e['attack']} {e['target']} {e['rate']:g}: {fmt(success(e))}" for e in weak) + ".")
     for label, _, _ in DETECTORS:
+        broken = [e for e in entries if "error" in e["detection"][label]]
+        if broken:
+            lines.append(f"`{label}` raised an error on {len(broken)} of {len(entries)} cells (shown as n/a): "
+                         f"{broken[0]['detection'][label]['error'][:120]}")
         missed = [e for e in entries if e["detection"][label]["tpr"] < 0.5]
         noisy = [e for e in entries if e["detection"][label]["tpr"] >= 0.5 and e["detection"][label]["fpr"] > 0.2]
         caught = [e for e in entries if e["detection"][label]["tpr"] >= 0.9 and e["detection"][label]["fpr"] <= 0.1]
-        lines.append(f"`{label}`: catches (TPR >= 0.9 at FPR <= 0.1) {len(caught)} of {len(entries)} cells"
+        if len(broken) == len(entries):
+            continue
+        lines.append(f"`{label}`: catches (TPR >= 0.9 at FPR <= 0.1) {len(caught)} of {len(entries) - len(broken)} cells"
                      + (" (" + ", ".join(f"{e['victim']} {e['attack']} {e['target']} {e['rate']:g}" for e in caught) + ")" if caught else "")
-                     + f"; misses (TPR < 0.5) {len(missed)}; finds the poison only by flagging > 20% of the clean data in {len(noisy)}.")
+                     + f"; misses (TPR < 0.5) {len(missed)} of {len(entries) - len(broken)}; finds the poison only by flagging > 20% of the clean data in {len(noisy)}.")
     return [f"- {line}" for line in lines]
 
 
@@ -315,7 +325,8 @@ def swd_section(entries: list[dict]) -> list[str]:
              "Samples, from each backdoored model at 10% all-to-one: A = features of the poisoned training rows, B1 / B2 = two disjoint "
              f"halves of the clean target-class rows. `poison` = d(A, B1); `null` = d(B2, B1), two clean samples of one class. "
              f"Mean ± standard deviation over {SWD_REPEATS} draws of the directions; time = median seconds per estimate on one thread. "
-             "SNR = (poison - null) / std(poison): how many standard deviations of its own noise separate the poison from the null.", ""]
+             "SNR = (poison - null) / std(poison): how many standard deviations of its own noise separate the poison from the null. "
+             "DSWD's time is one timed call (no repeats), so under load it is noisier than the SWD medians.", ""]
     for e in rows:
         s = e["swd"]
         full = s["full"]
@@ -404,7 +415,9 @@ def render(clean: dict, entries: list[dict], meta: dict, figures: list[str]) -> 
 def report(out_dir: Path) -> int:
     cell_dir = out_dir / "backdoor_cells"
     clean = {p.stem.split("-")[0]: json.loads(p.read_text()) for p in sorted(cell_dir.glob("*-clean.json"))}
-    order = {c: i for i, c in enumerate(cells("classifier", False) + cells("classifier", True))}
+    order = {c: i for i, c in enumerate(cells("classifier", False))}
+    for cell in cells("classifier", True):
+        order.setdefault(cell, len(order))
     entries = [json.loads(p.read_text()) for p in sorted(cell_dir.glob("*.json")) if not p.stem.endswith("-clean")]
     entries.sort(key=lambda e: (e["victim"] != "classifier", order.get((e["attack"], e["target"], e["rate"]), 99)))
     if not clean or not entries:
@@ -454,6 +467,7 @@ def main(argv=None) -> int:
     from sklearn.exceptions import ConvergenceWarning
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # FastICA on 10-d class features; ac-ica rows show the outcome
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="sklearn")
     if not args.report:
         for victim in args.victims.split(","):
             run_victim(victim, args, out_dir)

@@ -120,10 +120,11 @@ NOTES = [
     "and the same standardised features.",
     "Table 4 retrains the pixel models (same settings, 30 epochs, seed 0) in a fresh work folder; training is not bit-for-bit "
     "reproducible across sessions, so their clean mAP differs from table 2's models and the two tables are compared by ratios.",
-    "Table 4's code-space bound is the answer to 'is the target reachable at all on this model?': flipping about 9 chosen bits of "
-    "a query's code halves cross-modal mAP while same-modality mAP rises, because this model's paired image and text codes are "
-    "about half the bits apart (column `query-paired bits`: the classes, not the pairs, are aligned). The attacks miss the target because the input "
-    "budget does not reach those codes, not because the objective points elsewhere.",
+    "Table 4's code-space bound asks whether the target is reachable at all on a model: where its row says met, codes that halve "
+    "cross-modal mAP while keeping same-modality mAP exist (greedy search, so a lower bound on what exists). Column `query-paired "
+    "bits` shows how far a query's code is from its paired item's: a model that aligns classes rather than pairs leaves room to "
+    "move away from one modality and not the other. Compare the attacks' `bits flipped` with the bound's: within their budgets "
+    "the attacks flip fewer bits than the bound needs.",
 ]
 
 

@@ -201,7 +201,7 @@ def main():
         write_merged(machine)
 
     for kind in args.kinds:
-        data = load_parts(KIND_DATA[kind], ("train", "validation"))
+        data = load_parts(KIND_DATA[kind], ("train", "validation"), sweep=True)
         part["sizes"][kind] = {name: int(len(data[f"y_{name}"])) for name in ("train", "validation")}
         if args.stage in ("lr", "both"):
             for method in methods:

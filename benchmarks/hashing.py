@@ -17,6 +17,7 @@ Model selection uses the validation part only; queries are used once, at the end
 
     PYTHONPATH=src python benchmarks/hashing.py [--quick] [--prepare-only] [--epochs 6]
     PYTHONPATH=src nohup nice -n 10 python benchmarks/hashing.py --full &   # the full-protocol table (hashing_full.py)
+    PYTHONPATH=src python benchmarks/hashing.py --full --summary-only     # rewrite hashing.md from hashing-full.json
 
 Results of this reduced configuration (appended run by run, so an interrupted
 run keeps what it measured) go to benchmarks/results/hashing-reduced.json and
@@ -297,6 +298,7 @@ def main():
     parser.add_argument("--merge", nargs="*", default=None, help="only write hashing.md from these result stems")
     parser.add_argument("--time-limit", type=float, default=None, help="stop starting new runs after this many minutes")
     parser.add_argument("--full", action="store_true", help="the full-protocol table (hashing_full.py): hashing.md + hashing-full.json")
+    parser.add_argument("--summary-only", action="store_true", help="with --full: only rewrite hashing.md from hashing-full.json")
     args = parser.parse_args()
     if args.full:
         import hashing_full

@@ -43,11 +43,17 @@ def test_evaluate_reports_every_direction(openmoji_run, capsys):
     assert codes.shape == (20, 4) and 0 <= metrics["I->T mAP@all"] <= 1
 
 
-@pytest.mark.parametrize("modality, attack", [("image", "cmla"), ("text", "cmla"), ("image", "hag")])
-def test_attack_modalities(openmoji_run, modality, attack, capsys):
+@pytest.mark.parametrize("modality, attack, form", [("image", "cmla", "instance"), ("text", "cmla", "instance"),
+                                                   ("image", "hag", None), ("text", "cmla", "labels")])
+def test_attack_modalities(openmoji_run, modality, attack, form, capsys):
+    extra = ["--cmla-form", form] if form else []
     assert main(["attack", "--model", str(openmoji_run), "--attack", attack, "--modality", modality, "--steps", "3",
-                 "--n-queries", "5", "-q"]) == 0
-    report = json.loads((openmoji_run / "attack" / f"{attack}-{modality}.json").read_text())
+                 "--n-queries", "5", "-q", *extra]) == 0
+    name = f"cmla-labels-{modality}" if form == "labels" else f"{attack}-{modality}"
+    report = json.loads((openmoji_run / "attack" / f"{name}.json").read_text())
+    assert report.get("cmla_form") == form
+    if form == "labels":
+        assert "reference=<200 reference pairs>" in report["attack_repr"] and "balanced=True" in report["attack_repr"]
     assert report["n_queries"] == 5 and report["modality"] == modality
     if modality == "image":
         assert report["norm"] == "linf" and report["mean distortion"] <= 8 / 255 + 1e-6

@@ -6,7 +6,7 @@ import pytest
 from hashlearn.data import Dataset, dataset_available, get_dataset_info, list_datasets, load_dataset
 
 EXPECTED = {"digits", "fashion-mnist", "mnist", "mnist5k", "animal-mnist", "yeast", "20newsgroups", "r8", "r52",
-            "glove-50d", "cifar10", "list-file", "features"}
+            "glove-50d", "cifar10", "list-file", "features", "openmoji-tags"}
 
 
 def test_all_loaders_are_registered():

@@ -34,3 +34,13 @@ def test_bad_parameters(kwargs, error, planted_features):
 def test_tiny_classes_are_skipped():
     detector = ActivationClustering().fit(np.random.default_rng(0).normal(size=(3, 4)), np.array([0, 0, 1]))
     assert detector.flagged_.size == 0
+
+
+def test_ica_on_rank_deficient_features_with_dead_units(planted_features):
+    # dead ReLU units (constant-zero columns) and duplicated columns made FastICA whiten by zero
+    # eigenvalues and fail with NaN; the components are capped to the features' rank
+    features, labels, poison = planted_features(poison_share=0.25, shift=6.0, d=6)
+    features = np.hstack([features, np.zeros((len(features), 30)), features[:, :3]])
+    detector = ActivationClustering(rule="size", reduction="ica", size_threshold=0.35).fit(features, labels)
+    tpr, fpr = detection_rates(detector.flagged_, poison, len(labels))
+    assert tpr >= 0.95 and fpr <= 0.02

@@ -232,7 +232,8 @@ class CMLA(HashAttack):
         text = super().__repr__()
         if self.reference is None:
             return text
-        return f"{text[:-1]}, reference=<{len(self.reference[0])} reference pairs>)"  # not the arrays themselves
+        return (f"{text[:-1]}, reference=<{len(self.reference[0])} reference pairs>, "  # not the arrays themselves
+                f"theta_scale={self.theta_scale!r}, balanced={self.balanced!r})")
 
 
 def _check_labels(labels, name: str) -> torch.Tensor:

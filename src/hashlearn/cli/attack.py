@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     parser.add_argument("--norm", default=None, choices=["linf", "l2"], help="norm of the budget (default linf; cross-modal text queries: l2)")
     parser.add_argument("--modality", default=None, choices=["image", "text"], help="cross-modal runs: the attacked query side (default image)")
     parser.add_argument("--intra-weight", type=float, default=0.5, help="cmla: weight of the intra-modal term (default 0.5)")
+    parser.add_argument("--cmla-form", choices=["instance", "labels"], default="instance",
+                        help="cmla: away from the paired code (instance, default) or the paper's label-similarity form "
+                             "against the training pairs (labels)")
     parser.add_argument("--steps", type=positive_int, default=100, help="gradient steps (FGSM always takes 1)")
     parser.add_argument("--n-queries", type=positive_int, default=None, help="attack only the first N queries of the split")
     parser.add_argument("--n-database", type=positive_int, default=None, help="seeded random subset of the database (speed)")
@@ -58,7 +61,8 @@ def run(args) -> int:
     eps = parse_eps(args.eps) if args.eps is not None else None
     report = attack_run(args.model, args.attack, eps=eps, norm=args.norm, steps=args.steps, n_queries=args.n_queries,
                         n_database=args.n_database, k=args.k, seed=args.seed, save_adv=args.save_adv,
-                        modality=args.modality, intra_weight=args.intra_weight)
+                        modality=args.modality, intra_weight=args.intra_weight,
+                        cmla_form=args.cmla_form)
     if args.json:
         print_json(report)
     else:

@@ -37,6 +37,7 @@ SUBCOMMANDS = [
     "hashlearn.cli.detect",
     "hashlearn.cli.audit",
     "hashlearn.cli.train",
+    "hashlearn.cli.lifelong",
     "hashlearn.cli.encode",
     "hashlearn.cli.evaluate",
     "hashlearn.cli.report",

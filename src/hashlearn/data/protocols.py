@@ -64,6 +64,7 @@ PROTOCOLS: dict[str, dict[str, Protocol]] = {
     "r8": _standard(500, 2000, 500, stratified=False, text="500 random queries; train 2,000, validation 500"),
     "r52": _standard(500, 2000, 500, stratified=False, text="500 random queries; train 2,000, validation 500"),
     "yeast": _standard(300, 1000, 200, stratified=False, text="multi-label: 300 random queries; train 1,000, validation 200"),
+    "openmoji-tags": _standard(200, 1200, 170, stratified=False, text="multi-label images: 200 random queries; train 1,200, validation 170; database = the other 1,670"),
     "glove-50d": _standard(1000, 20000, 1000, stratified=False, text="unlabelled: 1,000 random queries; train 20,000, validation 1,000"),
     # paired (cross-modal) sets: splits of pairs, drawn by hashlearn.data.paired.make_paired_split
     "openmoji": _standard(200, 1200, 170, stratified=False, text="pairs: 200 random query pairs (image and text both out of the database); train 1,200 and validation 170 from the database"),

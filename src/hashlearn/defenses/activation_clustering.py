@@ -72,6 +72,13 @@ class ActivationClustering:
         n_components = min(n_components, features.shape[1], len(features) - 1)
         if self.reduction == "pca":
             return PCA(n_components, random_state=self.random_state).fit_transform(features)
+        # ICA whitens: asking for more components than the centred features' rank divides by zero
+        # eigenvalues (dead ReLU units make whole columns constant) and FastICA returns NaN
+        singular = np.linalg.svd(features - features.mean(axis=0), compute_uv=False)
+        rank = int(np.sum(singular > singular[0] * max(features.shape) * np.finfo(features.dtype).eps)) if singular.size else 0
+        if rank == 0:
+            return np.zeros((len(features), 1))
+        n_components = min(n_components, rank)
         return FastICA(n_components, random_state=self.random_state, max_iter=500, whiten="unit-variance").fit_transform(features)
 
     def fit(self, features, labels) -> "ActivationClustering":

@@ -31,6 +31,7 @@ from hashlearn.losses.dpsh import DPSHLoss
 from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
+from hashlearn.losses.lifelong import LifelongLoss
 from hashlearn.losses.ssah import SSAHLoss
 from hashlearn.losses.triplet import TripletLoss
 from hashlearn.losses.unsupervised import UnsupervisedLoss
@@ -110,6 +111,9 @@ LOSSES: dict[str, LossSpec] = {
                         by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (1e-3, 29, 0.01))),
     "unsupervised": LossSpec(UnsupervisedLoss, "contrastive loss on float-kNN neighbours (unlabelled embeddings)", supervised=False),
     "dcmh": LossSpec(DCMHLoss, "Deep Cross-Modal Hashing (Jiang and Li, CVPR 2017); paired image-text batches", epochs=40),
+    # not swept: csq's rates and budgets; a lifelong stage (hashlearn lifelong) adds the stored old codes as fixed targets
+    "lifelong": LossSpec(LifelongLoss, "lifelong hashing: fixed old codes as targets + cosine label similarity (Xu et al., DLCH 2023)",
+                         by_input=_by_input((1e-3, 8), (1e-3, 10, 0.1), (1e-2, 11, 0.01))),
     "ssah": LossSpec(SSAHLoss, "SSAH-style: label network + optional modality adversary (Li et al., CVPR 2018); paired", epochs=40),
 }
 

@@ -31,12 +31,14 @@ def attack_run(
     save_adv: bool = False,
     modality: str | None = None,
     intra_weight: float = 0.5,
+    cmla_form: str = "instance",
 ) -> dict:
     """Attack the first ``n_queries`` queries of the run's split; the clean and attacked metrics (also written to the run).
 
     ``eps`` / ``norm`` default to 8/255 and ``"linf"``. Cross-modal runs (a paired data set) go to
     :func:`hashlearn.runs.crossmodal.attack_crossmodal_run`: ``attack`` is ``cmla`` or ``hag``, ``modality``
-    the attacked side (default ``"image"``), and the budget defaults depend on that side's inputs."""
+    the attacked side (default ``"image"``), ``cmla_form`` CMLA's objective (``"instance"`` or the paper's
+    ``"labels"``), and the budget defaults depend on that side's inputs."""
     import torch
 
     from hashlearn.attacks import ATTACKS
@@ -53,7 +55,8 @@ def attack_run(
         from hashlearn.runs.crossmodal import attack_crossmodal_run
 
         return attack_crossmodal_run(run, attack, modality=modality or "image", eps=eps, norm=norm, steps=steps,
-                                     intra_weight=intra_weight, n_queries=n_queries, seed=seed, save_adv=save_adv, dataset=dataset)
+                                     intra_weight=intra_weight, n_queries=n_queries, seed=seed, save_adv=save_adv, dataset=dataset,
+                                     cmla_form=cmla_form)
     if modality is not None:
         raise ValueError(f"modality={modality!r} applies to cross-modal runs only; dataset {dataset.name!r} has one modality.")
     if getattr(ATTACKS[attack], "name", "") == "cmla":

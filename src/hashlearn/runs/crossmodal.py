@@ -182,9 +182,13 @@ def _input_kind(dataset, features: str, modality: str) -> str:
 
 def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "image", eps: float | None = None,
                           norm: str | None = None, steps: int = 100, intra_weight: float = 0.5, n_queries: int | None = None,
-                          seed: int = 0, save_adv: bool = False, dataset=None) -> dict:
+                          seed: int = 0, save_adv: bool = False, dataset=None, cmla_form: str = "instance") -> dict:
     """Attack the ``modality`` side of the run's query pairs (``cmla``: away from the paired codes; ``hag``:
-    away from the own codes); cross- and same-modality mAP@all before and after, written to ``attack/<attack>-<modality>.json``."""
+    away from the own codes); cross- and same-modality mAP@all before and after, written to ``attack/<attack>-<modality>.json``.
+
+    ``cmla_form="labels"``: CMLA's label form (the paper's objective) with the training pairs' clean codes and
+    labels as references, similar and dissimilar references weighted equally, ``theta_scale = 1 / n_bits``
+    (the settings of ``benchmarks/crossmodal.py``); written to ``attack/cmla-labels-<modality>.json``."""
     import torch
 
     from hashlearn.attacks import CMLA, HAG
@@ -196,6 +200,10 @@ def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "im
         raise ValueError(f"attacks on a cross-modal run are 'cmla' and 'hag', got {attack!r}.")
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
+    if cmla_form not in ("instance", "labels"):
+        raise ValueError(f"cmla_form must be 'instance' or 'labels', got {cmla_form!r}.")
+    if cmla_form != "instance" and attack != "cmla":
+        raise ValueError(f"cmla_form applies to the cmla attack, not {attack!r}.")
     dataset = dataset if dataset is not None else load_run_dataset(run.config.data)
     model, split, features = run.load_model(), run.load_split(), run.config.data.features
     kind = _input_kind(dataset, features, modality)
@@ -207,7 +215,13 @@ def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "im
     x = torch.from_numpy(modality_inputs(dataset, query, features, modality))
     paired = model.encode(modality_inputs(dataset, query, features, other), other)
     tower = model.tower(modality)
-    if attack == "cmla":
+    if attack == "cmla" and cmla_form == "labels":
+        reference = (model.encode(modality_inputs(dataset, split.train, features, modality), modality),
+                     model.encode(modality_inputs(dataset, split.train, features, other), other), dataset.labels[split.train])
+        attacker = CMLA(tower, eps=eps, norm=norm, steps=steps, intra_weight=intra_weight, seed=seed, clip=clip,
+                        reference=reference, balanced=True, theta_scale=1.0 / model.n_bits)
+        result = attacker.attack(x, paired, labels=dataset.labels[query])
+    elif attack == "cmla":
         attacker = CMLA(tower, eps=eps, norm=norm, steps=steps, intra_weight=intra_weight, seed=seed, clip=clip)
         result = attacker.attack(x, paired)
     else:
@@ -232,7 +246,9 @@ def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "im
               "seconds per query": result.seconds_per_query}
     if "bits_from_paired" in result.records:
         report["mean bits from paired"] = float(np.mean(result.records["bits_from_paired"]))
-    name = f"{attack}-{modality}"
+    name = f"{attack}-labels-{modality}" if cmla_form == "labels" else f"{attack}-{modality}"
+    if attack == "cmla":
+        report["cmla_form"] = cmla_form
     if save_adv:
         save_npy(run.attack_dir / f"{name}_adv.npy", result.x_adv.detach().cpu().numpy().astype(np.float32))
         save_npy(run.attack_dir / f"{name}_ids.npy", np.asarray(query, dtype=np.int64))

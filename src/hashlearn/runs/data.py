@@ -36,8 +36,14 @@ def _subsample(index: np.ndarray, n: int | None, rng: np.random.Generator) -> np
 
 def make_run_split(config: RunConfig, dataset):
     """The protocol split of ``config.data``, optionally sub-sampled (``n_train`` ...), leakage-checked."""
+    from hashlearn.data.incremental import is_incremental, make_stage_split
     from hashlearn.data.protocols import make_split
 
+    if is_incremental(dataset.name, config.data.protocol):  # the first stage; later ones: `hashlearn lifelong` (runs/lifelong.py)
+        if any((config.data.n_train, config.data.n_val, config.data.n_query, config.data.n_database)):
+            raise ValueError(f"data.n_train/n_val/n_query/n_database: incremental protocol {config.data.protocol!r} fixes its sizes per class "
+                             "and per stage; drop them (fashion-mnist has a smaller 'class-incremental-small').")
+        return make_stage_split(dataset, config.data.protocol, 1, seed=config.data.seed)
     split = make_split(dataset, protocol=config.data.protocol, seed=config.data.seed)
     sizes = {"train": config.data.n_train, "validation": config.data.n_val, "query": config.data.n_query}
     if any(sizes.values()) or config.data.n_database:

@@ -30,6 +30,9 @@ def encode_parts(run: Run | str | Path, parts=("query", "database"), *, batch_si
     for part in parts:
         if part not in CODE_PARTS:
             raise ValueError(f"part must be one of {', '.join(CODE_PARTS)}, got {part!r}.")
+        if part == "database" and run.is_lifelong_stage:  # frozen codes of earlier stages + this stage's: never re-encoded
+            out[part] = run.load_codes("database")
+            continue
         ids = np.arange(len(dataset)) if part == "all" else getattr(split, part)
         codes = encode_array(model, run_inputs(dataset, ids, config.data.features), batch_size=batch_size, name=f"the {part} part")
         if keep:

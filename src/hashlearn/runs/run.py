@@ -18,6 +18,7 @@ layout is written down once::
     detect/              <defense>.json written by ``detect``
     privacy/             privacy.json (+ examples.npy) written by ``audit`` (reconstruction from features, outputs, codes)
     audit/               audit.json and report.html written by ``audit`` (attacks, transfer, privacy in one page)
+    lifelong.json        a lifelong stage: its parent run, stage, model versions; codes/database_* are then the frozen codes
 
 >>> import tempfile
 >>> run = Run(tempfile.mkdtemp())
@@ -68,6 +69,7 @@ class Run:
     DETECT = "detect"
     PRIVACY = "privacy"
     AUDIT = "audit"
+    LIFELONG = "lifelong.json"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -92,6 +94,7 @@ class Run:
     detect_dir = property(lambda self: self.path / self.DETECT)
     privacy_dir = property(lambda self: self.path / self.PRIVACY)
     audit_dir = property(lambda self: self.path / self.AUDIT)
+    lifelong_path = property(lambda self: self.path / self.LIFELONG)
 
     def codes_path(self, part: str) -> tuple[Path, Path]:
         """``(codes .npy, ids .npy)`` of one part."""
@@ -120,6 +123,14 @@ class Run:
 
     def has_model(self) -> bool:
         return any((self.model_dir / name).is_file() for name in MODEL_FILES)
+
+    @property
+    def is_lifelong_stage(self) -> bool:
+        """A stage trained by ``hashlearn lifelong``: its database codes are stored, never re-encoded."""
+        return self.lifelong_path.is_file()
+
+    def load_lifelong(self) -> dict | None:
+        return _read_json(self.lifelong_path, what="lifelong stage record") if self.is_lifelong_stage else None
 
     @property
     def is_backdoor(self) -> bool:

@@ -1,0 +1,318 @@
+"""Lifelong hashing benchmark: Fashion-MNIST in three class-incremental stages (0-4, 5-7, 8-9).
+
+Protocol ``class-incremental-small`` of :mod:`hashlearn.data.incremental`: 100
+queries per class from the test split, 2,000 database items per class, 500
+training and 100 validation items per class of each stage's new classes
+(stage 1: 5,000 database items; stage 3: 10,000 database items, 1,000 queries).
+Inputs are the 784 pixels, the model an MLP hash head (one hidden layer of 512);
+stage 1 is trained with CSQ (the default method) for 8 epochs.
+
+For stages 2 and 3, in the same process and from the same stage-1 run:
+
+* ``lifelong``: :func:`hashlearn.runs.lifelong.lifelong_run` -- the parent's model
+  trained on the new stage's data only, with the lifelong loss against the frozen
+  old database codes; only the new items are encoded;
+* ``retrain``: a fresh model trained with CSQ on the training items of *all*
+  stages so far, for as many epochs as stage 1, then everything re-encoded;
+* ``finetune-frozen``: the parent's model fine-tuned with CSQ on the new data
+  only, old codes kept as stored, new items encoded by the fine-tuned model;
+* ``finetune-reencode``: the same fine-tuned model, every database item re-encoded.
+
+mAP@1000 of the old-class queries, the new-class queries and all queries,
+against the stage's whole database. Training time is the process CPU time of
+the training call (robust to the other jobs on the shared cores) and its wall time.
+
+Upgrade table: an "old" model (MLP, hidden 64, 1,000 training items of all 10
+classes) and its database codes; a "new" model (hidden 512, 5,000 training
+items) trained (a) with CSQ alone and (b) with the lifelong loss's cross term
+against the old model's database codes (the backward-compatibility term);
+old-query/old-db, new-query/old-db and new-query/new-db mAP@1000.
+
+    PYTHONPATH=src nice -n 10 python benchmarks/lifelong.py [--seeds 0 1 2] [--bits 32 64] [--quick]
+
+Rows are appended to ``benchmarks/results/lifelong.json`` as they finish (a
+rerun skips rows already there; ``--fresh`` starts over) and the tables are
+rewritten into ``lifelong.md`` after each row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hashlearn._io import atomic_write_json, atomic_write_text
+from hashlearn._progress import set_quiet
+from hashlearn.data import load_dataset
+from hashlearn.data.incremental import get_incremental_protocol, make_stage_splits
+from hashlearn.runs import resolve_config, train_run
+from hashlearn.runs.deep import build_deep_method
+from hashlearn.runs.evaluate import encode_array
+from hashlearn.runs.lifelong import _replay_items, lifelong_run, stage_metrics
+from hashlearn.runs.run import Run
+from hashlearn.train import TrainConfig, Trainer
+
+RESULTS = Path(__file__).parent / "results"
+DATASET, PROTOCOL, METHOD = "fashion-mnist", "class-incremental-small", "csq"
+STAGE1_EPOCHS = 8
+LIFELONG_EPOCHS = 2
+#: exemplar memory of the +replay rows: training items per old class
+REPLAY = 20
+#: the seed of the stage-settings selection (validation only; the evaluated seeds are others)
+SELECTION_SEED = 10
+K = 1000
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn()
+    return value, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def flat(dataset, index):
+    return np.asarray(dataset.data[index], dtype=np.float32).reshape(len(index), -1)
+
+
+def csq_fit(model, objective, dataset, train_index, val_index, epochs, seed):
+    config = TrainConfig(epochs=epochs, lr=1e-3, batch_size=128, seed=seed)
+    labels = dataset.labels
+    return Trainer(config).fit(model, objective, train=(flat(dataset, train_index), labels[train_index]),
+                               val=(flat(dataset, val_index), labels[val_index]))
+
+
+def stage1_config(seed: int, n_bits: int):
+    return resolve_config(overrides=[f"data.dataset={DATASET}", f"data.protocol={PROTOCOL}", f"data.seed={seed}", f"method.name={METHOD}",
+                                       f"method.n_bits={n_bits}", f"trainer.epochs={STAGE1_EPOCHS}", f"trainer.seed={seed}", "trainer.lr=0.001",
+                                       "model.backbone=mlp", "model.hidden=[512]"])
+
+
+def select_stage_settings(dataset, n_bits: int, work: Path) -> list[dict]:
+    """The stage's learning rate (x the parent's) and old-code weight, chosen on the stage-2 validation metric of
+    seed SELECTION_SEED (not an evaluated seed): every earlier and new validation item against old + new training codes."""
+    import json
+
+    train_run(stage1_config(SELECTION_SEED, n_bits), work / "select1", dataset=dataset)
+    rows = []
+    for factor in (1.0, 0.3, 0.1, 0.03):
+        for old_weight in (1.0, 5.0):
+            out = work / f"select-{factor}-{old_weight}"
+            lifelong_run(work / "select1", out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K,
+                         overrides=[f"trainer.lr={1e-3 * factor}", f"method.loss.old_weight={old_weight}"])
+            best = json.loads((out / "train_result.json").read_text())["best_metric"]
+            rows.append({"n_bits": n_bits, "seed": SELECTION_SEED, "lr_factor": factor, "old_weight": old_weight, "val_mAP": best})
+            shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
+def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict) -> list[dict]:
+    """Every method at stages 1-3 for one seed and code length."""
+    protocol = get_incremental_protocol(DATASET, PROTOCOL)
+    splits = make_stage_splits(dataset, protocol, seed=seed)
+    labels = dataset.labels
+    config = stage1_config(seed, n_bits)
+    settings = [f"trainer.lr={1e-3 * chosen['lr_factor']}", f"method.loss.old_weight={chosen['old_weight']}"]
+    (model, result), wall, cpu = timed(lambda: train_run(config, work / "stage1", dataset=dataset))
+    query_codes = model.encode(flat(dataset, splits[0].query))
+    db_codes = model.encode(flat(dataset, splits[0].database))
+    base = {"seed": seed, "n_bits": n_bits}
+    rows = [{**base, "stage": 1, "method": "stage 1 (csq)", "train_cpu_s": cpu, "train_wall_s": wall,
+             **stage_metrics(query_codes, labels[splits[0].query], db_codes, labels[splits[0].database], protocol.stages[0].classes, K)}]
+    parent, tuned_models = {}, {}
+    frozen = {"stage1": (db_codes, splits[0].database)}  # each fine-tuned chain's stored codes
+    for number in (2, 3):
+        split, new_classes = splits[number - 1], protocol.stages[number - 1].classes
+        q_labels, db_labels = labels[split.query], labels[split.database]
+        # lifelong: the real workflow, on the new data only and with an exemplar memory of REPLAY items per old class
+        for name, replay in (("lifelong", 0), (f"lifelong+replay{REPLAY}", REPLAY)):
+            out = work / f"{name}{number}"
+            record = lifelong_run(parent.get(name, work / "stage1"), out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=replay,
+                                  overrides=settings)
+            rows.append({**base, "stage": number, "method": name, "train_cpu_s": record["train_cpu_seconds"],
+                         "train_wall_s": record["train_seconds"], **record["metrics"]})
+            parent[name] = out
+        # retrain from scratch on every stage's training items, re-encode everything
+        train_index = np.sort(np.concatenate([s.train for s in splits[:number]]))
+        val_index = np.sort(np.concatenate([s.validation for s in splits[:number]]))
+        fresh, objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=seed)
+        _, wall, cpu = timed(lambda: csq_fit(fresh, objective, dataset, train_index, val_index, STAGE1_EPOCHS, seed))
+        rows.append({**base, "stage": number, "method": "retrain", "train_cpu_s": cpu, "train_wall_s": wall,
+                     **stage_metrics(fresh.encode(flat(dataset, split.query)), q_labels, fresh.encode(flat(dataset, split.database)), db_labels, new_classes, K)})
+        # naive fine-tuning of the previous fine-tuned model with CSQ on the new data (+ the same exemplar memory)
+        for name, replay in (("finetune", 0), (f"finetune+replay{REPLAY}", REPLAY)):
+            tuned = tuned_models.get(name) or Run(work / "stage1").load_model()
+            objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=seed)[1]
+            train_index = np.concatenate([split.train, _replay_items(splits[: number - 1], labels, replay, seed + number)])
+            _, wall, cpu = timed(lambda: csq_fit(tuned, objective, dataset, train_index, split.validation, LIFELONG_EPOCHS, seed))
+            tuned_models[name] = tuned
+            old_codes, old_ids = frozen.get(name, frozen["stage1"])
+            new_ids = np.setdiff1d(split.database, old_ids)
+            kept_codes, kept_ids = np.concatenate([old_codes, tuned.encode(flat(dataset, new_ids))]), np.concatenate([old_ids, new_ids])
+            frozen[name] = (kept_codes, kept_ids)
+            tuned_queries = tuned.encode(flat(dataset, split.query))
+            timing = {"train_cpu_s": cpu, "train_wall_s": wall}
+            rows.append({**base, "stage": number, "method": f"{name}-frozen", **timing,
+                         **stage_metrics(tuned_queries, q_labels, kept_codes, labels[kept_ids], new_classes, K)})
+            if replay == 0:
+                rows.append({**base, "stage": number, "method": f"{name}-reencode", **timing,
+                             **stage_metrics(tuned_queries, q_labels, tuned.encode(flat(dataset, split.database)), db_labels, new_classes, K)})
+    return rows
+
+
+def upgrade_rows(dataset, seed: int, n_bits: int) -> list[dict]:
+    """Backward-compatible upgrade: a new model's queries against the old model's database codes."""
+    from hashlearn.data.protocols import make_split
+    from hashlearn.eval.metrics import mean_average_precision
+    from hashlearn.losses.lifelong import BackwardCompatibleLoss
+
+    split = make_split(dataset, "default", seed=seed)
+    rng = np.random.default_rng(seed)
+    labels = dataset.labels
+    database = np.sort(rng.choice(split.database, 20000, replace=False))
+    query = split.query
+    old_train = np.sort(rng.choice(split.train, 1000, replace=False))
+    old_model, objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=seed, backbone="mlp",
+                                             backbone_kwargs={"in_features": 784, "hidden": [64], "dropout": 0.0})
+    csq_fit(old_model, objective, dataset, old_train, split.validation, STAGE1_EPOCHS, seed)
+    old_db = old_model.encode(flat(dataset, database))
+    old_q = old_model.encode(flat(dataset, query))
+    rows, base = [], {"seed": seed, "n_bits": n_bits}
+    q_labels, db_labels = labels[query], labels[database]
+    rows.append({**base, "model": "old (hidden 64, 1,000 train)", "old_q_old_db": mean_average_precision(old_q, old_db, q_labels, db_labels, K)})
+    # the compatibility term's targets: the old model's codes of the new model's training items (they are in the old database)
+    for name in ("new (csq)", "new (csq + compatibility)"):
+        new_model, objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=seed + 100)
+        train = split.train
+        if "compatibility" in name:
+            objective = BackwardCompatibleLoss(objective, old_model.encode(flat(dataset, train)), labels[train], seed=seed)
+        _, wall, cpu = timed(lambda: csq_fit(new_model, objective, dataset, train, split.validation, STAGE1_EPOCHS, seed))
+        new_q, new_db = new_model.encode(flat(dataset, query)), new_model.encode(flat(dataset, database))
+        rows.append({**base, "model": name, "train_cpu_s": cpu,
+                     "old_q_old_db": rows[0]["old_q_old_db"],
+                     "new_q_old_db": mean_average_precision(new_q, old_db, q_labels, db_labels, K),
+                     "new_q_new_db": mean_average_precision(new_q, new_db, q_labels, db_labels, K)})
+    return rows
+
+
+# --- tables -------------------------------------------------------------------------------------
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, digits=4):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def write_tables(results: dict) -> None:
+    rows = results["stages"]
+    lines = ["# Lifelong hashing: Fashion-MNIST 0-4 / 5-7 / 8-9", "", f"Machine: {results['machine']}. Written by `benchmarks/lifelong.py`.", "",
+             results["protocol"], "", f"Medians over seeds {sorted({r['seed'] for r in rows})}; mAP@{K} against the stage's whole database.", ""]
+    for n_bits in sorted({r["n_bits"] for r in rows}):
+        lines += [f"## {n_bits} bits", "", "| stage | method | mAP all | mAP old classes | mAP new classes | train CPU s | train wall s | CPU vs retrain |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for stage in (1, 2, 3):
+            cells = [r for r in rows if r["n_bits"] == n_bits and r["stage"] == stage]
+            for method in dict.fromkeys(r["method"] for r in cells):
+                mine = [r for r in cells if r["method"] == method]
+                retrain = median([r["train_cpu_s"] for r in cells if r["method"] == "retrain"])
+                cpu = median([r["train_cpu_s"] for r in mine])
+                ratio = f"{cpu / retrain:.2f}" if retrain and method != "retrain" else "-"
+                lines.append(f"| {stage} | {method} | {fmt(median([r[f'mAP@{K}'] for r in mine]))} | {fmt(median([r[f'mAP@{K}_old'] for r in mine]))} | "
+                             f"{fmt(median([r[f'mAP@{K}_new'] for r in mine]))} | {fmt(cpu, 1)} | {fmt(median([r['train_wall_s'] for r in mine]), 1)} | {ratio} |")
+        lines.append("")
+    selection = results.get("selection", [])
+    if selection:
+        lines += [f"## Stage settings chosen on validation (seed {SELECTION_SEED}, stage 2; not an evaluated seed)", "",
+                  "Validation mAP: every stage's validation items so far, searched against the old codes + the new training codes.", "",
+                  "| bits | lr (x parent's 1e-3) | old_weight | validation mAP | chosen |", "| --- | --- | --- | --- | --- |"]
+        for n_bits in sorted({r["n_bits"] for r in selection}):
+            mine = [r for r in selection if r["n_bits"] == n_bits]
+            best = max(mine, key=lambda r: r["val_mAP"])
+            lines += [f"| {n_bits} | {r['lr_factor']} | {r['old_weight']} | {r['val_mAP']:.4f} | {'yes' if r is best else ''} |" for r in mine]
+        lines.append("")
+    upgrade = results.get("upgrade", [])
+    if upgrade:
+        lines += ["## Backward-compatible upgrade (all 10 classes, 20,000 database items, 1,000 queries)", "",
+                  "| bits | model | old-q / old-db | new-q / old-db | new-q / new-db |", "| --- | --- | --- | --- | --- |"]
+        for n_bits in sorted({r["n_bits"] for r in upgrade}):
+            for model in dict.fromkeys(r["model"] for r in upgrade):
+                mine = [r for r in upgrade if r["model"] == model and r["n_bits"] == n_bits]
+                lines.append(f"| {n_bits} | {model} | {fmt(median([r['old_q_old_db'] for r in mine]))} | {fmt(median([r.get('new_q_old_db') for r in mine]))} | "
+                             f"{fmt(median([r.get('new_q_new_db') for r in mine]))} |")
+        lines.append("")
+    lines += ["## Notes", "", *[f"- {note}" for note in results.get("notes", [])], ""]
+    atomic_write_text(RESULTS / "lifelong.md", "\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--bits", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--quick", action="store_true", help="one seed, 32 bits, no upgrade table, nothing written")
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--no-upgrade", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    set_quiet(True)
+    dataset = load_dataset(DATASET)
+    out = RESULTS / "lifelong.json"
+    import json
+
+    results = json.loads(out.read_text()) if out.exists() and not args.fresh and not args.quick else {"stages": [], "upgrade": []}
+    results.update(machine=f"{platform.node()}: {os.cpu_count()} cores shared with other jobs (load average {os.getloadavg()[0]:.0f} at start), "
+                           f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread",
+                   protocol=get_incremental_protocol(DATASET, PROTOCOL).description + f"; pixels, MLP hidden 512, CSQ stage 1 {STAGE1_EPOCHS} epochs, "
+                            f"lifelong and fine-tuning {LIFELONG_EPOCHS} epochs, lr 1e-3, batch 128")
+    seeds, bits = ([args.seeds[0]], [32]) if args.quick else (args.seeds, args.bits)
+    results.setdefault("selection", [])
+    for n_bits in bits:
+        if not any(r["n_bits"] == n_bits for r in results["selection"]):
+            work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))
+            try:
+                rows = select_stage_settings(dataset, n_bits, work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            print(rows, flush=True)
+            results["selection"] += rows
+            if not args.quick:
+                atomic_write_json(out, results)
+        chosen = max((r for r in results["selection"] if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"])
+        for seed in seeds:
+            if any(r["seed"] == seed and r["n_bits"] == n_bits for r in results["stages"]):
+                continue
+            work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))
+            try:
+                rows = stage_rows(dataset, seed, n_bits, work, chosen)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            for row in rows:
+                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+            if args.quick:
+                continue
+            results["stages"] += rows
+            atomic_write_json(out, results)
+            write_tables(results)
+    if args.quick or args.no_upgrade:
+        return
+    for n_bits in bits:
+        for seed in seeds:
+            if any(r["seed"] == seed and r["n_bits"] == n_bits for r in results["upgrade"]):
+                continue
+            rows = upgrade_rows(dataset, seed, n_bits)
+            for row in rows:
+                print(row, flush=True)
+            results["upgrade"] += rows
+            atomic_write_json(out, results)
+            write_tables(results)
+
+
+if __name__ == "__main__":
+    main()

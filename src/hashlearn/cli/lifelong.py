@@ -1,0 +1,62 @@
+"""``hashlearn lifelong``: train the next stage of an incremental protocol from a trained run; old database codes stay frozen.
+
+    hashlearn lifelong --from runs/stage1 --run-dir runs/stage2 --epochs 3
+    hashlearn lifelong --from runs/stage2 --run-dir runs/stage3 --stage 8-9 --index db.hlx
+
+Stage 1 is an ordinary run on an incremental protocol
+(``hashlearn train ... --set data.protocol=class-incremental``). Each
+``lifelong`` call updates the parent's model on the new stage's data only, with
+the ``lifelong`` loss against the parent's stored database codes, encodes only
+the new database items, and writes a new run (see docs/lifelong.md). With
+``--index`` the new codes are appended to that saved index in place (or to
+``-o``), without rebuilding it.
+"""
+
+from __future__ import annotations
+
+from hashlearn.cli.main import add_common_arguments, nonnegative_int, positive_int, print_json
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("lifelong", help="train the next stage of an incremental protocol (old database codes frozen)")
+    parser.add_argument("--from", dest="parent", required=True, metavar="RUN_DIR", help="the trained run of the previous stage")
+    parser.add_argument("--run-dir", required=True, help="output folder of the new stage's run; must be empty or new")
+    parser.add_argument("--stage", help="the stage to train, a number or a name (default: the parent's next one; no other is allowed)")
+    parser.add_argument("--epochs", type=positive_int, help="training epochs of the stage (default: the parent's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override on the parent's config: method.loss.old_weight=2.0, trainer.lr=0.0003 ... (repeatable)")
+    parser.add_argument("--replay", type=nonnegative_int, default=0, metavar="N",
+                        help="also train on N earlier training items per old class (exemplar memory; 0: the new stage's data only)")
+    parser.add_argument("--index", metavar="HLX", help="a saved index of the parent stage's database: append the new codes to it")
+    parser.add_argument("-o", "--output", help="with --index: write the grown index here instead of in place")
+    parser.add_argument("-k", "--k", dest="k", type=positive_int, default=1000, help="mAP@k of the stage's old-class, new-class and all queries")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
+    add_common_arguments(parser, json=True)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from hashlearn._progress import set_quiet
+    from hashlearn.runs.lifelong import append_stage_to_index, lifelong_run
+
+    if args.quiet:
+        set_quiet(True)
+    if args.output and not args.index:
+        raise ValueError("-o/--output goes with --index (the index to grow).")
+    record = lifelong_run(args.parent, args.run_dir, stage=args.stage, epochs=args.epochs, overrides=args.overrides,
+                          overwrite=args.overwrite, k=args.k, replay_per_class=args.replay)
+    appended = append_stage_to_index(args.run_dir, args.index, args.output) if args.index else None
+    if args.json:
+        print_json({"run_dir": str(args.run_dir), **record, **({"index": appended} if appended else {})})
+        return 0
+    metrics, k = record["metrics"], record["metrics"]["k"]
+    print(f"run directory: {args.run_dir} (stage {record['stage']} {record['stage_name']!r} of {record['protocol']})")
+    print(f"database: {record['n_old']} frozen codes + {record['n_new']} new; trained on {record['n_train']} new items in {record['train_seconds']:.1f} s")
+    print(f"mAP@{k}: all {metrics[f'mAP@{k}']:.4f}, old classes {_value(metrics[f'mAP@{k}_old'])}, new classes {_value(metrics[f'mAP@{k}_new'])}")
+    if appended:
+        print(f"index {appended['path']}: {appended['n_added']} codes appended, {appended['ntotal']} in all ({len(appended['blocks'])} blocks)")
+    return 0
+
+
+def _value(value) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,311 @@
+"""The lifelong workflow: a trained run updated on the next stage's data only; old database codes frozen.
+
+``hashlearn train --set data.protocol=class-incremental ...`` trains stage 1
+of an incremental protocol (:mod:`hashlearn.data.incremental`).
+:func:`lifelong_run` then makes stage ``k + 1`` from a stage-``k`` run:
+
+1. the parent's database codes are the **frozen old codes** (a stage-1 run's
+   are encoded once by its own model, if ``evaluate`` has not kept them yet);
+2. the parent's model is trained further on the new stage's training items only,
+   with the ``lifelong`` loss (:mod:`hashlearn.losses.lifelong`), the old codes
+   and their labels as fixed targets; selection on the new stage's validation
+   items, searched against the old codes plus the new training codes;
+3. only the new stage's database items are encoded; the run's
+   ``codes/database_*`` hold the old codes unchanged (bit for bit) followed by
+   the new ones, and ``evaluate``, ``encode`` and ``index build`` use them as
+   they are;
+4. ``lifelong.json`` records the parent, the stage, and the model version
+   (the sha256 of the weights) that produced each block of database codes.
+
+:func:`append_stage_to_index` adds a stage's new codes to a saved index
+(Flat, MIH, sharded ...) without rebuilding it, and records the block in the
+index file's header (``info["blocks"]``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hashlearn._io import atomic_write_json, sha256_bytes
+from hashlearn.runs.config import RunConfig
+from hashlearn.runs.data import load_run_dataset, run_inputs
+from hashlearn.runs.run import Run, load_run
+
+LIFELONG_METHOD = "lifelong"
+#: a stage trains at this fraction of the parent's learning rate (unless --set trainer.lr=...): the old-class
+#: queries drift less; validation chose 0.03 at 32 and 64 bits in benchmarks/results/lifelong.md (of 1, 0.3, 0.1, 0.03)
+STAGE_LR_FACTOR = 0.03
+FORMAT_VERSION = 1
+
+
+def model_version(run: Run) -> str:
+    """The version of a run's deep model: the first 16 hex digits of its weights' sha256 (from ``model.json``)."""
+    from hashlearn._io import MAX_JSON_BYTES, parse_json_bytes, read_bounded
+
+    path = run.model_dir / "model.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"run {run.path} has no deep model ({path}); lifelong stages update deep hash models only.")
+    info = parse_json_bytes(read_bounded(path, MAX_JSON_BYTES, "model file"), str(path))
+    sha = info.get("sha256") if isinstance(info, dict) else None
+    if not isinstance(sha, str) or len(sha) < 16:
+        from hashlearn._io import sha256_file
+
+        sha = sha256_file(run.model_dir / "model.safetensors")
+    return sha[:16]
+
+
+def stage_of(run: Run) -> dict:
+    """``{"protocol", "stage", "stage_name", "n_stages", "classes", "seen_classes"}`` of a run trained on an incremental protocol."""
+    from hashlearn.data.incremental import is_incremental
+
+    config = run.config
+    if not is_incremental(config.data.dataset, config.data.protocol):
+        raise ValueError(f"run {run.path} was trained on protocol {config.data.protocol!r} of {config.data.dataset!r}, not an incremental one; "
+                         "train stage 1 with `hashlearn train ... --set data.protocol=class-incremental`.")
+    record = run.load_split().meta.get("incremental")
+    if not isinstance(record, dict) or "stage" not in record:
+        raise ValueError(f"the split of run {run.path} records no incremental stage; retrain stage 1 with an incremental protocol.")
+    return record
+
+
+def _database_blocks(run: Run, ids: np.ndarray) -> list[dict]:
+    """The per-stage blocks of a run's database codes: the lifelong record's, or one block for a stage-1 run."""
+    record = run.load_lifelong()
+    if record is not None:
+        return list(record["blocks"])
+    stage = stage_of(run)
+    return [_block(stage["stage"], stage["stage_name"], model_version(run), run, ids)]
+
+
+def _block(stage: int, stage_name: str, version: str, run: Run, ids: np.ndarray) -> dict:
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    return {"stage": int(stage), "stage_name": stage_name, "model_version": version, "run": str(run.path.resolve()),
+            "n": int(len(ids)), "ids_sha256": sha256_bytes(ids.tobytes())}
+
+
+def frozen_database_codes(run: Run, dataset=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, ids)`` of a run's database as they are stored (a stage-1 run: encoded once by its model and kept)."""
+    if run.is_lifelong_stage:
+        return run.load_codes("database")
+    split = run.load_split()
+    codes_path, _ = run.codes_path("database")
+    if codes_path.exists():
+        codes, ids = run.load_codes("database")
+        if np.array_equal(np.sort(ids), split.database):
+            return codes, ids
+    from hashlearn.runs.evaluate import encode_parts
+
+    return encode_parts(run, ("database",), dataset=dataset)["database"]
+
+
+def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | str | None = None, epochs: int | None = None,
+                 overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False, dataset=None, k: int = 1000,
+                 replay_per_class: int = 0) -> dict:
+    """Train the stage after ``parent``'s into ``run_dir`` (see the module docstring); returns the stage record.
+
+    ``stage`` (a number or a stage name) must be the parent's next stage; ``epochs``
+    defaults to the parent's, the learning rate to ``STAGE_LR_FACTOR`` times the parent's; ``overrides`` are ``section.key=value`` strings applied on
+    top of the parent's config (e.g. ``method.loss.old_weight=2.0``, ``trainer.lr=3e-4``).
+    The record holds the mAP@``k`` of old-class, new-class and all queries against the grown database.
+
+    ``replay_per_class`` (default 0: the new stage's data only) adds that many training
+    inputs per old class, drawn (seeded) from the earlier stages' training items -- an
+    exemplar memory; their stored codes stay as they are, like every old code.
+    """
+    from hashlearn._validation import check_positive_int
+
+    replay_per_class = check_positive_int(replay_per_class, "replay_per_class", minimum=0)
+    from hashlearn.data.incremental import get_incremental_protocol, make_stage_splits
+    from hashlearn.runs.train import check_device, prepare_run_dir
+
+    parent = parent if isinstance(parent, Run) else load_run(parent)
+    previous = stage_of(parent)
+    protocol = get_incremental_protocol(parent.config.data.dataset, parent.config.data.protocol)
+    number = previous["stage"] + 1 if stage is None else protocol.stage_number(stage)
+    if number != previous["stage"] + 1:
+        raise ValueError(f"--stage {stage}: run {parent.path} is stage {previous['stage']} ({previous['stage_name']!r}) of {protocol.name!r}; "
+                         f"the next stage is {previous['stage'] + 1}" + ("" if previous["stage"] < len(protocol.stages) else " (there is none: it was the last)") + ".")
+    if number > len(protocol.stages):
+        raise ValueError(f"run {parent.path} is the last stage ({previous['stage_name']!r}) of protocol {protocol.name!r}; there is no stage {number}.")
+    model = parent.load_model()
+    if not hasattr(model, "n_bits") or not callable(getattr(model, "encode", None)) or getattr(model, "n_towers", 1) != 1:
+        raise ValueError(f"run {parent.path} holds a {type(model).__name__}; lifelong stages update single-modal deep hash models "
+                         "(not shallow estimators, classifiers or two-tower models).")
+    config = _stage_config(parent.config, epochs, overrides)
+    check_device(config.trainer.device)
+    if Path(run_dir).resolve() == parent.path.resolve():
+        raise ValueError("--run-dir must differ from the parent run: a stage is a new run, the parent stays as it was.")
+    run = prepare_run_dir(run_dir, overwrite=overwrite)
+
+    dataset = dataset if dataset is not None else load_run_dataset(config.data)
+    old_codes, old_ids = frozen_database_codes(parent, dataset)
+    splits = make_stage_splits(dataset, protocol, seed=config.data.seed)
+    split = splits[number - 1]
+    if not np.array_equal(np.sort(old_ids), splits[number - 2].database):
+        raise ValueError(f"run {parent.path}'s database does not match stage {number - 1} of {protocol.name!r} (seed {config.data.seed}); "
+                         "was it trained on another seed or protocol?")
+    new_ids = np.setdiff1d(split.database, old_ids)
+    run.save_split(split)
+    run.save_config(config)
+
+    started = time.perf_counter()
+    labels = dataset.labels
+    replay = _replay_items(splits[: number - 1], labels, replay_per_class, config.data.seed + number)
+    train_index = np.concatenate([split.train, replay])
+    X_train = run_inputs(dataset, train_index, config.data.features)
+    # selection also sees the earlier stages' validation items (held out, never trained on): old-class queries
+    val_index = np.concatenate([s.validation for s in splits[:number]])
+    X_val = run_inputs(dataset, val_index, config.data.features)
+    seconds, cpu_seconds = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[train_index]), (X_val, labels[val_index]),
+                           old_codes, labels[old_ids])
+    from hashlearn.runs.evaluate import encode_array
+
+    new_codes = encode_array(model, run_inputs(dataset, new_ids, config.data.features), name=f"the new database items of stage {number}")
+    codes, ids = np.concatenate([old_codes, new_codes]), np.concatenate([old_ids, new_ids])
+    run.save_codes("database", codes, ids)
+    record = {
+        "format_version": FORMAT_VERSION, "parent": str(parent.path.resolve()), "protocol": protocol.name, "stage": number,
+        "stage_name": protocol.stages[number - 1].name, "classes": list(protocol.stages[number - 1].classes),
+        "seen_classes": split.meta["incremental"]["seen_classes"], "model_version": model_version(run),
+        "parent_model_version": model_version(parent), "n_old": int(len(old_ids)), "n_new": int(len(new_ids)),
+        "n_train": int(len(split.train)), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
+        "old_codes_sha256": sha256_bytes(np.ascontiguousarray(old_codes).tobytes()),
+        "blocks": _database_blocks(parent, old_ids) + [_block(number, protocol.stages[number - 1].name, model_version(run), run, new_ids)],
+    }
+    query_codes = encode_array(model, run_inputs(dataset, split.query, config.data.features), name="the queries")
+    record["metrics"] = stage_metrics(query_codes, labels[split.query], codes, labels[ids], protocol.stages[number - 1].classes, k=k)
+    atomic_write_json(run.lifelong_path, record)
+    from hashlearn.runs.report import write_run_report
+
+    write_run_report(run)
+    return record
+
+
+def _replay_items(earlier, labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Up to ``per_class`` training items of each earlier class, from the earlier stages' training parts (seeded)."""
+    if not per_class or not earlier:
+        return np.zeros(0, dtype=np.int64)
+    pool = np.concatenate([split.train for split in earlier])
+    rng = np.random.default_rng(seed)
+    strata = labels[pool] if labels.ndim == 1 else np.argmax(labels[pool], axis=1)
+    chosen = [rng.choice(pool[strata == c], min(per_class, int((strata == c).sum())), replace=False) for c in np.unique(strata)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig:
+    """The parent's config with the lifelong loss (its own loss arguments dropped) and the overrides applied."""
+    from hashlearn.train.config import _set_path, parse_override
+
+    values = parent.to_dict()
+    values["method"] = {**values["method"], "name": LIFELONG_METHOD, "loss": {}, "quantization_weight": None, "quantizer": {}}
+    values["trainer"] = {**values["trainer"], "lr": values["trainer"]["lr"] * STAGE_LR_FACTOR}
+    config = RunConfig.from_dict(values)
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] == "data" or keys[:2] in (["method", "name"], ["method", "n_bits"]):
+            raise ValueError(f"--set {text}: a lifelong stage keeps the parent's data, method and code length; only the loss arguments "
+                             "(method.loss.*), the model's dropout and the trainer settings may change.")
+        _set_path(config, keys, value)
+    if epochs is not None:
+        config.trainer.epochs = epochs
+    return config.validate()
+
+
+def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val, old_codes: np.ndarray, old_labels: np.ndarray) -> tuple[float, float]:
+    """Train ``model`` in place with the lifelong loss against the fixed old codes; returns the training's wall and CPU seconds."""
+    from hashlearn.losses import build_objective
+    from hashlearn.train.trainer import Trainer
+
+    objective = build_objective(LIFELONG_METHOD, config.method.n_bits, n_classes, **config.method.loss)
+    objective.locality.set_old_database(old_codes, old_labels, seed=config.trainer.seed)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    Trainer(config.trainer).fit(model, objective, train=train, val=val, run_dir=run.path,
+                                val_metric=old_and_new_val_metric(train, old_codes, old_labels, config.trainer.val_k))
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = 5000):
+    """Validation mAP@k of the validation codes against (old codes + new training codes).
+
+    The lifelong workflow passes the validation items of every stage so far: the new
+    classes' items reward new codes that keep apart from the old codes, the old classes'
+    items reward a model whose old-class queries still find their classes' stored codes.
+    At most ``max_old`` old codes (a fixed, evenly spaced subset) keep it cheap.
+    """
+    from hashlearn.eval.metrics import mean_average_precision
+
+    step = max(1, len(old_codes) // max_old)
+    old_codes, old_labels = old_codes[::step], old_labels[::step]
+    X_train, y_train = train
+
+    def metric(model, X_val, y_val) -> float:
+        train_codes = model.encode(X_train)
+        val_codes = model.encode(X_val.cpu().numpy() if hasattr(X_val, "cpu") else X_val)
+        y_val = y_val.cpu().numpy() if hasattr(y_val, "cpu") else np.asarray(y_val)
+        db_codes = np.concatenate([old_codes, train_codes])
+        db_labels = np.concatenate([old_labels, np.asarray(y_train)])
+        return mean_average_precision(val_codes, db_codes, y_val, db_labels, k=min(k, len(db_codes)))
+
+    return metric
+
+
+def stage_metrics(query_codes, query_labels, db_codes, db_labels, new_classes, k: int = 1000) -> dict:
+    """mAP@k of the old-class, new-class and all queries against one database (a query is "new" if it has a new class)."""
+    from hashlearn.eval.metrics import average_precisions
+
+    query_labels = np.asarray(query_labels)
+    ap = average_precisions(query_codes, db_codes, query_labels, db_labels, k=min(k, len(db_codes)))
+    new_classes = np.asarray(list(new_classes))
+    is_new = np.isin(query_labels, new_classes) if query_labels.ndim == 1 else query_labels[:, new_classes].any(axis=1)
+    mean = lambda values: float(values.mean()) if len(values) else None  # noqa: E731
+    return {f"mAP@{k}": mean(ap), f"mAP@{k}_old": mean(ap[~is_new]), f"mAP@{k}_new": mean(ap[is_new]),
+            "n_query_old": int((~is_new).sum()), "n_query_new": int(is_new.sum()), "k": int(k)}
+
+
+def append_stage_to_index(run: Run | str | Path, index_path: str | Path, output: str | Path | None = None) -> dict:
+    """Add a lifelong stage's new database codes to the index file at ``index_path`` without rebuilding it.
+
+    The index must hold exactly the parent stage's database (ids = dataset rows, as
+    ``hashlearn index build --model PARENT`` writes them, or an earlier append). The
+    file is rewritten atomically at ``output`` (default: in place) with ``info["blocks"]``
+    extended by this stage's block: stage, model version, run, count and the sha256 of its ids.
+    """
+    from hashlearn.index.io import load_index, read_header, save_index
+
+    run = run if isinstance(run, Run) else load_run(run)
+    record = run.load_lifelong()
+    if record is None:
+        raise ValueError(f"run {run.path} is not a lifelong stage (no {Run.LIFELONG}); build its index with `hashlearn index build`.")
+    header = read_header(index_path)
+    info = dict(header.get("info") or {})
+    codes, ids = run.load_codes("database")
+    n_old = record["n_old"]
+    old_ids, new_ids, new_codes = ids[:n_old], ids[n_old:], codes[n_old:]
+    blocks = info.get("blocks")
+    if blocks is None:  # an index built from the parent run: its one block is the parent's database
+        blocks = record["blocks"][:-1]
+    elif blocks != record["blocks"][: len(blocks)] or len(blocks) != len(record["blocks"]) - 1:
+        raise ValueError(f"{index_path} holds the blocks of stages {[b['stage'] for b in blocks]}; run {run.path} appends stage "
+                         f"{record['stage']} onto stages {[b['stage'] for b in record['blocks'][:-1]]}. Append the stages in order.")
+    index = load_index(index_path)
+    try:
+        if index.ntotal != n_old:
+            raise ValueError(f"{index_path} holds {index.ntotal} codes; stage {record['stage'] - 1}'s database has {n_old}: "
+                             "it is not the parent stage's index.")
+        stored = getattr(index, "ids", None)
+        if stored is not None and not np.array_equal(np.sort(np.asarray(stored)), np.sort(old_ids)):
+            raise ValueError(f"{index_path} holds other ids than stage {record['stage'] - 1}'s database (ids = dataset rows expected).")
+        index.add(new_codes, new_ids)
+        info.update({"blocks": blocks + [record["blocks"][-1]], "ids": "dataset row indices", "run": str(run.path.resolve()),
+                     "method": run.config.method.name})
+        path = save_index(index, output if output is not None else index_path, info=info)
+        ntotal = index.ntotal
+    finally:
+        getattr(index, "close", lambda: None)()
+    return {"path": str(path), "kind": header["kind"], "n_added": int(len(new_ids)), "ntotal": int(ntotal), "blocks": info["blocks"]}
+
+
+__all__ = ["append_stage_to_index", "frozen_database_codes", "lifelong_run", "model_version", "old_and_new_val_metric", "stage_metrics", "stage_of"]

@@ -1,0 +1,42 @@
+"""`hashlearn lifelong` from the command line: a stage from a `hashlearn train` run, an index appended in place."""
+
+import json
+
+from hashlearn.cli.main import main
+from hashlearn.index.io import read_header
+
+
+def test_lifelong_command_trains_the_next_stage_and_appends_to_the_index(tmp_path, capsys):
+    stage1, stage2, index = tmp_path / "s1", tmp_path / "s2", tmp_path / "db.hlx"
+    assert main(["train", "--method", "csq", "--bits", "16", "--dataset", "digits", "--epochs", "1", "--set", "model.hidden=[32]",
+                 "--set", "data.protocol=class-incremental", "-q", "--run-dir", str(stage1)]) == 0
+    assert main(["index", "build", "--model", str(stage1), "-o", str(index), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["lifelong", "--from", str(stage1), "--run-dir", str(stage2), "--epochs", "1", "--index", str(index), "--json", "-q"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["stage"] == 2 and record["index"]["ntotal"] == record["n_old"] + record["n_new"]
+    assert [b["stage"] for b in read_header(index)["info"]["blocks"]] == [1, 2]
+    assert main(["lifelong", "--from", str(stage1), "--run-dir", str(tmp_path / "s3"), "--stage", "3"]) == 2
+    assert "next stage is 2" in capsys.readouterr().err
+    assert main(["lifelong", "--from", str(stage1), "--run-dir", str(tmp_path / "s4"), "-o", "x.hlx"]) == 2
+
+
+def test_readme_lifelong_block_runs_verbatim(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", text[text.index("<!-- lifelong:"):], re.S).group(1)
+    lines = [line for line in block.splitlines() if line.strip()]
+    assert any(line.startswith("hashlearn lifelong") for line in lines)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "HASHLEARN_QUIET": "1", "OMP_NUM_THREADS": "1"}
+    for line in lines:
+        command = [sys.executable, "-m", "hashlearn", *line.split()[1:]]
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"README line failed: {line}\n{result.stderr[-3000:]}"
+    header = read_header(tmp_path / "runs" / "db.hlx")
+    assert [b["stage"] for b in header["info"]["blocks"]] == [1, 2, 3] and header["kind"] == "mih"
+    assert "blocks" in result.stdout
