@@ -92,3 +92,23 @@ def test_attack_on_backdoor_runs(tmp_path, capsys):
         assert main([*argv, "-q"]) == 2
         assert "makes no hash codes" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(hash_run), "-k", "50", "-q"]) == 0  # a hash victim's run evaluates like any other
+
+
+def test_prosgan_trains_once_then_reuses_its_generator(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    argv = ["attack", "--model", str(run), "--attack", "prosgan", "--eps", "0.2", "--epochs", "3", "--n-queries", "30", "--k", "100", "-q"]
+    assert main(argv) == 0
+    first = json.loads((run / "attack" / "prosgan.json").read_text())
+    generator = run / "attack" / "prosgan_generator"
+    assert sorted(p.name for p in generator.iterdir()) == ["prosgan.json", "prosgan.safetensors"]
+    assert first["generator_reused"] is False and first["train_seconds"] > 0 and first["linf_max"] <= 0.2 + 1e-6
+    assert first["adv_tmap"] > first["clean_tmap"]
+    stamp = (generator / "prosgan.safetensors").stat().st_mtime_ns
+    assert main(argv) == 0
+    second = json.loads((run / "attack" / "prosgan.json").read_text())
+    assert second["generator_reused"] is True and (generator / "prosgan.safetensors").stat().st_mtime_ns == stamp
+    assert second["adv_tmap"] == first["adv_tmap"]  # the same generator, the same queries and targets
+    assert main(["attack", "--model", str(run), "--attack", "hag", "--epochs", "3", "-q"]) == 2  # --epochs is for trained attacks

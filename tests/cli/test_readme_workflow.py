@@ -50,6 +50,8 @@ def test_readme_workflow_runs_verbatim(tmp_path):
     attack = json.loads((runs / "csq" / "attack" / "hag.json").read_text())
     assert attack["adv_map"] < attack["clean_map"] and attack["linf_max"] <= 8 / 255 + 1e-6
     assert np.load(runs / "csq" / "attack" / "hag_adv.npy").shape == (200, 64)
+    prosgan = json.loads((runs / "csq" / "attack" / "prosgan.json").read_text())
+    assert prosgan["linf_max"] <= 8 / 255 + 1e-6 and (runs / "csq" / "attack" / "prosgan_generator" / "prosgan.safetensors").exists()
     detection = json.loads((runs / "bd" / "detect" / "spectral.json").read_text())
     assert detection["n_flagged"] > 0
     audit = json.loads((runs / "csq" / "audit" / "audit.json").read_text())

@@ -2,7 +2,8 @@
 
 Untargeted attacks push a query's code away from its clean code (HAG, PGD,
 FGSM); targeted attacks pull it toward a code of a chosen class (DHTA, P2P,
-prototype). All share :class:`HashAttack`; :data:`ATTACKS` maps names to classes.
+prototype; ProS-GAN: a generator trained once, then one forward pass per query).
+All share :class:`HashAttack`; :data:`ATTACKS` maps names to classes.
 :class:`ReconstructionAttack` rebuilds inputs from released features or codes (privacy).
 Backdoor poisoning lives in :mod:`hashlearn.attacks.backdoor`.
 """
@@ -14,6 +15,7 @@ from hashlearn.attacks.dhta import DHTA, P2P, TargetedHashAttack, target_objecti
 from hashlearn.attacks.fgsm import FGSM
 from hashlearn.attacks.hag import HAG
 from hashlearn.attacks.pgd import PGD
+from hashlearn.attacks.prosgan import ProSGAN
 from hashlearn.attacks.prototype import PrototypeAttack
 from hashlearn.attacks.reconstruction import ReconstructionAttack
 
@@ -25,6 +27,7 @@ ATTACKS = {
     "dhta": DHTA,
     "p2p": P2P,
     "prototype": PrototypeAttack,
+    "prosgan": ProSGAN,  # generative: trained on the training split first (from_options(train_inputs=...))
     "cmla": CMLA,  # cross-modal: target_codes are the paired other-modality codes
 }
 
@@ -40,6 +43,7 @@ __all__ = [
     "DHTA",
     "P2P",
     "PrototypeAttack",
+    "ProSGAN",
     "ReconstructionAttack",  # not a query attack (not in ATTACKS): a decoder from released representations to inputs
     "inner_product_objective",
     "target_objective",

@@ -1,6 +1,7 @@
 """``hashlearn attack``: attack the queries of a run and report how retrieval degrades.
 
     hashlearn attack --model runs/csq-32 --attack hag --eps 8/255 --save-adv
+    hashlearn attack --model runs/csq-32 --attack prosgan --eps 8/255 --epochs 10
 
 ``RUN_DIR`` is any run with a deep hash model: written by ``hashlearn train``,
 ``hashlearn demo`` or ``hashlearn backdoor --victim hash``. The dataset and
@@ -32,7 +33,8 @@ def parse_eps(text: str) -> float:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("attack", help="adversarial queries against a run's hash model: mAP before and after")
     parser.add_argument("--model", required=True, metavar="RUN_DIR", help="run folder holding the model and its split")
-    parser.add_argument("--attack", default="hag", help="a registered attack: hag, pgd, fgsm, dhta, p2p, prototype; cmla on cross-modal runs")
+    parser.add_argument("--attack", default="hag", help="a registered attack: hag, pgd, fgsm, dhta, p2p, prototype, prosgan (generative: trained once on "
+                        "the run's training split, kept in RUN_DIR/attack/prosgan_generator/ and reused); cmla on cross-modal runs")
     parser.add_argument("--eps", default=None, help="budget, a number or a fraction like 8/255, on the model's input scale; "
                         "an L-inf budget wider than the input range is refused (default 8/255; cross-modal text queries: "
                         "0.5 in bag-of-words, 0.25 for MiniLM embeddings)")
@@ -43,6 +45,7 @@ def register(subparsers) -> None:
                         help="cmla: away from the paired code (instance, default) or the paper's label-similarity form "
                              "against the training pairs (labels)")
     parser.add_argument("--steps", type=positive_int, default=100, help="gradient steps (FGSM always takes 1)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="prosgan: training epochs of the generator (default 10)")
     parser.add_argument("--n-queries", type=positive_int, default=None, help="attack only the first N queries of the split")
     parser.add_argument("--n-database", type=positive_int, default=None, help="seeded random subset of the database (speed)")
     add_k_argument(parser, 1000, "cut-off of mAP@k")
@@ -62,7 +65,7 @@ def run(args) -> int:
     report = attack_run(args.model, args.attack, eps=eps, norm=args.norm, steps=args.steps, n_queries=args.n_queries,
                         n_database=args.n_database, k=args.k, seed=args.seed, save_adv=args.save_adv,
                         modality=args.modality, intra_weight=args.intra_weight,
-                        cmla_form=args.cmla_form)
+                        cmla_form=args.cmla_form, epochs=args.epochs)
     if args.json:
         print_json(report)
     else:

@@ -3,7 +3,10 @@
 Works on every run with a deep hash model -- trained by ``hashlearn train``,
 saved by ``hashlearn demo`` or backdoored by ``hashlearn backdoor`` (hash
 victim). Writes ``attack/<attack>.json`` (and ``attack/<attack>_adv.npy``,
-the adversarial inputs, with ``save_adv``).
+the adversarial inputs, with ``save_adv``). Attacks that learn before they
+attack (``prosgan``) are trained on the run's training split, selected on its
+validation split, and kept in ``attack/<attack>_generator/`` (safetensors +
+JSON), which later calls with the same options reuse.
 """
 
 from __future__ import annotations
@@ -32,13 +35,15 @@ def attack_run(
     modality: str | None = None,
     intra_weight: float = 0.5,
     cmla_form: str = "instance",
+    epochs: int | None = None,
 ) -> dict:
     """Attack the first ``n_queries`` queries of the run's split; the clean and attacked metrics (also written to the run).
 
     ``eps`` / ``norm`` default to 8/255 and ``"linf"``. Cross-modal runs (a paired data set) go to
     :func:`hashlearn.runs.crossmodal.attack_crossmodal_run`: ``attack`` is ``cmla`` or ``hag``, ``modality``
     the attacked side (default ``"image"``), ``cmla_form`` CMLA's objective (``"instance"`` or the paper's
-    ``"labels"``), and the budget defaults depend on that side's inputs."""
+    ``"labels"``), and the budget defaults depend on that side's inputs.
+    ``epochs`` trains attacks that learn (``prosgan``; default: the attack's own), and is refused by the others."""
     import torch
 
     from hashlearn.attacks import ATTACKS
@@ -86,8 +91,19 @@ def attack_run(
 
     # adversarial inputs stay valid inputs: inside the model's value range (unbounded features are not clipped)
     clip = spec.value_range if spec is not None else None
+    learned = {}
+    if getattr(ATTACKS[attack], "needs_training", False):  # trained once on the run's own training split, then kept
+        learned = {"train_inputs": torch.from_numpy(check_inputs(run_inputs(dataset, split.train, config.data.features), spec, name="the training split")),
+                   "train_labels": labels[split.train], "save_dir": run.attack_dir / f"{attack}_generator", "n_classes": dataset.n_classes}
+        if len(split.validation):
+            learned.update(val_inputs=torch.from_numpy(check_inputs(run_inputs(dataset, split.validation, config.data.features), spec,
+                                                                    name="the validation split")), val_labels=labels[split.validation])
+        if epochs is not None:
+            learned["epochs"] = epochs
+    elif epochs is not None:
+        raise ValueError(f"epochs applies to attacks that are trained first (prosgan); {attack!r} is not, use steps.")
     attacker = ATTACKS[attack].from_options(model, database_codes=db_codes, database_labels=db_labels,
-                                             eps=eps, norm=norm, steps=steps, seed=seed, clip=clip)
+                                             eps=eps, norm=norm, steps=steps, seed=seed, clip=clip, **learned)
     target_labels = None
     if attacker.targeted:
         if labels.ndim != 1:
@@ -97,6 +113,10 @@ def attack_run(
     result = attacker.attack(queries, target_labels=target_labels) if attacker.targeted else attacker.attack(queries)
     report = evaluate_attack(attacker, queries, query_labels, db_codes, db_labels, target_labels=target_labels, k=k, result=result)
     report = {"run_dir": str(run.path), "dataset": dataset.name, "n_database": int(len(db_index)), "attack_repr": repr(attacker), **report}
+    if learned:
+        training = getattr(attacker, "training_", None) or {}
+        report.update(generator_dir=str(learned["save_dir"]), generator_reused=bool(getattr(attacker, "reused_", False)),
+                      train_seconds=training.get("seconds"), train_selected_epoch=training.get("selected_epoch"))
     if save_adv:
         adv_path = run.attack_dir / f"{attack}_adv.npy"
         save_npy(adv_path, result.x_adv.detach().cpu().numpy().astype(np.float32))
