@@ -28,7 +28,7 @@ def workflow_lines() -> list[str]:
 
 def test_readme_workflow_block_names_every_step():
     commands = " ".join(workflow_lines())
-    for step in ("train", "evaluate", "index build --model", "search", "attack", "backdoor", "detect", "report"):
+    for step in ("train", "evaluate", "index build --model", "search", "attack", "backdoor", "detect", "audit", "report"):
         assert f"hashlearn {step}" in commands, step
 
 
@@ -54,6 +54,9 @@ def test_readme_workflow_runs_verbatim(tmp_path):
     assert prosgan["linf_max"] <= 8 / 255 + 1e-6 and (runs / "csq" / "attack" / "prosgan_generator" / "prosgan.safetensors").exists()
     detection = json.loads((runs / "bd" / "detect" / "spectral.json").read_text())
     assert detection["n_flagged"] > 0
+    audit = json.loads((runs / "csq" / "audit" / "audit.json").read_text())
+    assert audit["checks"] == ["attacks", "transfer", "privacy"] and len(audit["rows"]) == 4
+    assert "Security audit: summary" in (runs / "csq" / "audit" / "report.html").read_text()
     for run in ("csq", "bd"):
         page = (runs / run / "report.html").read_text()
         assert page.lstrip().lower().startswith("<!doctype html") and "data:image/png;base64," in page, run

@@ -173,3 +173,43 @@ def test_precision_at_k_curve_matches_precision_at_k_loop():
         metrics.precision_at_k_curve(qc, dbc, ql, dbl, [])
     with pytest.raises(ValueError, match="ks"):
         metrics.precision_at_k_curve(qc, dbc, ql, dbl, [0])
+
+
+def _float_map_slow(queries, database, query_labels, db_labels, k):
+    """AP@k by sorting each query's L2 distances (ties by ascending id) and walking the list."""
+    aps = []
+    for q, label in zip(queries, query_labels):
+        distances = [(float(((q.astype(np.float64) - d) ** 2).sum()), i) for i, d in enumerate(database)]
+        ranked = [i for _, i in sorted(distances)][:k]
+        hits, total = 0, 0.0
+        for position, i in enumerate(ranked, start=1):
+            if db_labels[i] == label:
+                hits += 1
+                total += hits / position
+        aps.append(total / hits if hits else 0.0)
+    return float(np.mean(aps))
+
+
+@pytest.mark.parametrize("k", [1, 7, None])
+def test_float_mean_average_precision_matches_a_slow_reference(k):
+    from hashlearn.eval.metrics import float_mean_average_precision
+
+    rng = np.random.default_rng(3)
+    database = rng.integers(0, 3, size=(40, 4)).astype(np.float32)  # many exact ties
+    queries = rng.integers(0, 3, size=(9, 4)).astype(np.float32)
+    db_labels, query_labels = rng.integers(0, 3, 40), rng.integers(0, 3, 9)
+    expected = _float_map_slow(queries, database, query_labels, db_labels, k or 40)
+    assert float_mean_average_precision(queries, database, query_labels, db_labels, k=k) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="features"):
+        float_mean_average_precision(queries[:, :3], database, query_labels, db_labels, k=k)
+
+
+def test_float_knn_breaks_ties_at_the_cut_off_by_ascending_id():
+    rng = np.random.default_rng(5)
+    database = rng.integers(0, 2, size=(30, 3)).astype(np.float32)  # 8 distinct points: ties everywhere
+    queries = rng.integers(0, 2, size=(6, 3)).astype(np.float32)
+    for k in (1, 4, 11, 30):
+        ids = metrics.float_knn(queries, database, k=k)
+        for q, row in zip(queries, ids):
+            d = ((database - q) ** 2).sum(axis=1)
+            assert row.tolist() == sorted(range(30), key=lambda i: (d[i], i))[:k]

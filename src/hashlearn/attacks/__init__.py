@@ -4,6 +4,7 @@ Untargeted attacks push a query's code away from its clean code (HAG, PGD,
 FGSM); targeted attacks pull it toward a code of a chosen class (DHTA, P2P,
 prototype; ProS-GAN: a generator trained once, then one forward pass per query).
 All share :class:`HashAttack`; :data:`ATTACKS` maps names to classes.
+:class:`ReconstructionAttack` rebuilds inputs from released features or codes (privacy).
 Backdoor poisoning lives in :mod:`hashlearn.attacks.backdoor`.
 """
 
@@ -16,6 +17,7 @@ from hashlearn.attacks.hag import HAG
 from hashlearn.attacks.pgd import PGD
 from hashlearn.attacks.prosgan import ProSGAN
 from hashlearn.attacks.prototype import PrototypeAttack
+from hashlearn.attacks.reconstruction import ReconstructionAttack
 
 #: attack name -> class (one line per attack)
 ATTACKS = {
@@ -42,6 +44,7 @@ __all__ = [
     "P2P",
     "PrototypeAttack",
     "ProSGAN",
+    "ReconstructionAttack",  # not a query attack (not in ATTACKS): a decoder from released representations to inputs
     "inner_product_objective",
     "target_objective",
     "pre_activation",

@@ -35,6 +35,7 @@ SUBCOMMANDS = [
     "hashlearn.cli.attack",
     "hashlearn.cli.backdoor",
     "hashlearn.cli.detect",
+    "hashlearn.cli.audit",
     "hashlearn.cli.train",
     "hashlearn.cli.lifelong",
     "hashlearn.cli.encode",

@@ -422,6 +422,84 @@ def add_detection(page: HtmlReport, reports: Mapping[str, Mapping]) -> None:
             page.key_values(scalar_items(report["settings"]), caption=f"{name}: settings")
 
 
+def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None, digits: int = 4) -> list[str]:
+    """The lines of a markdown table of ``rows`` (dicts; ``columns`` default: every key, first-seen order).
+
+    >>> markdown_table([{"a": 1, "b": 0.5}])
+    ['| a | b |', '|---|---|', '| 1 | 0.5000 |']
+    """
+    rows = list(rows)
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(format_value(row.get(c), digits) for c in columns) + " |" for row in rows]
+
+
+def privacy_rows(report: Mapping) -> list[dict]:
+    """One row per released representation and per baseline of a privacy report (``privacy/privacy.json``)."""
+    k = report.get("k")
+    metric = f"mAP@{k}" if k else "task metric"
+    rows = []
+    released = report.get("representations", {})
+    order = ["features", "outputs", "codes"]  # floats first, as the workflow computes them
+    for kind, values in sorted(released.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)):
+        rows.append({"released": kind, "what": f"{values.get('dim')} {'bits' if values.get('dtype') == 'bits' else 'floats'}",
+                     metric: values.get(metric), "PSNR (dB)": values.get("psnr"), "SSIM": values.get("ssim"), "MSE": values.get("mse")})
+    for name, values in report.get("baselines", {}).items():
+        rows.append({"released": f"baseline: {name}", "what": "no representation", metric: None,
+                     "PSNR (dB)": values.get("psnr"), "SSIM": values.get("ssim"), "MSE": values.get("mse")})
+    return rows
+
+
+def add_privacy(page: HtmlReport, report: Mapping, examples: np.ndarray | None = None) -> None:
+    """Reconstruction quality and task metric of each released representation, baselines, example reconstructions."""
+    from hashlearn.eval.plots import image_grid_figure
+
+    page.heading("Privacy: reconstruction from released representations")
+    page.paragraph(f"Threat: {report.get('threat', 'a decoder trained from representations back to inputs')}. "
+                   f"{report.get('n_auxiliary')} auxiliary pairs, {report.get('n_queries')} attacked queries; decoder `{report.get('decoder')}`. "
+                   "Higher PSNR / SSIM means more of the input leaks; the baselines show what an attacker gets from no "
+                   "representation (mean input) and from the label alone (class mean).")
+    page.table(privacy_rows(report), caption="Reconstruction of the queries (PSNR averaged per item, SSIM with an 11x11 Gaussian window)")
+    if examples is not None and len(examples) >= 2:
+        names = list(report.get("example_rows", ["original"]))[: len(examples)]
+        titles = [name if i == 0 else f"from {name}" for i, name in enumerate(names)]
+        fig = image_grid_figure([list(np.asarray(row, dtype=np.float32)) for row in examples[: len(titles)]], titles,
+                                [f"query {i}" for i in range(len(examples[0]))],
+                                value_ranges=[(0.0, report.get("data_range", 1.0))] * len(titles))
+        if not page.figure(fig, "Queries and their reconstructions from each released representation."):
+            page.paragraph("The inputs are feature vectors, not images; no examples shown.", note=True)
+
+
+def add_audit_summary(page: HtmlReport, record: Mapping) -> None:
+    """The audit's summary: one row per attack and transfer check, then codes vs floats under reconstruction."""
+    settings = record.get("settings", {})
+    page.heading("Security audit: summary")
+    rows = list(record.get("rows", []))
+    k = settings.get("k")
+    if rows:
+        page.paragraph(f"Each attack perturbs the same {settings.get('n_queries')} queries within {settings.get('budget')} and is scored "
+                       f"against the same {settings.get('n_database')} database items; drop = clean mAP - attacked mAP (larger is worse "
+                       "for the system). Targeted attacks also list the target-label t-mAP (higher is worse). Seconds are wall time on this machine.")
+        page.table(rows, caption=f"Query attacks and transfer (mAP@{k})")
+    privacy = record.get("privacy")
+    if privacy:
+        reps = privacy.get("representations", {})
+        page.paragraph("Reconstruction of the queries by a decoder trained on auxiliary (input, representation) pairs: "
+                       "higher PSNR / SSIM = more of the input leaks. Compare codes with the floats of the same model and with the "
+                       "class-mean baseline (what the label alone reveals).")
+        page.table(privacy_rows(privacy), caption="Privacy: codes vs floats")
+        codes, floats = reps.get("codes"), reps.get("outputs")
+        base = privacy.get("baselines", {}).get("class mean (label known)")
+        if codes and floats:
+            verdict = (f"Codes: {codes['psnr']:.2f} dB PSNR vs {floats['psnr']:.2f} dB from the float outputs of the same width "
+                       f"({codes['psnr'] - floats['psnr']:+.2f} dB).")
+            if base and codes["psnr"] >= base["psnr"] - 0.25:
+                verdict += (f" Hashing does not protect class-level content: the codes reconstruct at least as well as the class mean "
+                            f"({base['psnr']:.2f} dB).")
+            page.paragraph(verdict)
+
+
 # ---------------------------------------------------------------------------------------
 # several runs side by side
 # ---------------------------------------------------------------------------------------

@@ -139,6 +139,12 @@ def _ranked_relevance(query_codes, db_codes, query_labels, db_labels, k) -> tupl
 def average_precisions(query_codes, db_codes, query_labels, db_labels, k: int | None = None) -> np.ndarray:
     """AP@k of every query (see the module docstring for the definition)."""
     relevance, k = _ranked_relevance(query_codes, db_codes, query_labels, db_labels, k)
+    return _average_precisions_of(relevance)
+
+
+def _average_precisions_of(relevance: np.ndarray) -> np.ndarray:
+    """AP@k per row of a ranked boolean relevance matrix ``(nq, k)``."""
+    k = relevance.shape[1]
     hits = np.cumsum(relevance, axis=1)
     precision_at_i = hits / np.arange(1, k + 1)
     n_retrieved_relevant = hits[:, -1]
@@ -229,12 +235,29 @@ def float_knn(queries, database, k: int, metric: str = "l2") -> np.ndarray:
     for block in _blocks(len(queries)):
         q = queries[block].astype(np.float64)
         distances = db_norms[None, :] - 2 * q @ database.T.astype(np.float64)  # + |q|^2, constant per row
-        order = np.argpartition(distances, k - 1, axis=1)[:, :k] if k < len(database) else np.tile(np.arange(len(database)), (len(q), 1))
-        rows = np.arange(len(q))[:, None]
-        picked = distances[rows, order]
-        sort = np.lexsort((order, picked), axis=1)
-        out[block] = order[rows, sort]
+        if k == len(database):
+            out[block] = np.argsort(distances, axis=1, kind="stable")
+            continue
+        # every item as close as the k-th one is a candidate, so that ties at the cut-off go to the lowest ids
+        kth = np.partition(distances, k - 1, axis=1)[:, k - 1 : k]
+        for row, (values, cut) in enumerate(zip(distances, kth)):
+            candidates = np.flatnonzero(values <= cut[0])  # ascending ids
+            out[block.start + row] = candidates[np.argsort(values[candidates], kind="stable")[:k]]
     return out
+
+
+def float_mean_average_precision(queries, database, query_labels, db_labels, k: int | None = None, metric: str = "l2") -> float:
+    """mAP@k of float vectors ranked by exact ``metric`` distance (``"l2"`` or ``"cosine"``), ties by ascending id.
+
+    The same AP@k definition as :func:`mean_average_precision`: what the float
+    features a model's codes come from would give in a float index.
+    """
+    queries = check_features(queries, "queries")
+    database = check_features(database, "database", n_features=queries.shape[1])
+    query_labels, db_labels = _check_label_pair(query_labels, db_labels, len(queries), len(database))
+    k = _check_k(k, len(database))
+    ranked = float_knn(queries, database, k, metric=metric)
+    return float(_average_precisions_of(_relevance(query_labels, db_labels, ranked)).mean())
 
 
 def recall_at_k(query_codes, db_codes, ground_truth_ids, k: int) -> float:

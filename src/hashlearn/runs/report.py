@@ -98,8 +98,8 @@ def add_latent_embedding(page, run: Run) -> None:
 
 def run_report(run: Run | str | Path):
     """The :class:`~hashlearn.eval.html.HtmlReport` of a run: a section for everything it holds."""
-    from hashlearn.eval.html import (HtmlReport, add_attack, add_backdoor, add_crossmodal_attacks, add_crossmodal_retrieval,
-                                     add_detection, add_retrieval, add_training, crossmodal_attack_row)
+    from hashlearn.eval.html import (HtmlReport, add_attack, add_audit_summary, add_backdoor, add_crossmodal_attacks, add_crossmodal_retrieval,
+                                     add_detection, add_privacy, add_retrieval, add_training, crossmodal_attack_row)
 
     run = _as_run(run)
     title, subtitle, setup = _describe(run)
@@ -139,12 +139,29 @@ def run_report(run: Run | str | Path):
     detections = _json_files(run.detect_dir)
     if detections:
         add_detection(page, detections)
+    privacy = _privacy(run)
+    if privacy is not None:
+        add_privacy(page, *privacy)
+    audit = run.audit_dir / "audit.json"
+    if audit.is_file():
+        add_audit_summary(page, _read_json(audit))
+        page.paragraph(f"The audit's full page: `{run.audit_dir / 'report.html'}`.", note=True)
     return page
+
+
+def _privacy(run: Run) -> tuple[dict, np.ndarray | None] | None:
+    """The run's privacy report and its example reconstructions (``None`` when there is none)."""
+    path = run.privacy_dir / "privacy.json"
+    if not path.is_file():
+        return None
+    examples = run.privacy_dir / "examples.npy"
+    return _read_json(path), (load_npy(examples) if examples.is_file() else None)
 
 
 def run_markdown(run: Run | str | Path) -> str:
     """``report.md``: the same facts as ``report.html`` as markdown tables (no plots)."""
-    from hashlearn.eval.html import crossmodal_attack_row, crossmodal_direction_rows, format_value, retrieval_scalars, scalar_items
+    from hashlearn.eval.html import (crossmodal_attack_row, crossmodal_direction_rows, format_value, markdown_table, privacy_rows,
+                                     retrieval_scalars, scalar_items)
 
     run = _as_run(run)
     title, subtitle, setup = _describe(run)
@@ -160,9 +177,7 @@ def run_markdown(run: Run | str | Path) -> str:
         lines += [f"| {r.get('epoch')} | {format_value(r.get('train_loss'))} | {format_value(r.get('val_metric'))} | {format_value(r.get('seconds'))} |" for r in history]
         lines.append("")
     def rows_table(rows) -> list[str]:
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        return (["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-                + ["| " + " | ".join(format_value(row.get(c)) for c in columns) + " |" for row in rows] + [""])
+        return [*markdown_table(rows), ""]
 
     metrics = _metrics(run)
     if metrics is not None and metrics.get("cross_modal"):
@@ -183,6 +198,14 @@ def run_markdown(run: Run | str | Path) -> str:
         lines += [f"## Attack: {name}", "", *table([(k, v) for k, v in scalar_items(report) if k != "attack_repr"])]
     for name, report in _json_files(run.detect_dir).items():
         lines += [f"## Detection: {name}", "", *table(scalar_items(report))]
+    privacy = _privacy(run)
+    if privacy is not None:
+        lines += ["## Privacy: reconstruction from released representations", "", *rows_table(privacy_rows(privacy[0]))]
+    if (run.audit_dir / "audit.json").is_file():
+        rows = _read_json(run.audit_dir / "audit.json").get("rows", [])
+        if rows:
+            lines += ["## Security audit: query attacks and transfer", "", *rows_table(rows),
+                      f"The audit's full page: `{run.audit_dir / 'report.html'}`.", ""]
     lines += ["Plots: see `report.html` (self-contained, next to this file).", ""]
     return "\n".join(lines)
 

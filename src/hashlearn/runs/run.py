@@ -16,6 +16,8 @@ layout is written down once::
     attack/              <name>.json (+ <name>_adv.npy with --save-adv) written by ``attack``
     backdoor/            backdoor.json, poisoned_X.npy, poisoned_y.npy, poison_indices.npy, trigger/
     detect/              <defense>.json written by ``detect``
+    privacy/             privacy.json (+ examples.npy) written by ``audit`` (reconstruction from features, outputs, codes)
+    audit/               audit.json and report.html written by ``audit`` (attacks, transfer, privacy in one page)
     lifelong.json        a lifelong stage: its parent run, stage, model versions; codes/database_* are then the frozen codes
 
 >>> import tempfile
@@ -65,6 +67,8 @@ class Run:
     ATTACK = "attack"
     BACKDOOR = "backdoor"
     DETECT = "detect"
+    PRIVACY = "privacy"
+    AUDIT = "audit"
     LIFELONG = "lifelong.json"
 
     def __init__(self, path: str | Path):
@@ -88,6 +92,8 @@ class Run:
     attack_dir = property(lambda self: self.path / self.ATTACK)
     backdoor_dir = property(lambda self: self.path / self.BACKDOOR)
     detect_dir = property(lambda self: self.path / self.DETECT)
+    privacy_dir = property(lambda self: self.path / self.PRIVACY)
+    audit_dir = property(lambda self: self.path / self.AUDIT)
     lifelong_path = property(lambda self: self.path / self.LIFELONG)
 
     def codes_path(self, part: str) -> tuple[Path, Path]:
