@@ -58,7 +58,6 @@ import time
 import traceback
 import tracemalloc
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -168,6 +167,46 @@ def _load_hlx(folder: Path, seed: Seed):
     return index
 
 
+def _build_sharded(folder: Path) -> Seed:
+    import distributed
+
+    from hashlearn.index.io import save_index
+    from hashlearn.index.sharded import ShardedIndex, start_local_cluster
+
+    cluster = start_local_cluster(2)
+    client = distributed.Client(cluster, set_as_default=False)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, size=(65_536, 16), dtype=np.uint8)  # 1 MiB of 128-bit codes
+    with ShardedIndex(128, 2, "Flat", client=client) as round_robin:
+        round_robin.add(codes, ids=np.arange(len(codes)) * 2)
+        save_index(round_robin, folder / "round_robin.hlx")
+    with ShardedIndex(128, 3, "MIH", partition="substring", client=client) as substring:
+        substring.add(codes[:8192])
+        save_index(substring, folder / "substring.hlx")
+
+    def close():
+        client.close()
+        cluster.close()
+
+    files = {name: (folder / name).read_bytes() for name in ("round_robin.hlx", "substring.hlx")}
+    return Seed(files, codes.nbytes, {"client": client, "close": close, "queries": codes[:3].copy()})
+
+
+def _load_sharded(folder: Path, seed: Seed):
+    from hashlearn.index.io import load_index
+
+    seed.context["calls"] = seed.context.get("calls", 0) + 1
+    mmap = seed.context["calls"] % 2 == 0
+    for name in ("round_robin.hlx", "substring.hlx"):
+        index = load_index(folder / name, mmap=mmap, client=seed.context["client"])  # the shards go to the running cluster
+        try:
+            index.search(seed.context["queries"], 5)
+            index.range_search(seed.context["queries"][:1], 40)
+        finally:
+            index.close()
+    return index
+
+
 def _split_hlx(data: bytes):
     from hashlearn.index import io as hio
 
@@ -211,7 +250,8 @@ def _resign_hlx(files: dict, seed: Seed) -> dict:
 
 
 def _fields_hlx(files: dict, rng, seed: Seed) -> dict:
-    name = "flat.hlx" if rng.random() < 0.5 else "two.hlx"
+    names = sorted(files)
+    name = names[int(rng.integers(len(names)))]
     fixed, header, padding, payload = _split_hlx(files[name])
     choice = rng.random()
     if choice < 0.15:  # a prefix field: version, flags or the header length
@@ -469,6 +509,45 @@ def _fields_idx(compressed: bool) -> Callable:
 
 
 # --- CIFAR-10 python batches --------------------------------------------------------------------
+class Python2Pickler(pickle._Pickler):
+    """Protocol 2 as Python 2's cPickle wrote the published CIFAR-10 batches: ``str`` and
+    ``bytes`` as ``BINSTRING`` (bytes again when unpickled with ``encoding="bytes"``), memo
+    entries numbered from 1, ``numpy.core`` globals, and the data bytes stored raw (Python 3's
+    protocol 2 stores them as a latin-1 ``str`` passed to ``_codecs.encode``)."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_binstring(self, obj):
+        data = obj.encode("latin-1") if isinstance(obj, str) else obj
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_binstring
+    dispatch[str] = save_binstring
+
+    def memoize(self, obj):
+        index = len(self.memo) + 1  # cPickle's put2 numbers from 1
+        self.write(self.put(index))
+        self.memo[id(obj)] = index, obj
+
+    def save_global(self, obj, name=None):
+        module = getattr(obj, "__module__", "builtins").replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + module.encode() + b"\n" + (name or obj.__qualname__).encode() + b"\n")
+        self.memoize(obj)
+
+    dispatch[type] = save_global
+
+
+def python2_pickle(value) -> bytes:
+    """``value`` pickled in the layout of the published CIFAR-10 python batches."""
+    out = io.BytesIO()
+    Python2Pickler(out, protocol=2).dump(value)
+    return out.getvalue()
+
+
 def _cifar_batch() -> dict:
     rng = np.random.default_rng(0)
     n = 500  # 1.5 MB of images
@@ -478,7 +557,7 @@ def _cifar_batch() -> dict:
 
 def _build_cifar(compressed: bool) -> Callable:
     def build(folder: Path) -> Seed:
-        content = pickle.dumps(_cifar_batch(), protocol=2)  # the published batches are protocol-2 pickles
+        content = python2_pickle(_cifar_batch())  # the published batches' layout (Python 2 cPickle, protocol 2)
         (folder / "data_batch_1").write_bytes(gzip.compress(content, mtime=0) if compressed else content)
         return Seed({"data_batch_1": (folder / "data_batch_1").read_bytes()}, 500 * 3072, {})
 
@@ -512,7 +591,8 @@ def _mutate_pickle_structure(content: bytes, rng) -> bytes:
         batch[key] = replacements[int(rng.integers(len(replacements)))]
         if rng.random() < 0.2:
             batch.pop(key)
-        return pickle.dumps(batch, protocol=int(rng.choice([2, 4, 5])))
+        protocol = int(rng.choice([0, 2, 4, 5]))  # 0: the published layout; 2, 4, 5: Python 3's pickle
+        return python2_pickle(batch) if protocol == 0 else pickle.dumps(batch, protocol=protocol)
     ops = [(op, pos) for op, _, pos in pickletools.genops(content) if op.name in _LENGTH_OPCODES]
     op, pos = ops[int(rng.integers(len(ops)))]
     width = _LENGTH_OPCODES[op.name]
@@ -674,6 +754,9 @@ def _fields_cache(files: dict, rng, seed: Seed) -> dict:
 FORMATS = {
     "hlx": Format("hlx", ".hlx index files (flat and two-stage MIH+flat), loaded mapped and not, then searched",
                   _build_hlx, _load_hlx, _resign_hlx, _fields_hlx),
+    "sharded": Format("sharded", ".hlx files of sharded indexes (round-robin Flat shards; substring-partitioned MIH shards), "
+                      "loaded onto a running dask cluster, mapped and not, then searched", _build_sharded, _load_sharded,
+                      _resign_hlx, _fields_hlx),
     "model": Format("model", "model directory: model.json + model.safetensors (HashModel)", _build_model, _load_model,
                     _resign_companion("model/model.json", "model/model.safetensors"),
                     _fields_pair("model/model.json", "model/model.safetensors", _mutate_safetensors_field)),
@@ -745,12 +828,29 @@ class LoadTimeout(Exception):
     pass
 
 
-def _vm_bytes() -> int:
+def _status_bytes(*keys: str) -> list[int]:
+    """Fields of /proc/self/status in bytes (VmSize, VmRSS, VmHWM, ...)."""
+    found = {}
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
+            key = line.split(":", 1)[0]
+            if key in keys:
+                found[key] = int(line.split()[1]) * 1024
+    return [found.get(key, 0) for key in keys]
+
+
+def _vm_bytes() -> int:
+    return _status_bytes("VmSize")[0]
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's resident high-water mark (VmHWM) to its current size (Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _write_files(folder: Path, files: dict, previous: dict) -> None:
@@ -758,6 +858,8 @@ def _write_files(folder: Path, files: dict, previous: dict) -> None:
         if name not in files:
             (folder / name).unlink(missing_ok=True)
     for name, content in files.items():
+        if name in previous and previous[name] is content:
+            continue  # unchanged since the last load
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
@@ -768,8 +870,39 @@ def _reset_cache_tree(folder: Path, seed: Seed) -> None:
         shutil.rmtree(folder / sub, ignore_errors=True)
 
 
-def worker(format_name: str, start: int, stop: int) -> dict:
-    """Run mutations ``start..stop`` of one format; returns counts, peaks and examples."""
+def _measured_load(fmt: Format, folder: Path, seed: Seed, trace: bool, can_reset: bool) -> tuple[str, BaseException | None, int, int, bool]:
+    """One load: ``(outcome, error, resident growth, traced peak, imported a module)``."""
+    n_modules, failure = len(sys.modules), None
+    if can_reset:
+        _reset_peak_rss()
+    rss_before = _status_bytes("VmRSS")[0]
+    if trace:
+        tracemalloc.start()
+    signal.setitimer(signal.ITIMER_PROF, PER_LOAD_SECONDS)  # CPU seconds: a busy machine's waits are not a hang
+    try:
+        fmt.load(folder, seed)
+        outcome = "ok"
+    except BaseException as error:  # noqa: BLE001 -- counting every outcome is the point
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        outcome, failure = type(error).__name__, error
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        traced = tracemalloc.get_traced_memory()[1] if trace else 0
+        if trace:
+            tracemalloc.stop()
+    grown = max(0, _status_bytes("VmHWM")[0] - rss_before) if can_reset else 0
+    return outcome, failure, grown, traced, len(sys.modules) != n_modules
+
+
+def worker(format_name: str, start: int, stop: int, report_every: int = 250, trace_every: int = 4):
+    """Run mutations ``start..stop`` of one format; yields a part (counts, peaks, examples)
+    after every ``report_every`` mutations, so an interrupted run keeps what it did.
+
+    Every load's peak resident growth is measured (the high-water mark is reset before
+    it; this covers numpy, Python and torch memory); every ``trace_every``-th load also
+    runs under ``tracemalloc``.
+    """
     import torch
 
     torch.set_num_threads(1)
@@ -777,7 +910,7 @@ def worker(format_name: str, start: int, stop: int) -> dict:
 
     set_num_threads(1)
     fmt = FORMATS[format_name]
-    work = Path(tempfile.mkdtemp(prefix=f"hashlearn-fuzz-{format_name}-"))
+    work, seed = Path(tempfile.mkdtemp(prefix=f"hashlearn-fuzz-{format_name}-")), None
     try:
         seed_dir = work / "seed"
         seed_dir.mkdir()
@@ -790,66 +923,66 @@ def worker(format_name: str, start: int, stop: int) -> dict:
         _write_files(load_dir, seed.files, {})
         for _ in range(4):  # warm up: lazy imports, compiled kernels, allocator arenas
             fmt.load(load_dir, seed)
-        legit_peak = 0
-        for _ in range(2):  # the peak of loading the legitimate files: what a mutation is compared with
-            tracemalloc.start()
-            fmt.load(load_dir, seed)
-            legit_peak = max(legit_peak, tracemalloc.get_traced_memory()[1])
-            tracemalloc.stop()
+        can_reset = _reset_peak_rss()
+        legit_peak, legit_rss = 0, 0
+        for _ in range(3):  # the legitimate files' peaks: what a mutation is compared with
+            _, failure, grown, traced, _ = _measured_load(fmt, load_dir, seed, True, can_reset)
+            if failure is not None:
+                raise failure
+            legit_peak, legit_rss = max(legit_peak, traced), max(legit_rss, grown)
         limit = _vm_bytes() + ADDRESS_SPACE_HEADROOM
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
         def alarm(signum, frame):
-            raise LoadTimeout(f"a load ran longer than {PER_LOAD_SECONDS} s")
+            raise LoadTimeout(f"a load used more than {PER_LOAD_SECONDS} s of CPU time")
 
-        signal.signal(signal.SIGALRM, alarm)
-        counts: dict[str, int] = {}
-        by_kind: dict[str, dict[str, int]] = {}
-        examples: dict[str, str] = {}
-        peak_traced, imports = 0, 0
+        signal.signal(signal.SIGPROF, alarm)
         written = dict(seed.files)
-        for index in range(start, stop):
-            rng = np.random.default_rng([_format_seed(format_name), index])  # mutation i is the same on every run
-            kind, files = mutate(fmt, seed, rng)
-            seed.context["kind"] = kind
-            if format_name == "cache":
-                _reset_cache_tree(load_dir, seed)
-                written = {}
-            _write_files(load_dir, files, written)
-            written = files
-            n_modules, failure = len(sys.modules), None
-            tracemalloc.start()
-            signal.alarm(PER_LOAD_SECONDS)
-            try:
-                fmt.load(load_dir, seed)
-                outcome = "ok"
-            except BaseException as error:  # noqa: BLE001 -- counting every outcome is the point
-                if isinstance(error, KeyboardInterrupt):
-                    raise
-                outcome, failure = type(error).__name__, error
-            finally:
-                signal.alarm(0)
-                peak = tracemalloc.get_traced_memory()[1]
-                tracemalloc.stop()
-            if os.environ.get("HASHLEARN_FUZZ_DEBUG") and peak > 2 * seed.largest_array_nbytes:
-                print(f"mutation {index} ({kind}): peak {peak} -> {outcome}", file=sys.stderr)
-            if len(sys.modules) == n_modules:  # a load that imported a module pays a one-off cost: not counted
-                peak_traced = max(peak_traced, peak)
-            else:
-                imports += 1
-            if failure is not None and outcome not in TYPED and outcome not in examples:
-                examples[outcome] = f"mutation {index} ({kind}): " + "".join(traceback.format_exception(failure))[-3000:]
-            failure = None
-            counts[outcome] = counts.get(outcome, 0) + 1
-            by_kind.setdefault(kind.split("+")[0], {}).setdefault(outcome, 0)
-            by_kind[kind.split("+")[0]][outcome] += 1
+        for block in range(start, stop, report_every):
+            part = {"start": block, "stop": min(stop, block + report_every), "counts": {}, "by_kind": {}, "examples": {},
+                    "peak_traced": 0, "traced_loads": 0, "peak_rss": 0, "worst": None, "worst_ratio": 0.0, "loads_that_imported": 0,
+                    "largest_array_nbytes": seed.largest_array_nbytes, "legit_peak": legit_peak, "legit_rss": legit_rss,
+                    "address_space_cap": limit, "rss_measured": can_reset, "seconds": 0.0,
+                    "seed_files": {name: len(content) for name, content in seed.files.items()}}
+            began = time.time()
+            for index in range(part["start"], part["stop"]):
+                rng = np.random.default_rng([_format_seed(format_name), index])  # mutation i is the same on every run
+                kind, files = mutate(fmt, seed, rng)
+                seed.context["kind"] = kind
+                if format_name == "cache":
+                    _reset_cache_tree(load_dir, seed)
+                    written = {}
+                _write_files(load_dir, files, written)
+                written = files
+                trace = index % trace_every == 0
+                outcome, failure, grown, traced, imported = _measured_load(fmt, load_dir, seed, trace, can_reset)
+                if imported:  # a load that imported a module pays a one-off cost: not counted
+                    part["loads_that_imported"] += 1
+                else:
+                    part["peak_rss"] = max(part["peak_rss"], grown)
+                    part["peak_traced"] = max(part["peak_traced"], traced)
+                    part["traced_loads"] += trace
+                    # what the mutated files justify: the largest legitimate array, or the files' own size if larger
+                    justified = max(seed.largest_array_nbytes, sum(len(content) for content in files.values()))
+                    ratio = max(grown, traced) / justified
+                    if ratio > part["worst_ratio"]:
+                        part["worst_ratio"] = ratio
+                        part["worst"] = {"mutation": index, "kind": kind, "outcome": outcome, "rss": grown, "traced": traced,
+                                         "files_nbytes": sum(len(content) for content in files.values())}
+                if os.environ.get("HASHLEARN_FUZZ_DEBUG") and max(grown, traced) > 2 * seed.largest_array_nbytes:
+                    print(f"mutation {index} ({kind}): rss {grown} traced {traced} -> {outcome}", file=sys.stderr)
+                if failure is not None and outcome not in TYPED and outcome not in part["examples"]:
+                    part["examples"][outcome] = f"mutation {index} ({kind}): " + "".join(traceback.format_exception(failure))[-3000:]
+                failure = None
+                part["counts"][outcome] = part["counts"].get(outcome, 0) + 1
+                by_kind = part["by_kind"].setdefault(kind.split("+")[0], {})
+                by_kind[outcome] = by_kind.get(outcome, 0) + 1
+            part["seconds"] = round(time.time() - began, 2)
+            yield part
         _write_files(load_dir, seed.files, written)
-        return {"n": stop - start, "counts": counts, "loads_that_imported": imports, "by_kind": by_kind, "examples": examples, "peak_traced": peak_traced,
-                "rss_growth": max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline_rss),
-                "largest_array_nbytes": seed.largest_array_nbytes, "legit_peak": legit_peak, "address_space_cap": limit,
-                "seed_files": {name: len(content) for name, content in seed.files.items()}}
     finally:
+        if seed is not None and "close" in seed.context:
+            seed.context["close"]()  # e.g. the dask cluster the sharded seed started
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -863,21 +996,25 @@ def _load_results(path: Path) -> dict:
 
 
 def _merge(total: dict, part: dict) -> None:
-    total["done"] = total.get("done", 0) + part["n"]
-    for key in ("counts",):
-        for outcome, count in part[key].items():
-            total.setdefault(key, {})[outcome] = total.get(key, {}).get(outcome, 0) + count
+    total["done"] = total.get("done", 0) + part["stop"] - part["start"]
+    total.setdefault("ranges", []).append([part["start"], part["stop"]])
+    for outcome, count in part["counts"].items():
+        total.setdefault("counts", {})[outcome] = total.get("counts", {}).get(outcome, 0) + count
     for kind, counts in part["by_kind"].items():
+        kinds = total.setdefault("by_kind", {}).setdefault(kind, {})
         for outcome, count in counts.items():
-            total.setdefault("by_kind", {}).setdefault(kind, {})[outcome] = total.get("by_kind", {}).get(kind, {}).get(outcome, 0) + count
+            kinds[outcome] = kinds.get(outcome, 0) + count
     for outcome, text in part["examples"].items():
         total.setdefault("examples", {}).setdefault(outcome, text)
-    total["peak_traced"] = max(total.get("peak_traced", 0), part["peak_traced"])
-    total["rss_growth"] = max(total.get("rss_growth", 0), part["rss_growth"])
-    for key in ("largest_array_nbytes", "address_space_cap", "seed_files", "legit_peak"):
+    for key in ("peak_traced", "peak_rss"):
+        total[key] = max(total.get(key, 0), part.get(key, 0))
+    for key in ("traced_loads", "loads_that_imported", "seconds"):
+        total[key] = round(total.get(key, 0) + part.get(key, 0), 2)
+    if part.get("worst") and part["worst_ratio"] > total.get("worst_ratio", 0):
+        total["worst_ratio"], total["worst"] = part["worst_ratio"], part["worst"]
+    for key in ("largest_array_nbytes", "address_space_cap", "seed_files", "legit_peak", "legit_rss", "rss_measured"):
         if key in part:
             total[key] = part[key]
-    total["loads_that_imported"] = total.get("loads_that_imported", 0) + part.get("loads_that_imported", 0)
 
 
 def _mib(n: int) -> str:
@@ -886,24 +1023,26 @@ def _mib(n: int) -> str:
 
 def write_report(results: dict, json_path: Path, md_path: Path) -> None:
     json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    target = results.get("target", 10_000)
     lines = [
         "# Fuzzing every loader (issue 12)",
         "",
         f"`{results.get('command', 'python benchmarks/fuzz.py')}` on {results.get('machine', '?')}; "
-        f"load average during the run {results.get('load_average', '?')}. Each load ran in a worker process under "
-        f"an address-space cap (`RLIMIT_AS` = the worker's size after warm-up + {ADDRESS_SPACE_HEADROOM >> 30} GiB) and a "
-        f"{PER_LOAD_SECONDS} s alarm. Mutations: truncation, 1-8 bit flips, overwritten bytes, inserted bytes, and header "
-        "fields set to hostile values; half of the byte mutations and all field mutations re-signed (checksums recomputed, "
-        "gzip recompressed) so that the structure checks, not the checksums, must catch them.",
+        f"load average during the run {results.get('load_average', '?')}. Target: {target:,} mutations per format. "
+        f"Each load ran in a worker process under an address-space cap (`RLIMIT_AS` = the worker's size after warm-up + "
+        f"{ADDRESS_SPACE_HEADROOM >> 30} GiB) and a {PER_LOAD_SECONDS} s CPU-time alarm (`ITIMER_PROF`; wall time on a shared machine is not a hang). Mutations: truncation, 1-8 bit flips, "
+        "overwritten bytes, inserted bytes, and header fields set to hostile values; half of the byte mutations and all field "
+        "mutations re-signed (checksums recomputed, gzip recompressed) so that the structure checks, not the checksums, must "
+        "catch them. Mutation *i* of a format is the same on every run (its random generator is seeded by the format and *i*).",
         "",
         "Typed outcomes: `CorruptFileError` (content), `FileNotFoundError` / `PermissionError` / `IsADirectoryError` "
         "(path); `ok` = the mutated file still loaded (a flipped bit in a weight, whitespace, a re-signed change the "
         "format allows). **Escapes** are every other exception (for the cache: any exception or a wrong result).",
         "",
     ] + [f"> {note}" for note in results.get("notes", [])] + ([""] if results.get("notes") else []) + [
-        "| format | mutations | ok | CorruptFileError | other typed | escapes | largest legit array MiB | legit load peak MiB | "
-        "mutated load peak MiB | x largest array | x legit load | worker RSS growth MiB | x largest array |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| format | mutations | ok | CorruptFileError | other typed | escapes | largest legit array MiB | legit load peak MiB "
+        "(resident / traced) | mutated load peak MiB (resident / traced) | x largest array | worst x what the files justify |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, total in results["formats"].items():
         if not total.get("done"):
@@ -912,22 +1051,36 @@ def write_report(results: dict, json_path: Path, md_path: Path) -> None:
         escapes = {k: v for k, v in counts.items() if k not in TYPED and k != "ok"}
         other = sum(v for k, v in counts.items() if k in TYPED and k != "CorruptFileError")
         largest = total["largest_array_nbytes"]
+        peak = max(total.get("peak_rss", 0), total.get("peak_traced", 0))
         lines.append(
             f"| {name} | {total.get('done', 0)} | {counts.get('ok', 0)} | {counts.get('CorruptFileError', 0)} | {other} | "
             f"{sum(escapes.values())}{' (' + ', '.join(f'{k}: {v}' for k, v in escapes.items()) + ')' if escapes else ''} | "
-            f"{_mib(largest)} | {_mib(total.get('legit_peak', 0))} | {_mib(total['peak_traced'])} | {total['peak_traced'] / largest:.2f} | "
-            f"{total['peak_traced'] / max(1, total.get('legit_peak', 0)):.2f} | {_mib(total['rss_growth'])} | {total['rss_growth'] / largest:.2f} |"
+            f"{_mib(largest)} | {_mib(total.get('legit_rss', 0))} / {_mib(total.get('legit_peak', 0))} | "
+            f"{_mib(total.get('peak_rss', 0))} / {_mib(total.get('peak_traced', 0))} | {peak / largest:.2f} | "
+            f"{total.get('worst_ratio', 0):.2f} |"
         )
+    lines += ["", "Where each format's worst ratio came from (peak over max(largest legitimate array, the mutated files' size)):", "",
+              "| format | mutation | kind | outcome | resident MiB | traced MiB | mutated files MiB | traced loads | seconds |",
+              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, total in results["formats"].items():
+        worst = total.get("worst")
+        if worst:
+            lines.append(f"| {name} | {worst['mutation']} | {worst['kind']} | {worst['outcome']} | {_mib(worst['rss'])} | "
+                         f"{_mib(worst['traced'])} | {_mib(worst['files_nbytes'])} | {total.get('traced_loads', 0)} | {total.get('seconds', 0):.0f} |")
     lines += ["", "Outcomes by mutation kind:", "", "| format | kind | outcomes |", "| --- | --- | --- |"]
     for name, total in results["formats"].items():
         for kind, counts in sorted(total.get("by_kind", {}).items()):
             lines.append(f"| {name} | {kind} | {', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))} |")
     lines += ["", "Formats:", ""] + [f"- `{name}`: {FORMATS[name].description}" for name in results["formats"] if name in FORMATS]
-    lines += ["", "*Mutated load peak* is `tracemalloc`'s peak during one load (numpy buffers and Python objects; torch "
-              "tensors are not traced), the largest over all mutations (loads that imported a module are left out: a "
-              "one-off cost); *legit load peak* is the same for the unmodified seed files. *Worker RSS growth* is the "
-              "rise of the worker process's maximum resident size over its value after six legitimate loads (it covers "
-              "torch's tensors), the largest over the chunks; at a few MiB it is mostly allocator noise."]
+    lines += ["", "*Resident* peak: the rise of the worker's resident memory during one load (its high-water mark is reset "
+              "before each load through `/proc/self/clear_refs`; numpy, Python and torch memory alike; the workers run with "
+              "`MALLOC_MMAP_THRESHOLD_=131072`, so large buffers are mapped and returned at once and each load's allocations "
+              "show). *Traced* peak: `tracemalloc`'s peak (numpy buffers and Python objects, not torch tensors), on every "
+              f"{results.get('trace_every', 4)}th load. Both are the largest over the loads (loads that imported a module are "
+              "left out: a one-off cost). *Legit*: the same for the unmodified seed files. *x largest array*: the larger "
+              "peak over the seed's largest legitimate array; *worst x what the files justify*: the largest ratio of a load's "
+              "peak to the larger of that array and the mutated files' own size (a re-pickled batch of float64 images is a "
+              "bigger file, and holding its array once is what its size justifies)."]
     examples = {f"{name}: {outcome}": text for name, total in results["formats"].items() for outcome, text in total.get("examples", {}).items()}
     if examples:
         lines += ["", "## First traceback of each escape", ""]
@@ -939,22 +1092,28 @@ def write_report(results: dict, json_path: Path, md_path: Path) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="mutations per format (default 10,000)")
-    parser.add_argument("--chunk", type=int, default=500, help="mutations per worker process")
+    parser.add_argument("--chunk", type=int, default=2000, help="most mutations per worker process (it reports every --report-every)")
+    parser.add_argument("--report-every", type=int, default=250, help="mutations between partial results")
+    parser.add_argument("--trace-every", type=int, default=4, help="run every Nth load under tracemalloc (all loads: 1)")
     parser.add_argument("--jobs", type=int, default=1, help="formats fuzzed at the same time (one worker process each)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated formats")
     parser.add_argument("--out", default=str(RESULTS / "fuzz.json"))
     parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    parser.add_argument("--reset", default="", help="comma-separated formats to start over (e.g. after a loader changed)")
     parser.add_argument("--report", action="store_true", help="only rewrite the markdown from the JSON")
     parser.add_argument("--worker", nargs=3, metavar=("FORMAT", "START", "STOP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         name, start, stop = args.worker
-        print(json.dumps(worker(name, int(start), int(stop))))
+        for part in worker(name, int(start), int(stop), args.report_every, args.trace_every):
+            print(json.dumps(part), flush=True)
         return
     json_path = Path(args.out)
     md_path = json_path.with_suffix(".md")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     results = {"formats": {}} if args.fresh else _load_results(json_path)
+    for name in filter(None, (name.strip() for name in args.reset.split(","))):
+        results["formats"].pop(name, None)
     if args.report:
         write_report(results, json_path, md_path)
         return
@@ -964,41 +1123,83 @@ def main(argv=None) -> None:
         parser.error(f"unknown formats {unknown}; known: {', '.join(FORMATS)}")
     results["machine"] = f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()})"
     results["command"] = "nice -n 10 python benchmarks/fuzz.py" + (f" --n {args.n}" if args.n != 10_000 else "") + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
+    results["target"], results["trace_every"] = max(args.n, results.get("target", 0)), args.trace_every
     loads = results.setdefault("load_averages", [])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "MALLOC_MMAP_THRESHOLD_": "131072"}
     lock = threading.Lock()
     for name in names:
         results["formats"].setdefault(name, {})
-    # chunks of all formats interleaved (format A chunk 0, B chunk 0, ..., A chunk 1, ...): stopped at any
-    # time, every format has about as many mutations; finished chunks are recorded, so a rerun resumes
+
     def covered(name: str, index: int) -> bool:
         return any(lo <= index < hi for lo, hi in results["formats"][name].get("ranges", []))
 
-    queue = [(name, start, next((i for i in range(start, min(args.n, start + args.chunk)) if covered(name, i)), min(args.n, start + args.chunk)))
-             for start in range(0, args.n, args.chunk) for name in names if not covered(name, start)]
+    def todo(name: str) -> list[tuple[int, int]]:
+        """The uncovered stretches of 0..n of one format, cut to --chunk."""
+        stretches, index = [], 0
+        while index < args.n:
+            if covered(name, index):
+                index += 1
+                continue
+            stop = index
+            while stop < args.n and stop - index < args.chunk and not covered(name, stop):
+                stop += 1
+            stretches.append((index, stop))
+            index = stop
+        return stretches
 
-    def run_chunk(item) -> None:
-        name, start, stop = item
-        began = time.time()
-        done = subprocess.run([sys.executable, __file__, "--worker", name, str(start), str(stop)], capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            # the worker itself died (a crash the per-load handler could not catch): the chunk counts as one escape
-            part = {"n": stop - start, "counts": {f"worker died (exit {done.returncode})": 1}, "by_kind": {},
-                    "examples": {f"worker died (exit {done.returncode})": done.stderr[-3000:]}, "peak_traced": 0, "rss_growth": 0}
-        else:
-            part = json.loads(done.stdout.strip().splitlines()[-1])
+    def record(name: str, part: dict) -> None:
         with lock:
             total = results["formats"][name]
             _merge(total, part)
-            total.setdefault("ranges", []).append([start, stop])
             loads.append(round(os.getloadavg()[0], 2))
-            results["load_average"] = f"median {np.median(loads):.1f}, max {max(loads):.1f} (1-minute averages after each chunk)"
-            total["seconds"] = round(total.get("seconds", 0) + time.time() - began, 1)
+            results["load_average"] = f"median {np.median(loads):.1f}, max {max(loads):.1f} (1-minute averages after each block)"
             write_report(results, json_path, md_path)
-        print(f"{name}: {total['done']}/{args.n} {total['counts']} ({time.time() - began:.0f} s)", flush=True)
+        print(f"{name}: {total['done']}/{args.n} {total['counts']} ({part['seconds']:.0f} s)", flush=True)
 
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # each thread drives one worker process at a time
-        list(pool.map(run_chunk, queue))
+    def run_stretch(name: str, start: int, stop: int) -> None:
+        while start < stop:
+            command = [sys.executable, __file__, "--worker", name, str(start), str(stop),
+                       "--report-every", str(args.report_every), "--trace-every", str(args.trace_every)]
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            errors: list[str] = []
+            drain = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+            drain.start()
+            for line in process.stdout:
+                if line.startswith("{"):
+                    part = json.loads(line)
+                    record(name, part)
+                    start = part["stop"]
+            process.wait()
+            drain.join()
+            if process.returncode != 0 and start < stop:
+                # the worker itself died (a crash no per-load handler could catch): its block counts as one escape
+                block = min(stop, start + args.report_every)
+                died = f"worker died (exit {process.returncode})"
+                record(name, {"start": start, "stop": block, "counts": {died: 1}, "by_kind": {}, "examples": {died: "".join(errors)[-3000:]},
+                              "seconds": 0.0})
+                start = block
+
+    # one thread per job; each takes the format that has done the fewest mutations so far, so that
+    # a run stopped at any time has about as many mutations for every format
+    pending = {name: todo(name) for name in names}
+
+    def next_item():
+        with lock:
+            open_names = [name for name in names if pending[name]]
+            if not open_names:
+                return None
+            name = min(open_names, key=lambda n: (results["formats"][n].get("done", 0), names.index(n)))
+            return (name, *pending[name].pop(0))
+
+    def job() -> None:
+        while (item := next_item()) is not None:
+            run_stretch(*item)
+
+    threads = [threading.Thread(target=job) for _ in range(max(1, args.jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from hashlearn.cli.main import add_common_arguments, add_k_argument, nonnegative_int, positive_int, print_json
+from hashlearn.cli.main import add_common_arguments, add_k_argument, nonnegative_float, nonnegative_int, positive_int, print_json
 
 
 def parse_eps(text: str) -> float:
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
                         "0.5 in bag-of-words, 0.25 for MiniLM embeddings)")
     parser.add_argument("--norm", default=None, choices=["linf", "l2"], help="norm of the budget (default linf; cross-modal text queries: l2)")
     parser.add_argument("--modality", default=None, choices=["image", "text"], help="cross-modal runs: the attacked query side (default image)")
-    parser.add_argument("--intra-weight", type=float, default=0.5, help="cmla: weight of the intra-modal term (default 0.5)")
+    parser.add_argument("--intra-weight", type=nonnegative_float, default=0.5, help="cmla: weight of the intra-modal term (default 0.5)")
     parser.add_argument("--cmla-form", choices=["instance", "labels"], default="instance",
                         help="cmla: away from the paired code (instance, default) or the paper's label-similarity form "
                              "against the training pairs (labels)")

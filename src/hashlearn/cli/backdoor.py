@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 
-from hashlearn.cli.main import _finite, _number, add_common_arguments, nonnegative_int, positive_float, positive_int, print_json, rate
+from hashlearn.cli.main import add_common_arguments, nonnegative_float, nonnegative_int, positive_float, positive_int, print_json, rate
 from hashlearn.runs.config import BACKDOOR_ATTACKS, BACKDOOR_MAPPINGS, BACKDOOR_VICTIMS
 
 #: literal (no torch import for ``hashlearn --help``); a test checks them against the registries
 ATTACK_NAMES = sorted(BACKDOOR_ATTACKS)
 MAPPINGS = list(BACKDOOR_MAPPINGS)
 VICTIMS = list(BACKDOOR_VICTIMS)
-nonnegative_float = _number(float, lambda v: _finite(v) and v >= 0, "a number >= 0")
 
 
 def register(subparsers) -> None:

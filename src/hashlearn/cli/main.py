@@ -131,6 +131,7 @@ def _finite(value: float) -> bool:
 positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
 nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: _finite(v) and v > 0, "a number > 0")
+nonnegative_float = _number(float, lambda v: _finite(v) and v >= 0, "a number >= 0")
 rate = _number(float, lambda v: _finite(v) and 0 < v <= 1, "a fraction in (0, 1]")
 port_number = _number(int, lambda v: 0 <= v <= 65535, "a port number in 0-65535 (0 picks a free one)")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from hashlearn.cli.main import add_common_arguments
+from hashlearn.cli.main import add_common_arguments, port_number, positive_float, positive_int
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     parser.add_argument("--index", required=True, help="index file (.hlx); served from a private in-memory copy")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; any other address needs an API key)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    parser.add_argument("--port", type=port_number, default=8080, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--model", metavar="RUN_DIR", default=None,
                         help="a run whose model encodes 'inputs', 'texts' or 'images' in requests (and /encode); "
                              "a cross-modal run answers texts and images with the side its index holds")
@@ -30,18 +30,18 @@ def register(subparsers) -> None:
     parser.add_argument("--writable", action="store_true",
                         help="accept POST /add and /remove, saved atomically to --index (needs an API key)")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-body", type=int, default=4 << 20, help="largest request body in bytes (default 4 MiB)")
-    limits.add_argument("--max-queries", type=int, default=10_000, help="queries per request (default 10000)")
-    limits.add_argument("--max-k", type=int, default=10_000, help="largest k (default 10000)")
-    limits.add_argument("--max-results", type=int, default=1_000_000,
+    limits.add_argument("--max-body", type=positive_int, default=4 << 20, help="largest request body in bytes (default 4 MiB)")
+    limits.add_argument("--max-queries", type=positive_int, default=10_000, help="queries per request (default 10000)")
+    limits.add_argument("--max-k", type=positive_int, default=10_000, help="largest k (default 10000)")
+    limits.add_argument("--max-results", type=positive_int, default=1_000_000,
                         help="result entries per response: queries x k, or range hits (default 1000000)")
-    limits.add_argument("--max-scan", type=int, default=4_000_000_000,
+    limits.add_argument("--max-scan", type=positive_int, default=4_000_000_000,
                         help="code comparisons per request: queries x index size (default 4e9)")
-    limits.add_argument("--header-timeout", type=float, default=5.0, help="seconds to receive request headers (default 5)")
-    limits.add_argument("--body-timeout", type=float, default=10.0, help="seconds to receive a request body (default 10)")
-    limits.add_argument("--keep-alive", type=float, default=5.0, help="seconds an idle connection stays open (default 5)")
-    limits.add_argument("--max-connections", type=int, default=1000, help="open connections (default 1000)")
-    limits.add_argument("--max-concurrency", type=int, default=128, help="requests in flight (default 128)")
+    limits.add_argument("--header-timeout", type=positive_float, default=5.0, help="seconds to receive request headers (default 5)")
+    limits.add_argument("--body-timeout", type=positive_float, default=10.0, help="seconds to receive a request body (default 10)")
+    limits.add_argument("--keep-alive", type=positive_float, default=5.0, help="seconds an idle connection stays open (default 5)")
+    limits.add_argument("--max-connections", type=positive_int, default=1000, help="open connections (default 1000)")
+    limits.add_argument("--max-concurrency", type=positive_int, default=128, help="requests in flight (default 128)")
     add_common_arguments(parser)
     parser.set_defaults(func=run)
 

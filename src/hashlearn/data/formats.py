@@ -34,7 +34,8 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     batch = safe_load_file(path, encoding="bytes")
     if not isinstance(batch, dict):
         raise CorruptFileError(f"{path.name}: a CIFAR batch must be a dict, found {type(batch).__name__}.")
-    batch = {key.decode() if isinstance(key, bytes) else key: value for key, value in batch.items()}
+    # Python 2 pickles hold the keys as bytes; latin-1 decodes any bytes (a damaged key is then just not found)
+    batch = {key.decode("latin-1") if isinstance(key, bytes) else key: value for key, value in batch.items()}
     if "data" not in batch or "labels" not in batch:
         raise CorruptFileError(f"{path.name}: a CIFAR-10 batch needs keys 'data' and 'labels', found {sorted(batch)}.")
     images = batch["data"]
@@ -119,15 +120,19 @@ def read_list_file(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     return items, np.frombuffer(bytes(rows), dtype=np.uint8).reshape(len(items), n_labels).copy()
 
 
-def _inside_root(item: str, root: Path, list_name: str, number: int) -> Path:
-    """``root / item``, refusing entries that leave ``root`` (absolute paths, ``..``)."""
-    relative = Path(item)
-    if relative.is_absolute() or ".." in relative.parts or item.startswith("~"):
+def _inside_root(item: str, root: str, list_name: str, number: int) -> str:
+    """``root/item``, refusing entries that leave ``root`` (absolute paths, ``..``, ``~``).
+
+    String operations, not ``pathlib``: ``Path`` interns every path part it parses, and
+    interning a list's worth of new names grows the process-wide table of interned
+    strings (a table resize cost megabytes for a 130 KB list file).
+    """
+    if os.path.isabs(item) or item.startswith("~") or ".." in item.split(os.sep):
         raise CorruptFileError(
-            f"{list_name}, entry {number}: {item[:200]!r} points outside the root folder {str(root)!r}; "
+            f"{list_name}, entry {number}: {item[:200]!r} points outside the root folder {root!r}; "
             "entries must be relative paths inside it (pass root=... to choose the folder)."
         )
-    return root / relative
+    return os.path.join(root, os.path.normpath(item))
 
 
 def decode_images(paths: list[str | os.PathLike], image_size: int | None = None) -> np.ndarray:
@@ -168,8 +173,8 @@ def load_list_file(path: str | os.PathLike, *, root: str | os.PathLike | None = 
     """
     path = Path(path)
     items, labels = read_list_file(path)
-    base = Path(root) if root is not None else path.parent
-    paths = [str(_inside_root(item, base, path.name, number)) for number, item in enumerate(items, start=1)]
+    base = str(Path(root) if root is not None else path.parent)
+    paths = [_inside_root(item, base, path.name, number) for number, item in enumerate(items, start=1)]
     data = decode_images(paths, image_size) if decode else paths
     meta = {"source": str(path), "paths": paths}
     return Dataset(path.stem, data, labels, "image", meta)

@@ -7,8 +7,10 @@ Loading here takes three steps:
 1. **Scan** (:func:`scan_pickle`): every opcode is walked without building anything;
    every length field must be backed by bytes that are really there (CPython's unpickler
    allocates a ``BINBYTES8`` length *before* reading it: a 40-byte pickle could ask for
-   1.6 GB), memo indices must be sane, and opcodes that build arbitrary objects
-   (``INST``, ``OBJ``, ``NEWOBJ``, extension codes, persistent ids) are refused.
+   1.6 GB), memo indices must come in order (from 0, or from 1 as Python 2's cPickle
+   numbered them), and opcodes that build arbitrary objects (``INST``, ``OBJ``,
+   ``NEWOBJ``, extension codes, persistent ids) are refused. The stream is read in
+   1 MiB chunks: a pickle of a million small objects costs a second or two, no more.
 2. **Unpickle** with :class:`ArrayUnpickler`, which resolves only the few globals that
    rebuild numpy arrays (and ``_codecs.encode`` / ``bytes``, which protocol-2 pickles use
    for bytes), each to a stand-in that records its arguments; anything else --
@@ -20,8 +22,12 @@ Loading here takes three steps:
    ``str``, ``bytes``, ``int``, ``float``, ``bool`` and ``None``.
 
 Gzip files are decompressed as a stream, at most :data:`MAX_PICKLE_NBYTES` (or
-``max_nbytes``) in all (the scan stops there; the load only follows a scan that passed). Every problem is a :class:`~hashlearn.errors.CorruptFileError`.
-Arrays are returned read-only when they share the pickle's own bytes (no copy).
+``max_nbytes``) in all (the scan stops there; the load only follows a scan that passed).
+Every problem is a :class:`~hashlearn.errors.CorruptFileError`. Arrays are returned
+read-only when they share the pickle's own bytes (no copy). The published CIFAR-10
+batches were written by Python 2 (dtype names and array data as byte strings); with
+``encoding="bytes"`` their data is read straight into the array's buffer, so a batch
+costs its array once (plus the 1 MiB read chunks), not twice.
 
 >>> import pickle, numpy as np
 >>> safe_loads(pickle.dumps({"data": np.arange(3, dtype=np.uint8)}))["data"]
@@ -42,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from hashlearn._io import regular_file
-from hashlearn.data._streams import GZIP_MAGIC
+from hashlearn.data._streams import GZIP_MAGIC, BoundedReader
 from hashlearn.errors import CorruptFileError
 
 #: the most (decompressed) bytes a pickle may hold unless the caller allows more
@@ -58,93 +64,210 @@ _SKIP_CHUNK = 1 << 20
 
 
 # --- 1. scan -----------------------------------------------------------------------------------
-def scan_pickle(stream, source: str = "<bytes>", max_nbytes: int | None = None) -> int:
-    """Walk the opcodes of the pickle in ``stream`` (``read`` / ``readline`` / ``tell``); returns
-    their count. Length fields are checked by skipping the bytes they announce in chunks, so
-    nothing is allocated for them; past ``max_nbytes`` of content the scan stops."""
-    n_ops, memo_size = 0, 0
+# One entry per opcode byte: (name, how its argument is read, fixed width or length-prefix width,
+# whether that integer is signed, what the scan must do besides skipping it).
+_NONE, _FIXED, _LINES, _COUNTED = range(4)
+_PLAIN, _REFUSED, _PUT, _GET, _MEMOIZE, _STOP = range(6)
+_PREFIX_WIDTH = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
+                 pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
+
+
+def _opcode_table() -> list:
+    table = [None] * 256
+    for op in pickletools.opcodes:
+        arg = op.arg
+        if arg is None:
+            how = (_NONE, 0, False)
+        elif arg.n == pickletools.UP_TO_NEWLINE:
+            how = (_LINES, 2 if arg.name == "stringnl_noescape_pair" else 1, False)
+        elif arg.n >= 0:
+            how = (_FIXED, arg.n, arg.name == "int4")
+        else:
+            how = (_COUNTED, _PREFIX_WIDTH[arg.n], arg.n == pickletools.TAKEN_FROM_ARGUMENT4)
+        action = (_REFUSED if op.name in _REFUSED_OPCODES else _PUT if op.name in _MEMO_PUT else _GET if op.name in _MEMO_GET
+                  else _MEMOIZE if op.name == "MEMOIZE" else _STOP if op.name == "STOP" else _PLAIN)
+        table[ord(op.code.encode("latin-1"))] = (op.name, *how, action)
+    return table
+
+
+_TABLE = _opcode_table()
+_LARGE_STRING = 1 << 16
+_LOOKAHEAD = 16  # more than the longest fixed part of an opcode (1 code byte + an 8-byte argument)
+
+
+class _Window:
+    """A stream read in chunks; ``data[pos:]`` is what has not been consumed yet."""
+
+    def __init__(self, stream, source: str, max_nbytes: int | None):
+        self.stream, self.source, self.max_nbytes = stream, source, max_nbytes
+        self.data, self.pos, self.base = b"", 0, 0  # base: the stream offset of data[0]
+        self.ended = False  # the stream returned b"": not asked again (the last opcodes would each ask)
+
+    def fill(self, wanted: int) -> None:
+        """Make at least ``wanted`` unconsumed bytes available if the stream holds them."""
+        while len(self.data) - self.pos < wanted and not self.ended:
+            chunk = self.stream.read(_SKIP_CHUNK)
+            if not chunk:
+                self.ended = True
+                return
+            self.base += self.pos
+            self.data = self.data[self.pos :] + chunk
+            self.pos = 0
+            self.check_cap()
+
+    def check_cap(self, extra: int = 0) -> None:
+        if self.max_nbytes is not None and self.base + self.pos + extra > self.max_nbytes:
+            raise CorruptFileError(f"{self.source}: the content exceeds the limit of {self.max_nbytes} bytes.")
+
+    def skip(self, length: int) -> bool:
+        """Consume ``length`` bytes without keeping them; ``False`` if the stream ends first."""
+        held = len(self.data) - self.pos
+        if length <= held:
+            self.pos += length
+            return True
+        length -= held
+        self.base, self.data, self.pos = self.base + len(self.data), b"", 0
+        while length:
+            chunk = self.stream.read(min(length, _SKIP_CHUNK))
+            if not chunk:
+                return False
+            length -= len(chunk)
+            self.base += len(chunk)
+        return True
+
+
+def scan_pickle(stream, source: str = "<bytes>", max_nbytes: int | None = None, large_binstrings: list | None = None) -> int:
+    """Walk the opcodes of the pickle in ``stream`` (anything with ``read``); returns their count.
+
+    ``large_binstrings``, if given, receives the stream offsets of the ``BINSTRING``
+    opcodes that announce at least :data:`_LARGE_STRING` bytes (see :class:`_StringsAsBytes`).
+
+    Length fields are checked by skipping the bytes they announce, so nothing is
+    allocated for them; past ``max_nbytes`` of content the scan stops. The stream is
+    read in 1 MiB chunks and the opcodes are decoded from those (a pickle of a million
+    small objects takes a second or two, not one ``read`` call per opcode).
+    """
+    window = _Window(stream, source, max_nbytes)
+    n_ops, memo_size, table = 0, 0, _TABLE
+    data, pos, end = b"", 0, 0
     while True:
-        if max_nbytes is not None and stream.tell() > max_nbytes:
-            raise CorruptFileError(f"{source}: the content exceeds the limit of {max_nbytes} bytes.")
-        code = stream.read(1)
-        if not code:
-            raise CorruptFileError(f"{source}: not a valid pickle: it ends before its STOP opcode.")
-        op = _OPCODES.get(code)
-        if op is None:
-            raise CorruptFileError(f"{source}: not a valid pickle: unknown opcode {code!r} at opcode {n_ops}.")
-        if op.name in _REFUSED_OPCODES:
-            raise CorruptFileError(f"{source}: refusing pickle opcode {op.name} (it builds arbitrary objects).")
+        if pos + _LOOKAHEAD > end:
+            window.pos = pos
+            window.check_cap()
+            window.fill(_LOOKAHEAD)
+            data, pos = window.data, window.pos
+            end = len(data)
+            if pos >= end:
+                raise CorruptFileError(f"{source}: not a valid pickle: it ends before its STOP opcode.")
+        entry = table[data[pos]]
+        if entry is None:
+            raise CorruptFileError(f"{source}: not a valid pickle: unknown opcode {data[pos : pos + 1]!r} at opcode {n_ops}.")
+        name, kind, width, signed, action = entry
         n_ops += 1
-        value = _skip_argument(stream, op, source, max_nbytes)
-        if op.name in _MEMO_PUT or op.name == "MEMOIZE":
-            index = memo_size if op.name == "MEMOIZE" else value
-            if not 0 <= index <= memo_size:  # a writer numbers its memo entries 0, 1, 2, ...
+        pos += 1
+        value = None
+        if action == _REFUSED:
+            raise CorruptFileError(f"{source}: refusing pickle opcode {name} (it builds arbitrary objects).")
+        if kind == _FIXED or kind == _COUNTED:
+            if pos + width > end:
+                raise CorruptFileError(f"{source}: not a valid pickle: {name} is truncated.")
+            value = int.from_bytes(data[pos : pos + width], "little", signed=signed)
+            pos += width
+            if kind == _COUNTED:
+                if value < 0:
+                    raise CorruptFileError(f"{source}: not a valid pickle: {name} announces a negative length.")
+                if large_binstrings is not None and value >= _LARGE_STRING and name == "BINSTRING":
+                    large_binstrings.append(window.base + pos - width - 1)
+                if pos + value > end:  # past the window: the bytes must exist; nothing is kept
+                    window.pos = pos
+                    window.check_cap(value)
+                    if not window.skip(value):
+                        raise CorruptFileError(f"{source}: not a valid pickle: {name} announces more bytes than the file holds (truncated?).")
+                    data, pos = window.data, window.pos
+                    end = len(data)
+                else:
+                    pos += value
+        elif kind == _LINES:
+            window.pos = pos
+            value = _skip_lines(window, width, name)
+            data, pos = window.data, window.pos
+            end = len(data)
+        if action == _PLAIN:
+            continue
+        if action == _PUT or action == _MEMOIZE:
+            index = memo_size if action == _MEMOIZE else value
+            # writers number their memo entries 0, 1, 2, ... (Python 2's cPickle, which wrote the
+            # published CIFAR-10 batches, from 1); an index far ahead would make the C unpickler
+            # grow its memo table to that size, so at most one entry may be skipped
+            if not 0 <= index <= memo_size + 1:
                 raise CorruptFileError(f"{source}: not a valid pickle: memo index {index} out of order (the memo holds {memo_size}).")
             memo_size = max(memo_size, index + 1)
-        elif op.name in _MEMO_GET and not 0 <= value < memo_size:
-            raise CorruptFileError(f"{source}: not a valid pickle: memo index {value} was never stored.")
-        if op.name == "STOP":
+        elif action == _GET:
+            if not 0 <= value < memo_size:
+                raise CorruptFileError(f"{source}: not a valid pickle: memo index {value} was never stored.")
+        elif action == _STOP:
             return n_ops
 
 
-def _skip_argument(stream, op, source: str, max_nbytes: int | None):
-    """Consume ``op``'s argument; returns it for the small integer kinds (memo indices)."""
-    arg = op.arg
-    if arg is None:
-        return None
-    if arg.n == pickletools.UP_TO_NEWLINE:
-        lines = 2 if arg.name == "stringnl_noescape_pair" else 1
-        text = b""
-        for _ in range(lines):
-            limit = -1 if max_nbytes is None else max(1, max_nbytes - stream.tell() + 1)
-            text = stream.readline(limit)  # a line is never longer than the content cap
-            if not text.endswith(b"\n"):
-                raise CorruptFileError(f"{source}: not a valid pickle: {op.name} lacks its newline-terminated argument.")
-        if op.name in _MEMO_PUT | _MEMO_GET:
-            try:
-                return int(text)
-            except ValueError:
-                raise CorruptFileError(f"{source}: not a valid pickle: bad memo index {text[:20]!r}.") from None
-        return None
-    if arg.n >= 0:
-        data = _read_exactly(stream, arg.n, op, source)
-        return int.from_bytes(data, "little", signed=arg.name == "int4")
-    prefix = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
-              pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}[arg.n]
-    length = int.from_bytes(_read_exactly(stream, prefix, op, source), "little", signed=arg.n == pickletools.TAKEN_FROM_ARGUMENT4)
-    if length < 0:
-        raise CorruptFileError(f"{source}: not a valid pickle: {op.name} announces a negative length.")
-    while length:  # skip in chunks: the bytes must exist, nothing is kept
-        chunk = stream.read(min(length, _SKIP_CHUNK))
-        if not chunk:
-            raise CorruptFileError(f"{source}: not a valid pickle: {op.name} announces more bytes than the file holds (truncated?).")
-        length -= len(chunk)
-        if max_nbytes is not None and stream.tell() > max_nbytes:
-            raise CorruptFileError(f"{source}: the content exceeds the limit of {max_nbytes} bytes.")
+def _skip_lines(window: _Window, lines: int, name: str):
+    """Consume ``lines`` newline-terminated lines; returns the last as an int for memo opcodes.
+
+    A line longer than what the window holds is streamed through (only its first bytes
+    are kept), so a long line costs no more memory than a short one."""
+    text = b""
+    for _ in range(lines):
+        window.fill(256)
+        end = window.data.find(b"\n", window.pos)
+        if end >= 0:
+            text, window.pos = window.data[window.pos : end + 1], end + 1
+            continue
+        text = window.data[window.pos : window.pos + 64]
+        window.base, window.data, window.pos = window.base + len(window.data), b"", 0
+        while True:
+            chunk = window.stream.read(_SKIP_CHUNK)
+            if not chunk:
+                raise CorruptFileError(f"{window.source}: not a valid pickle: {name} lacks its newline-terminated argument.")
+            end = chunk.find(b"\n")
+            if len(text) < 64:
+                text += chunk[: 64 - len(text) if end < 0 else min(end + 1, 64 - len(text))]
+            if end >= 0:
+                window.data, window.pos = chunk, end + 1
+                break
+            window.base += len(chunk)
+            window.check_cap()
+    if name in _MEMO_PUT | _MEMO_GET:
+        try:
+            return int(text)
+        except ValueError:
+            raise CorruptFileError(f"{window.source}: not a valid pickle: bad memo index {text[:20]!r}.") from None
     return None
 
 
-def _read_exactly(stream, n: int, op, source: str) -> bytes:
-    data = stream.read(n)
-    if len(data) != n:
-        raise CorruptFileError(f"{source}: not a valid pickle: {op.name} is truncated.")
-    return data
-
-
 # --- 2. unpickle into stand-ins --------------------------------------------------------------------
+def _text(value):
+    """Python 2 pickles hold ``str`` as bytes (unpickled with ``encoding="bytes"``): short
+    ASCII bytes become text, anything else is returned as it is (and refused later)."""
+    if isinstance(value, bytes) and len(value) <= 8:
+        try:
+            return value.decode("ascii")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
 class _Dtype:
     """What ``numpy.dtype(...)`` in a pickle asked for; a real dtype only after checks."""
 
     def __init__(self, spec, align=False, copy=True):
-        self.spec, self.byteorder = spec, None
+        self.spec, self.byteorder = _text(spec), None
         self.resolve()  # refused at once: an object array's million elements are never unpickled
 
     def __setstate__(self, state):
-        if not isinstance(state, tuple) or len(state) < 2 or not isinstance(state[1], str):
+        if not isinstance(state, tuple) or len(state) < 2 or not isinstance(_text(state[1]), str):
             raise CorruptFileError("refusing a numpy dtype with an unexpected pickled state.")
         if any(part is not None for part in state[2:5]):  # subarray, names, fields
             raise CorruptFileError("refusing a structured or sub-array dtype: only plain numeric arrays are allowed.")
-        self.byteorder = state[1]
+        self.byteorder = _text(state[1])
 
     def resolve(self) -> np.dtype:
         if not isinstance(self.spec, str) or len(self.spec) > 8:
@@ -297,10 +420,63 @@ def _resolve(value, depth: int = 0):
     raise CorruptFileError(f"refusing to unpickle a {type(value).__name__}: only numeric arrays, lists, tuples, dicts, strings and numbers are allowed.")
 
 
+class _StringsAsBytes:
+    """The pickle stream with the given ``BINSTRING`` opcodes read as ``BINBYTES``.
+
+    Python 2 pickles (the published CIFAR-10 batches) hold array data as ``BINSTRING``;
+    with ``encoding="bytes"`` both opcodes unpickle to the same ``bytes`` and share their
+    layout (a 4-byte length, then the data), but CPython's unpickler reads ``BINSTRING``
+    into a buffer and copies it (twice the array's size in memory), while it reads
+    ``BINBYTES`` straight into the result.
+    """
+
+    def __init__(self, stream, offsets: list[int]):
+        self.stream, self.offsets, self.position, self.next = stream, offsets, 0, 0
+
+    def _patch(self, view: memoryview) -> None:
+        end = self.position + len(view)
+        while self.next < len(self.offsets) and self.offsets[self.next] < end:
+            view[self.offsets[self.next] - self.position] = ord(b"B")
+            self.next += 1
+
+    def _pending(self, n: int) -> bool:
+        return self.next < len(self.offsets) and self.offsets[self.next] < self.position + n
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        if self._pending(len(data)):
+            patched = bytearray(data)
+            self._patch(memoryview(patched))
+            data = bytes(patched)
+        self.position += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        n = self.stream.readinto(buffer)
+        if n and self._pending(n):
+            with memoryview(buffer).cast("B") as view:
+                self._patch(view[:n])
+        self.position += n or 0
+        return n
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self.stream.readline(size)
+        if self._pending(len(data)):
+            patched = bytearray(data)
+            self._patch(memoryview(patched))
+            data = bytes(patched)
+        self.position += len(data)
+        return data
+
+
 def _load(make_stream, source: str, encoding: str, max_nbytes: int | None = None):
     try:
-        scan_pickle(make_stream(), source, max_nbytes)
-        return _resolve(ArrayUnpickler(make_stream(), encoding=encoding).load())
+        large_binstrings = [] if encoding == "bytes" else None
+        scan_pickle(make_stream(), source, max_nbytes, large_binstrings)
+        stream = make_stream()
+        if large_binstrings:
+            stream = _StringsAsBytes(stream, large_binstrings)
+        return _resolve(ArrayUnpickler(stream, encoding=encoding).load())
     except CorruptFileError as error:
         if str(error).startswith(f"{source}: "):
             raise
@@ -334,9 +510,9 @@ def safe_load_file(path: str | os.PathLike, *, encoding: str = "ASCII", max_nbyt
         handle.seek(0)
         if not compressed:
             return handle
-        inflated = gzip.GzipFile(fileobj=handle, mode="rb")
-        handles.append(inflated)
-        return inflated
+        # inflated in chunks, at most max_nbytes; its readinto fills the caller's buffer
+        # without an intermediate copy (GzipFile.readinto reads a whole copy first)
+        return BoundedReader(handle, path.name, max_nbytes)
 
     try:
         return _load(stream, path.name, encoding, max_nbytes)

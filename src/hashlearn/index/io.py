@@ -84,18 +84,37 @@ def index_state(index: BinaryIndex) -> tuple[dict, dict[str, np.ndarray]]:
     return {"kind": kind, "meta": meta}, dict(arrays)
 
 
-def index_from_state(entry: dict, arrays: dict[str, np.ndarray]) -> BinaryIndex:
-    """Inverse of :func:`index_state`."""
+def index_from_state(entry: dict, arrays: dict[str, np.ndarray], **options) -> BinaryIndex:
+    """Inverse of :func:`index_state`; ``options`` go to the kind's ``from_state`` (e.g.
+    ``client=`` for a sharded index)."""
     if not isinstance(entry, dict) or "kind" not in entry or "meta" not in entry:
         raise CorruptFileError(f"an index entry must hold 'kind' and 'meta', got {entry!r:.200}.")
+    if not isinstance(entry["kind"], str):  # a nested entry (a shard, a stage) of a forged file
+        raise CorruptFileError(f"an index entry's kind must be a string, got {entry['kind']!r:.80}.")
+    cls = index_class(entry["kind"])
+    _check_options(cls, entry["kind"], options)
     try:
-        return index_class(entry["kind"]).from_state(entry["meta"], arrays)
+        return cls.from_state(entry["meta"], arrays, **options)
     except CorruptFileError:
         raise
     except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError, RecursionError) as error:
         # a stored state with the wrong types or values (the header is checksummed, but a forger
         # can re-sign it): the index class's own checks speak, as a CorruptFileError
         raise CorruptFileError(f"cannot rebuild a {entry['kind']!r:.80} index from the stored state: {type(error).__name__}: {error}"[:2000]) from error
+
+
+def _check_options(cls: type, kind: str, options: dict) -> None:
+    """Load options the kind's ``from_state`` does not take are the caller's mistake (a
+    ``TypeError`` naming them), not a damaged file."""
+    if not options:
+        return
+    import inspect
+
+    accepted = inspect.signature(cls.from_state).parameters
+    unknown = sorted(name for name in options if name not in accepted or name in ("meta", "arrays"))
+    if unknown:
+        takes = sorted(name for name, parameter in accepted.items() if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+        raise TypeError(f"an index of kind {kind!r} takes no load options {unknown}; it takes {takes or 'none'}.")
 
 
 def nest_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -301,8 +320,8 @@ def _check_payload(digest: str, header: dict, source: str) -> None:
         raise CorruptFileError(f"{source} is corrupt: the payload checksum does not match (file tampered with or damaged).")
 
 
-def _build(header: dict, arrays: dict[str, np.ndarray]) -> BinaryIndex:
-    return index_from_state({"kind": header["kind"], "meta": header["meta"]}, arrays)
+def _build(header: dict, arrays: dict[str, np.ndarray], options: dict | None = None) -> BinaryIndex:
+    return index_from_state({"kind": header["kind"], "meta": header["meta"]}, arrays, **(options or {}))
 
 
 def index_from_bytes(data) -> BinaryIndex:
@@ -313,7 +332,7 @@ def index_from_bytes(data) -> BinaryIndex:
     return _index_from_buffer(bytearray(data), header, "<bytes>")
 
 
-def _index_from_buffer(buffer: bytearray, header: dict, source: str) -> BinaryIndex:
+def _index_from_buffer(buffer: bytearray, header: dict, source: str, options: dict | None = None) -> BinaryIndex:
     start = header["payload_offset"]
     payload = memoryview(buffer)[start:]
     _check_payload(hashlib.sha256(payload).hexdigest(), header, source)
@@ -323,7 +342,7 @@ def _index_from_buffer(buffer: bytearray, header: dict, source: str) -> BinaryIn
         count = spec["nbytes"] // dtype.itemsize
         array = np.frombuffer(buffer, dtype=dtype, count=count, offset=start + spec["offset"])
         arrays[spec["name"]] = array.reshape(spec["shape"])
-    return _build(header, arrays)
+    return _build(header, arrays, options)
 
 
 def read_header(path: str | os.PathLike) -> dict:
@@ -360,8 +379,12 @@ def verify_file(path: str | os.PathLike, chunk_nbytes: int = 1 << 22) -> dict:
     return header
 
 
-def load_index(path: str | os.PathLike, mmap: bool = True, verify: bool = True) -> BinaryIndex:
+def load_index(path: str | os.PathLike, mmap: bool = True, verify: bool = True, **options) -> BinaryIndex:
     """Load an index saved by :func:`save_index`.
+
+    ``options`` go to the index kind's ``from_state``: a sharded index takes ``client=``
+    (a ``distributed.Client``) or ``address=`` to rebuild its shards on a running cluster
+    instead of starting one; a kind that takes none raises ``TypeError`` for them.
 
     ``mmap=True`` maps the arrays read-only with ``np.memmap`` instead of reading them,
     so a large index opens at once and shares pages between processes. ``verify=True``
@@ -379,7 +402,7 @@ def load_index(path: str | os.PathLike, mmap: bool = True, verify: bool = True) 
         with open(path, "rb") as handle:
             if handle.readinto(buffer) != len(buffer):
                 raise CorruptFileError(f"{path} is truncated: it shrank while it was read.")
-        return _index_from_buffer(buffer, header, str(path))
+        return _index_from_buffer(buffer, header, str(path), options)
     header = verify_file(path) if verify else read_header(path)
     arrays = {}
     for spec in header["arrays"]:
@@ -389,7 +412,7 @@ def load_index(path: str | os.PathLike, mmap: bool = True, verify: bool = True) 
             arrays[spec["name"]] = np.empty(shape, dtype=dtype)
         else:
             arrays[spec["name"]] = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
-    return _build(header, arrays)
+    return _build(header, arrays, options)
 
 
 def _hashlearn_version() -> str:

@@ -422,28 +422,48 @@ class ShardedIndex(BinaryIndex):
 
     @classmethod
     def from_state(cls, meta, arrays, *, client=None, address=None, n_workers=None, processes=False, dashboard=False):
-        """Rebuild the shards on ``client`` / ``address``, or on a new LocalCluster (127.0.0.1 only)."""
+        """Rebuild the shards on ``client`` / ``address``, or on a new LocalCluster (127.0.0.1 only).
+
+        The stored state is checked before any cluster is started or joined (a file names
+        its shards, their kinds and counters; a damaged one must not start workers), and a
+        cluster started here is shut down again if a shard cannot be rebuilt.
+        """
         index = cls.__new__(cls)
         BinaryIndex.__init__(index, meta["n_bits"])
+        shard_entries = meta["shards"]
+        if not isinstance(shard_entries, list) or not shard_entries:
+            raise ValueError(f"a sharded index stores a non-empty list of shards, got {shard_entries!r:.80}.")
+        for entry in shard_entries:
+            if not isinstance(entry, dict) or entry.get("kind") == cls.kind:
+                raise ValueError(f"each stored shard must be a non-sharded index entry, got {entry!r:.80}.")
         index.n_shards, index.shard_factory = int(meta["n_shards"]), None
+        if index.n_shards != len(shard_entries):
+            raise ValueError(f"the stored n_shards ({index.n_shards}) differs from the {len(shard_entries)} stored shards.")
+        next_shard, next_id = int(meta["next_shard"]), int(meta.get("next_id", 0))
+        if next_id < 0:
+            raise ValueError(f"the stored next_id must be >= 0, got {next_id}.")
         index.partition = _check_partition(meta.get("partition", "round_robin"))
         index.routing = _check_routing(meta.get("routing", "sequential"))
         index._partition = None
         if index.partition == "substring":
             index._partition = SubstringPartition.from_state(index.n_bits, index.n_shards, meta["substring"],
                                                              unnest_arrays("partition", arrays))
-        states = [(entry, unnest_arrays(f"shard{i}", arrays)) for i, entry in enumerate(meta["shards"])]
+        states = [(entry, unnest_arrays(f"shard{i}", arrays)) for i, entry in enumerate(shard_entries)]
         # arrays may be memory-mapped: hand the workers real copies
         states = [(entry, {name: np.array(value) for name, value in shard_arrays.items()}) for entry, shard_arrays in states]
         index._connect(client, address, n_workers, processes, dashboard)
-        index._start_shards(states)
-        index._next_shard = int(meta["next_shard"]) % max(1, index.n_shards)
-        if "next_id" in meta:
-            index._next_id = int(meta["next_id"])
-        else:  # files written before next_id was stored: continue after the largest id held
-            stored = index._gather([shard.stored_ids() for shard in index.shards])
-            held = [int(ids.max()) + 1 for ids in stored if ids is not None and len(ids)]
-            index._next_id = max(held, default=index._ntotal)
+        try:
+            index._start_shards(states)
+            index._next_shard = next_shard % max(1, index.n_shards)
+            if "next_id" in meta:
+                index._next_id = next_id
+            else:  # files written before next_id was stored: continue after the largest id held
+                stored = index._gather([shard.stored_ids() for shard in index.shards])
+                held = [int(ids.max()) + 1 for ids in stored if ids is not None and len(ids)]
+                index._next_id = max(held, default=index._ntotal)
+        except BaseException:
+            index.close()  # no workers or actors left behind by a file that failed to load
+            raise
         return index
 
     def __repr__(self) -> str:
