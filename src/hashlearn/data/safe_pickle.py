@@ -442,14 +442,16 @@ class _StringsAsBytes:
     def _pending(self, n: int) -> bool:
         return self.next < len(self.offsets) and self.offsets[self.next] < self.position + n
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.stream.read(n)
+    def _patched(self, data: bytes) -> bytes:
         if self._pending(len(data)):
             patched = bytearray(data)
             self._patch(memoryview(patched))
             data = bytes(patched)
         self.position += len(data)
         return data
+
+    def read(self, n: int = -1) -> bytes:
+        return self._patched(self.stream.read(n))
 
     def readinto(self, buffer) -> int:
         n = self.stream.readinto(buffer)
@@ -460,13 +462,7 @@ class _StringsAsBytes:
         return n
 
     def readline(self, size: int = -1) -> bytes:
-        data = self.stream.readline(size)
-        if self._pending(len(data)):
-            patched = bytearray(data)
-            self._patch(memoryview(patched))
-            data = bytes(patched)
-        self.position += len(data)
-        return data
+        return self._patched(self.stream.readline(size))
 
 
 def _load(make_stream, source: str, encoding: str, max_nbytes: int | None = None):
