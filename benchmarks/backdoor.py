@@ -300,7 +300,10 @@ def failures(entries: list[dict]) -> list[str]:
         broken = [e for e in entries if "error" in e["detection"][label]]
         if broken:
             lines.append(f"`{label}` raised an error on {len(broken)} of {len(entries)} cells (shown as n/a): "
-                         f"{broken[0]['detection'][label]['error'][:120]}")
+                         f"{broken[0]['detection'][label]['error'][:120]}"
+                         + (" -- FastICA's NaN came from rank-deficient features (dead ReLU units); fixed in cee540d by "
+                            "capping the components at the rank; cells computed before the fix keep the error until rerun with --force."
+                            if "NaN" in broken[0]["detection"][label]["error"] else ""))
         missed = [e for e in entries if e["detection"][label]["tpr"] < 0.5]
         noisy = [e for e in entries if e["detection"][label]["tpr"] >= 0.5 and e["detection"][label]["fpr"] > 0.2]
         caught = [e for e in entries if e["detection"][label]["tpr"] >= 0.9 and e["detection"][label]["fpr"] <= 0.1]
