@@ -255,3 +255,19 @@ def test_group_identical_groups_rows_ascending(rng):
             assert np.all(np.diff(members) > 0) and (codes[members] == codes[members[0]]).all()
             seen.add(codes[members[0]].tobytes())
         assert len(seen) == len(offsets) - 1 == len({c.tobytes() for c in codes})
+
+
+def test_range_search_also_stops_trying_tables_that_keep_falling_back(checks, rng, monkeypatch):
+    # a radius the tables cannot afford made every call pay the aborted probes and then the scan
+    # (0.8x the scan on uniform 64-bit codes); range search now skips them like k-NN does
+    from hashlearn.index import mih as mih_module
+
+    database = rng.integers(0, 256, size=(2000, 8), dtype=np.uint8)
+    index = MultiIndexHashing(64, max_cost_fraction=1e-6)
+    index.add(database)
+    probed = []
+    real = mih_module.kernels.mih_range
+    monkeypatch.setattr(mih_module.kernels, "mih_range", lambda *a: probed.append(1) or real(*a))
+    for _ in range(32):
+        checks.assert_range_equal(index.range_search(database[:3], 20), database[:3], database, 20)
+    assert 0 < len(probed) < 10  # tried at first and on every 16th call, not on all 32

@@ -364,7 +364,7 @@ class MultiIndexHashing(StoredCodesIndex):
         queries = self._check_codes(queries, "queries")
         radius = min(self._check_radius(radius), self.n_bits)
         nq = queries.shape[0]
-        if self.ntotal == 0 or nq == 0 or self.max_cost_fraction == 0:
+        if self.ntotal == 0 or nq == 0 or self.max_cost_fraction == 0 or not self._use_tables(nq):
             self.last_scanned_queries = nq
             return self._flat._range_search(queries, radius)
         tables = self._ensure_tables()
