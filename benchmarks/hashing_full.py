@@ -222,10 +222,9 @@ def cli_default_vs_itq(workdir: Path) -> dict:
 # --- tables -------------------------------------------------------------------------------
 SHALLOW = ("random", "itq", "lsh", "pcah", "nac")
 MISSING_REASON = ("Why cells are missing: the background run had not reached them when this file was written. It works "
-                  "through the plan in order, one cell at a time, on two CPU cores shared with seven other engineers "
-                  "(`nice -n 10`, one torch thread, about a quarter of a core at load average 13: one feature cell takes about 12 CPU "
-                  "seconds, a minute of wall time); the command above resumes it from `hashing-full.json`. 20 Newsgroups needs "
-                  "MiniLM over all 18,821 posts first (about 30 CPU minutes on an idle core, two hours at that share).")
+                  "through the plan in order, one cell at a time (`nice -n 10`, one torch thread; each cell records the load average "
+                  "measured while it ran; one feature cell takes about 12 CPU seconds); the command above resumes it from `hashing-full.json`. 20 Newsgroups needs "
+                  "MiniLM over all 18,821 posts first (about 30 CPU minutes on an idle core, estimated).")
 COMMAND = "PYTHONPATH=src nohup nice -n 10 python benchmarks/hashing.py --full &"
 
 
