@@ -40,6 +40,7 @@ from torch import nn
 from hashlearn._validation import check_features, check_labels, check_positive_int, check_real
 from hashlearn.attacks.backdoor.metrics import psnr, ssim
 from hashlearn.errors import NotFittedError
+from hashlearn.models.backbones import mlp
 
 #: what a hash model releases, in the order reports list them
 REPRESENTATIONS = ("features", "outputs", "codes")
@@ -145,13 +146,7 @@ class _Decoder(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, hidden: tuple[int, ...], output_range):
         super().__init__()
-        layers: list[nn.Module] = []
-        width = in_features
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        layers.append(nn.Linear(width, out_features))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(in_features, hidden, out_features)
         self.output_range = output_range
 
     def forward(self, representation: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,17 @@ import torch
 from torch import nn
 
 
+def mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> nn.Sequential:
+    """``Linear -> ReLU`` for each hidden width, then a final ``Linear`` to ``out_features`` (no activation)."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
 class MLPBackbone(nn.Module):
     """Fully connected layers with ReLU on feature vectors ``(B, in_features)``."""
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from hashlearn._validation import check_positive_int
+from hashlearn.models.backbones import mlp
 
 
 def straight_through_sign(x: torch.Tensor) -> torch.Tensor:
@@ -35,15 +36,6 @@ def straight_through_sign(x: torch.Tensor) -> torch.Tensor:
     hard = torch.where(x > 0, torch.ones_like(x), -torch.ones_like(x))
     return x + (hard - x).detach()
 
-
-def _mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = in_features
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        width = size
-    layers.append(nn.Linear(width, out_features))
-    return nn.Sequential(*layers)
 
 
 def _check_widths(value, name: str) -> tuple[int, ...]:
@@ -91,8 +83,8 @@ class VerticalSplitModel(nn.Module):
         self.hash_embeddings = hash_embeddings
         edges = np.linspace(0, width, self.n_parties + 1).round().astype(int)
         self.party_columns = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-        self.bottoms = nn.ModuleList(_mlp(height * (b - a), self.bottom_hidden, self.embedding_dim) for a, b in self.party_columns)
-        self.top = _mlp(self.n_parties * self.embedding_dim, self.top_hidden, self.n_classes)
+        self.bottoms = nn.ModuleList(mlp(height * (b - a), self.bottom_hidden, self.embedding_dim) for a, b in self.party_columns)
+        self.top = mlp(self.n_parties * self.embedding_dim, self.top_hidden, self.n_classes)
 
     def __repr__(self) -> str:
         return (f"VerticalSplitModel(image_shape={self.image_shape}, n_parties={self.n_parties}, embedding_dim={self.embedding_dim}, "
