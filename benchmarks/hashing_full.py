@@ -172,7 +172,7 @@ def run_cell(data: dict, kind: str, name: str, n_bits: int, seed: int) -> dict:
             "val_mAP@1000": result.best_metric, "best_epoch": result.best_epoch, "epochs": trainer["epochs"], "lr": trainer["lr"],
             "batch_size": trainer["batch_size"], "quantization_weight": weight if "+" in method else None,
             "cpu_seconds_per_epoch": result.cpu_seconds_per_epoch, "seconds_to_best": result.seconds_to_best,
-            "train_wall_seconds": train_wall, "diagnostics": diagnostics}
+            "train_wall_seconds": train_wall, "loss": objective.locality.extra_repr(), "diagnostics": diagnostics}
 
 
 def baseline_names(kind: str) -> list[str]:
@@ -257,7 +257,9 @@ def summarize(results: dict, coverage_note: str = "") -> str:
              f"`@paper` = `hashlearn train --preset paper` (`runs/presets.py`: Adam lr 1e-5, weight decay 1e-5, batch 64, quantizer "
              f"weight 0.1, Bernoulli target sampled per call, 10,000 SWD projections) at **{PAPER_EPOCHS} epochs** instead of the "
              "paper's 200 (200 do not fit on the shared cores). `random` = uniformly random codes (the floor); ITQ/LSH/PCAH/NAC "
-             "are fit on the training inputs.", ""]
+             "are fit on the training inputs. `dbdh+q` and `dpsh+q` are the same objective (DBDH adds only its code-balance term to "
+             "DPSH's likelihood, and `+q` replaces it; both have the same registered lr and epochs), so their rows are "
+             "identical by construction.", ""]
     if coverage_note:
         lines += [coverage_note, ""]
     groups = _groups(results)
@@ -444,6 +446,9 @@ def main(args) -> None:
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": [], "baselines": []}
     for key in ("runs", "baselines"):  # the first round's feature rows used a 10,000-item database: superseded
         results[key] = [r for r in results[key] if r["dataset"] != "fmnist-efficientnet" or "n_database" in r]
+    # rows of `triplet` with its own quantization that ran before its eta default changed from 0.1 to 0
+    # (own_quantization_sweep.md) record no "loss": superseded (the +q variants switch eta off, so they stay)
+    results["runs"] = [r for r in results["runs"] if r["method"] != "triplet" or "loss" in r]
     if args.summary_only:
         atomic_write_text(md_path, summarize(results, coverage(results, MISSING_REASON)))
         return
