@@ -446,9 +446,10 @@ def main(args) -> None:
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": [], "baselines": []}
     for key in ("runs", "baselines"):  # the first round's feature rows used a 10,000-item database: superseded
         results[key] = [r for r in results[key] if r["dataset"] != "fmnist-efficientnet" or "n_database" in r]
-    # rows of `triplet` with its own quantization that ran before its eta default changed from 0.1 to 0
-    # (own_quantization_sweep.md) record no "loss": superseded (the +q variants switch eta off, so they stay)
-    results["runs"] = [r for r in results["runs"] if r["method"] != "triplet" or "loss" in r]
+    # rows that ran before a loss default changed (loss_settings_sweep.md) record no "loss": superseded --
+    # `triplet` with its own quantization (eta 0.1 -> 0; its +q variants switch eta off, so they stay) and every
+    # `dsdh` row (classifier "mse" -> "ce")
+    results["runs"] = [r for r in results["runs"] if "loss" in r or (r["method"] != "triplet" and not r["method"].startswith("dsdh"))]
     if args.summary_only:
         atomic_write_text(md_path, summarize(results, coverage(results, MISSING_REASON)))
         return
