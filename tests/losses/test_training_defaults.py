@@ -68,3 +68,24 @@ def test_default_train_beats_itq_by_a_clear_margin_on_fashion_mnist(tmp_path):
     itq_map = evaluate_run(tmp_path / "itq")["mAP@1000"]
     assert deep_map >= itq_map + 0.10, (deep_map, itq_map)
     assert time.process_time() - started < 60  # about 15 CPU seconds on an idle core
+
+
+def test_triplets_own_quantization_weight_is_the_one_its_validation_sweep_chose():
+    """The registered eta of ``triplet`` comes from ``benchmarks/own_quantization_sweep.py``'s recorded cells."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from hashlearn.losses import build_objective
+
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    sys.path.insert(0, str(benchmarks))
+    try:
+        from own_quantization_sweep import choose
+    finally:
+        sys.path.remove(str(benchmarks))
+    cells = json.loads((benchmarks / "results" / "own_quantization_sweep.json").read_text())["cells"]
+    chosen = choose(cells, "triplet")
+    assert LOSSES["triplet"].loss_kwargs["eta"] == chosen
+    assert build_objective("triplet", 16, 10).locality.eta == chosen  # what `hashlearn train --method triplet` builds
+    assert build_objective("triplet", 16, 10, eta=0.5).locality.eta == 0.5  # a user's value wins
