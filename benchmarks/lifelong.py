@@ -121,9 +121,31 @@ def select_stage_settings(dataset, n_bits: int, work: Path) -> list[dict]:
     return rows
 
 
+def select_old_centers(dataset, n_bits: int, work: Path, chosen: dict) -> list[dict]:
+    """The old classes' centers at stage 3 ("majority" of their stored codes or the "recorded" targets of the stage that
+    trained them), scored on the stage-3 validation metric of seed SELECTION_SEED after a stage 2 with the chosen settings."""
+    import json
+
+    train_run(stage1_config(SELECTION_SEED, n_bits), work / "select1", dataset=dataset)
+    lifelong_run(work / "select1", work / "select2", epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=chosen["memory"],
+                 overrides=stage_overrides(chosen))
+    rows = []
+    for old_centers in ("majority", "recorded"):
+        setting = {**chosen, "old_centers": old_centers}
+        record = lifelong_run(work / "select2", work / "select3", epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=chosen["memory"],
+                              overrides=stage_overrides(setting), overwrite=True)
+        best = json.loads((work / "select3" / "train_result.json").read_text())["best_metric"]
+        rows.append({"n_bits": n_bits, "seed": SELECTION_SEED, "stage": 3, "old_centers": old_centers, "val_mAP": best,
+                     "train_cpu_s": record["train_cpu_seconds"]})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def stage_overrides(setting: dict) -> list[str]:
     """``--set`` strings of a setting (the loss arguments other than these are the workflow's STAGE_LOSS)."""
     overrides = [f"trainer.lr={1e-3 * setting['lr_factor']}", f"method.loss.old_weight={setting['old_weight']}"]
+    if setting.get("old_centers"):
+        overrides.append(f"method.loss.old_centers={setting['old_centers']}")
     if setting.get("pairwise"):
         overrides += ["method.loss.center_weight=0.0", "method.loss.new_weight=1.0"]
     return overrides
@@ -259,6 +281,17 @@ def write_tables(results: dict) -> None:
             lines += [f"| {n_bits} | {r['lr_factor']} | {r['old_weight']} | {r['memory']} | {'frozen' if r.get('freeze_backbone') else 'trained'} | "
                       f"{r['val_mAP']:.4f} | {fmt(r.get('train_cpu_s'), 1)} | {'yes' if r is best else ''} |" for r in mine]
         lines.append("")
+    centers = results.get("selection_centers", [])
+    if centers:
+        lines += [f"## The old classes' centers, chosen on stage-3 validation (seed {SELECTION_SEED}, after a stage 2 with the chosen settings)", "",
+                  "`majority`: the bitwise majority of each old class's stored codes; `recorded`: the center the stage that brought the class "
+                  "trained it toward (a stage-1 CSQ parent's classes: the majority, which equals CSQ's center).", "",
+                  "| bits | old centers | validation mAP | train CPU s | chosen |", "| --- | --- | --- | --- | --- |"]
+        for n_bits in sorted({r["n_bits"] for r in centers}):
+            mine = [r for r in centers if r["n_bits"] == n_bits]
+            best = max(mine, key=lambda r: r["val_mAP"])
+            lines += [f"| {n_bits} | {r['old_centers']} | {r['val_mAP']:.4f} | {fmt(r.get('train_cpu_s'), 1)} | {'yes' if r is best else ''} |" for r in mine]
+        lines.append("")
     pairwise = results.get("selection_pairwise", [])
     if pairwise:
         lines += ["## Last round's sweep of the pairwise method (same seed and metric; no memory)", "",
@@ -319,6 +352,17 @@ def main() -> None:
             if not args.quick:
                 atomic_write_json(out, results)
         chosen = max((r for r in results["selection"] if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"])
+        chosen = {key: chosen[key] for key in ("lr_factor", "old_weight", "memory", "freeze_backbone") if key in chosen}
+        results.setdefault("selection_centers", [])
+        if not any(r["n_bits"] == n_bits for r in results["selection_centers"]):
+            work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))
+            try:
+                results["selection_centers"] += select_old_centers(dataset, n_bits, work, chosen)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            if not args.quick:
+                atomic_write_json(out, results)
+        chosen["old_centers"] = max((r for r in results["selection_centers"] if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"])["old_centers"]
         pairwise = max((r for r in results.get("selection_pairwise", []) if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"],
                        default={"lr_factor": 0.03, "old_weight": 1.0})
         for seed in seeds:

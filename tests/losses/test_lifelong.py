@@ -229,3 +229,22 @@ def test_center_arguments_raise_typed_errors():
         LifelongLoss(8, 3, center_weight=-0.5)
     with pytest.raises(ValueError, match="replay_weight"):
         LifelongLoss(8, 3, replay_weight="5")
+
+
+def test_recorded_centers_replace_the_majority_of_their_old_classes_only():
+    rng = np.random.default_rng(3)
+    codes = np.where(rng.random((20, 16)) < 0.5, -1.0, 1.0)
+    labels = np.arange(20) % 3  # classes 0-2 old, 3 new
+    recorded = {1: np.where(rng.random(16) < 0.5, -1, 1), 3: np.ones(16)}  # class 3 has no stored codes: its record is ignored
+    majority = LifelongLoss(16, 4, center_weight=1.0).set_old_database(codes, labels, recorded_centers=recorded)
+    kept = LifelongLoss(16, 4, center_weight=1.0, old_centers="recorded").set_old_database(codes, labels, recorded_centers=recorded)
+    expected = slow_majority(codes.tolist(), [{int(c)} for c in labels], 4)
+    assert majority.centers[:3].to(torch.int64).tolist() == expected[:3]
+    assert kept.centers[1].to(torch.int64).tolist() == recorded[1].tolist()
+    assert kept.centers[[0, 2]].to(torch.int64).tolist() == [expected[0], expected[2]]
+    # the new class's center is placed far from the centers actually in use
+    assert min(hamming(kept.centers[3].tolist(), kept.centers[j].tolist()) for j in range(3)) >= 6
+    with pytest.raises(ValueError, match="old_centers"):
+        LifelongLoss(16, 4, old_centers="median")
+    with pytest.raises(ValueError, match="recorded center of class 1"):
+        LifelongLoss(16, 4, old_centers="recorded").set_old_database(codes, labels, recorded_centers={1: np.zeros(16)})

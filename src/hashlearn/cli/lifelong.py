@@ -5,8 +5,9 @@
 
 Stage 1 is an ordinary run on an incremental protocol
 (``hashlearn train ... --set data.protocol=class-incremental``). Each
-``lifelong`` call updates the parent's model on the new stage's data only, with
-the ``lifelong`` loss against the parent's stored database codes, encodes only
+``lifelong`` call updates the parent's model on the new stage's data plus an
+exemplar memory of earlier training items (``--replay``), with the ``lifelong``
+loss toward class centers set by the parent's stored database codes, encodes only
 the new database items, and writes a new run (see docs/lifelong.md). With
 ``--index`` the new codes are appended to that saved index in place (or to
 ``-o``), without rebuilding it.

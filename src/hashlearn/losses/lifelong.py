@@ -53,6 +53,7 @@ from hashlearn.losses.base import LocalityLoss, masked_mean, off_diagonal_mask
 from hashlearn.losses.csq import PROBABILITY_EPS
 from hashlearn.losses.dpsh import sign_quantization_error
 
+OLD_CENTERS = ("majority", "recorded")
 #: random candidates of :func:`far_centers`, after the Hadamard rows
 N_RANDOM_CANDIDATES = 2048
 
@@ -118,6 +119,10 @@ class LifelongLoss(LocalityLoss):
     center_weight : float, default 0.0
         Weight of the CSQ cross-entropy toward the class centers (0: no center term,
         the pairwise loss alone).
+    old_centers : {"majority", "recorded"}, default "majority"
+        The old classes' centers: the bitwise majority of their stored codes, or --
+        for the classes whose centers :meth:`set_old_database` is given (the targets
+        an earlier stage trained them toward) -- those recorded centers.
     replay_weight : float, default 1.0
         Weight, in the center term, of an item whose labels are all old classes
         (an exemplar-memory item) relative to an item with a new class: the center
@@ -134,7 +139,7 @@ class LifelongLoss(LocalityLoss):
     needs_similarity = False  # the cosine label similarity is computed here
 
     def __init__(self, n_bits: int, n_classes: int, *, old_weight: float = 1.0, new_weight: float = 1.0, eta: float = 0.1,
-                 center_weight: float = 0.0, replay_weight: float = 1.0, anchors_per_step: int | None = None, own_quantization: bool = True):
+                 center_weight: float = 0.0, old_centers: str = "majority", replay_weight: float = 1.0, anchors_per_step: int | None = None, own_quantization: bool = True):
         super().__init__(n_bits, n_classes, own_quantization=own_quantization)
         for name, value in (("old_weight", old_weight), ("new_weight", new_weight), ("eta", eta), ("center_weight", center_weight),
                             ("replay_weight", replay_weight)):
@@ -143,7 +148,9 @@ class LifelongLoss(LocalityLoss):
         if anchors_per_step is not None and (isinstance(anchors_per_step, bool) or not isinstance(anchors_per_step, int) or anchors_per_step < 1):
             raise ValueError(f"anchors_per_step must be None or an integer >= 1, got {anchors_per_step!r}.")
         self.old_weight, self.new_weight, self.eta = float(old_weight), float(new_weight), float(eta)
-        self.center_weight, self.replay_weight = float(center_weight), float(replay_weight)
+        if old_centers not in OLD_CENTERS:
+            raise ValueError(f"old_centers must be one of {OLD_CENTERS}, got {old_centers!r}.")
+        self.center_weight, self.replay_weight, self.old_centers = float(center_weight), float(replay_weight), old_centers
         self.anchors_per_step = anchors_per_step
         # the stored codes are data, not weights: kept out of state_dict (checkpoints stay small; the run holds them)
         self.register_buffer("old_codes", torch.zeros(0, self.n_bits), persistent=False)
@@ -159,8 +166,12 @@ class LifelongLoss(LocalityLoss):
     def n_old(self) -> int:
         return int(self.old_codes.shape[0])
 
-    def set_old_database(self, codes, labels, *, seed: int = 0) -> "LifelongLoss":
-        """Fix the old database: ``codes`` as ±1 ``(M, n_bits)`` or packed ``uint8 (M, n_bits // 8)``, ``labels`` ids or multi-hot."""
+    def set_old_database(self, codes, labels, *, seed: int = 0, recorded_centers: dict | None = None) -> "LifelongLoss":
+        """Fix the old database: ``codes`` as ±1 ``(M, n_bits)`` or packed ``uint8 (M, n_bits // 8)``, ``labels`` ids or multi-hot.
+
+        ``recorded_centers`` (``{class id: ±1 center}``, e.g. an earlier stage's targets)
+        replace the majority centers of those old classes when ``old_centers="recorded"``.
+        """
         codes_array = codes.detach().cpu().numpy() if torch.is_tensor(codes) else np.asarray(codes)
         if codes_array.dtype == np.uint8 and codes_array.ndim == 2 and codes_array.shape[1] * 8 == self.n_bits:
             from hashlearn.codes import codes_to_pm1
@@ -176,6 +187,13 @@ class LifelongLoss(LocalityLoss):
         self.old_codes, self.old_targets = pm1, targets
         self._generator = torch.Generator().manual_seed(int(seed))
         old_centers, has_center = majority_centers(codes_array, targets.cpu().numpy())
+        if self.old_centers == "recorded":
+            for label, center in (recorded_centers or {}).items():
+                center = np.asarray(center)
+                if center.shape != (self.n_bits,) or not np.isin(center, (-1, 1)).all():
+                    raise ValueError(f"recorded center of class {label} must be ±1 of shape ({self.n_bits},), got {center.dtype} {center.shape}.")
+                if has_center[int(label)]:
+                    old_centers[int(label)] = center
         centers = old_centers.copy()
         centers[~has_center] = far_centers(old_centers[has_center], int((~has_center).sum()), self.n_bits, seed=int(seed))
         self.centers = torch.as_tensor(centers, dtype=self.centers.dtype, device=self.centers.device)
@@ -217,6 +235,7 @@ class LifelongLoss(LocalityLoss):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, old_weight={self.old_weight}, new_weight={self.new_weight}, center_weight={self.center_weight}, "
+                f"old_centers={self.old_centers!r}, "
                 f"eta={self.eta}, n_old={self.n_old}")
 
 

@@ -42,9 +42,9 @@ LIFELONG_METHOD = "lifelong"
 #: a stage trains at this fraction of the parent's learning rate (unless --set trainer.lr=...)
 #: and with these loss arguments (unless --set method.loss.*=...): chosen on validation in benchmarks/results/lifelong.md
 STAGE_LR_FACTOR = 1.0
-STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0}
+STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0, "old_centers": "recorded"}
 #: exemplar memory of a stage: earlier training items per old class (--replay)
-DEFAULT_REPLAY = 50
+DEFAULT_REPLAY = 100
 FORMAT_VERSION = 1
 
 
@@ -170,8 +170,10 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     # selection also sees the earlier stages' validation items (held out, never trained on): old-class queries
     val_index = np.concatenate([s.validation for s in splits[:number]])
     X_val = run_inputs(dataset, val_index, config.data.features)
-    seconds, cpu_seconds = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[train_index]), (X_val, labels[val_index]),
-                           old_codes, labels[old_ids], freeze_backbone=freeze_backbone)
+    parent_record = parent.load_lifelong()
+    recorded = {int(c): center for c, center in (parent_record or {}).get("centers", {}).items()}
+    seconds, cpu_seconds, centers = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[train_index]), (X_val, labels[val_index]),
+                                                 old_codes, labels[old_ids], freeze_backbone=freeze_backbone, recorded_centers=recorded)
     from hashlearn.runs.evaluate import encode_array
 
     new_codes = encode_array(model, run_inputs(dataset, new_ids, config.data.features), name=f"the new database items of stage {number}")
@@ -184,6 +186,8 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         "parent_model_version": model_version(parent), "n_old": int(len(old_ids)), "n_new": int(len(new_ids)),
         "n_train": int(len(split.train)), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
         "old_codes_sha256": sha256_bytes(np.ascontiguousarray(old_codes).tobytes()),
+        # the ±1 center each seen class was trained toward (the next stage's old_centers="recorded" reuses them)
+        "centers": {str(c): centers[c] for c in split.meta["incremental"]["seen_classes"]} if centers is not None else {},
         "blocks": _database_blocks(parent, old_ids) + [_block(number, protocol.stages[number - 1].name, model_version(run), run, new_ids)],
     }
     query_codes = encode_array(model, run_inputs(dataset, split.query, config.data.features), name="the queries")
@@ -240,13 +244,16 @@ def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig
 
 
 def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val, old_codes: np.ndarray, old_labels: np.ndarray, *,
-                 freeze_backbone: bool = False) -> tuple[float, float]:
-    """Train ``model`` in place with the lifelong loss against the fixed old codes; returns the training's wall and CPU seconds."""
+                 freeze_backbone: bool = False, recorded_centers: dict | None = None) -> tuple[float, float, list | None]:
+    """Train ``model`` in place with the lifelong loss against the fixed old codes.
+
+    Returns the training's wall and CPU seconds and the loss's class centers as ±1 lists (``None`` without a center term).
+    """
     from hashlearn.losses import build_objective
     from hashlearn.train.trainer import Trainer
 
     objective = build_objective(LIFELONG_METHOD, config.method.n_bits, n_classes, **config.method.loss)
-    objective.locality.set_old_database(old_codes, old_labels, seed=config.trainer.seed)
+    objective.locality.set_old_database(old_codes, old_labels, seed=config.trainer.seed, recorded_centers=recorded_centers)
     frozen = [p for p in model.backbone.parameters() if p.requires_grad] if freeze_backbone else []
     for parameter in frozen:
         parameter.requires_grad_(False)
@@ -257,7 +264,10 @@ def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val,
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
-    return time.perf_counter() - started, time.process_time() - cpu_started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    locality = objective.locality
+    centers = locality.centers.cpu().numpy().astype(int).tolist() if locality.center_weight else None
+    return seconds, cpu_seconds, centers
 
 
 def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = 5000):
