@@ -154,13 +154,14 @@ def test_each_stage_records_its_centers_and_the_next_can_reuse_them(stages, tmp_
     assert np.isin(centers, (-1, 1)).all() and centers.shape == (8, 16)
     # stage 2's new centers are far from its old (stage-1 majority) ones: as far as the greedy max-min choice goes
     assert np.array_equal(centers[5:], far_centers(centers[:5], 3, 16, seed=load_run(root / "s2").config.trainer.seed))
-    record = lifelong_run(root / "s2", tmp_path / "recorded", epochs=1, overrides=["method.loss.old_centers=recorded"])
-    assert all(record["centers"][str(c)] == second["centers"][str(c)] for c in range(8))
-    # with the default (majority) the old classes' centers are the bitwise majority of their stored codes
+    # the default (old_centers="recorded"): stage 3 keeps the centers stage 2 trained its classes toward
+    assert all(third["centers"][str(c)] == second["centers"][str(c)] for c in range(8))
+    record = lifelong_run(root / "s2", tmp_path / "majority", epochs=1, overrides=["method.loss.old_centers=majority"])
+    # with "majority" the old classes' centers are the bitwise majority of their stored codes
     from hashlearn.codes import codes_to_pm1
     from hashlearn.data import load_dataset
 
     codes, ids = load_run(root / "s2").load_codes("database")
     pm1, labels = codes_to_pm1(codes, 16), load_dataset("digits").labels[ids]
     for c in range(8):
-        assert third["centers"][str(c)] == np.where(pm1[labels == c].sum(axis=0) >= 0, 1, -1).tolist()
+        assert record["centers"][str(c)] == np.where(pm1[labels == c].sum(axis=0) >= 0, 1, -1).tolist()
