@@ -50,7 +50,7 @@ import torch
 
 from hashlearn._tensor_checks import as_tensor, labels_to_multi_hot
 from hashlearn.losses.base import LocalityLoss, masked_mean, off_diagonal_mask
-from hashlearn.losses.csq import PROBABILITY_EPS
+from hashlearn.losses.csq import PROBABILITY_EPS, CSQLoss
 from hashlearn.losses.dpsh import sign_quantization_error
 
 OLD_CENTERS = ("majority", "recorded")
@@ -200,10 +200,9 @@ class LifelongLoss(LocalityLoss):
         self.old_classes = torch.as_tensor(has_center, device=self.centers.device)
         return self
 
-    def item_centers(self, targets: torch.Tensor) -> torch.Tensor:
-        """±1 center of each item: its class's, or the sign of the sum of its labels' centers (ties: the tie breaker)."""
-        summed = targets @ self.centers.to(targets.dtype)
-        return torch.where(summed == 0, self.tie_breaker.to(targets.dtype), torch.sign(summed))
+    #: ±1 center of each item: its class's, or the sign of the sum of its labels' centers (ties: the tie breaker) -- CSQ's rule,
+    #: on this loss's ``centers`` and ``tie_breaker`` buffers
+    item_centers = CSQLoss.item_centers
 
     def compute_loss(self, outputs, targets, similarity):
         k = float(self.n_bits)
