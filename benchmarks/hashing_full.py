@@ -87,7 +87,8 @@ FEATURE_DATASETS = ["fmnist-efficientnet", "20ng-minilm", "openmoji-efficientnet
 
 def plan() -> list[tuple]:
     """(dataset, method, n_bits, seed) in priority order: every method x quantizer x code length on the
-    features with seed 0 (32 bits first), the paper preset, then seeds 1-2, then pixels."""
+    image features with seed 0 (32 bits first), the paper preset, seeds 1-2 of the image features,
+    20 Newsgroups, then pixels."""
     cells: list[tuple] = []
 
     def add(datasets, methods, bits, seeds):
@@ -106,6 +107,10 @@ def plan() -> list[tuple]:
     add(["fmnist-efficientnet", "openmoji-efficientnet"], everything, [32], [0])
     add(["fmnist-efficientnet", "openmoji-efficientnet"], everything, [16, 64], [0])
     add(["fmnist-efficientnet"], [m + "+swd@paper" for m in PAPER_METHODS], [32], [0])
+    # seeds 1-2 of the image features before 20 Newsgroups: the per-seed comparison needs them, and
+    # 20 Newsgroups first needs MiniLM over all 18,821 posts
+    add(["fmnist-efficientnet", "openmoji-efficientnet"], own_hswd, [32], [1, 2])
+    add(["fmnist-efficientnet", "openmoji-efficientnet"], everything, BITS, [1, 2])
     add(["20ng-minilm"], everything, [32, 16, 64], [0])
     add(FEATURE_DATASETS, everything, BITS, [1, 2])
     add(["fmnist-pixels"], [m + v for v in ("", "+hswd") for m in METHODS], [32], [0])
@@ -132,10 +137,8 @@ def evaluate(query_codes, db_codes, y_query, y_db) -> dict:
     from hashlearn.eval import metrics
 
     precision, _ = metrics.precision_recall_at_radius(query_codes, db_codes, y_query, y_db, radius=2)
-    return {"mAP@5000": metrics.mean_average_precision(query_codes, db_codes, y_query, y_db, k=5000),
-            "mAP@1000": metrics.mean_average_precision(query_codes, db_codes, y_query, y_db, k=1000),
-            "P@1000": metrics.precision_at_k(query_codes, db_codes, y_query, y_db, k=1000),
-            "P@r=2": float(precision)}
+    ranked = metrics.ranking_metrics(query_codes, db_codes, y_query, y_db, map_ks=[5000, 1000], precision_ks=[1000])  # one ranking
+    return {**ranked, "P@r=2": float(precision)}
 
 
 def run_cell(data: dict, kind: str, name: str, n_bits: int, seed: int) -> dict:
@@ -169,7 +172,7 @@ def run_cell(data: dict, kind: str, name: str, n_bits: int, seed: int) -> dict:
             "val_mAP@1000": result.best_metric, "best_epoch": result.best_epoch, "epochs": trainer["epochs"], "lr": trainer["lr"],
             "batch_size": trainer["batch_size"], "quantization_weight": weight if "+" in method else None,
             "cpu_seconds_per_epoch": result.cpu_seconds_per_epoch, "seconds_to_best": result.seconds_to_best,
-            "train_wall_seconds": train_wall, "diagnostics": diagnostics}
+            "train_wall_seconds": train_wall, "loss": objective.locality.extra_repr(), "diagnostics": diagnostics}
 
 
 def baseline_names(kind: str) -> list[str]:
@@ -254,7 +257,9 @@ def summarize(results: dict, coverage_note: str = "") -> str:
              f"`@paper` = `hashlearn train --preset paper` (`runs/presets.py`: Adam lr 1e-5, weight decay 1e-5, batch 64, quantizer "
              f"weight 0.1, Bernoulli target sampled per call, 10,000 SWD projections) at **{PAPER_EPOCHS} epochs** instead of the "
              "paper's 200 (200 do not fit on the shared cores). `random` = uniformly random codes (the floor); ITQ/LSH/PCAH/NAC "
-             "are fit on the training inputs.", ""]
+             "are fit on the training inputs. `dbdh+q` and `dpsh+q` are the same objective (DBDH adds only its code-balance term to "
+             "DPSH's likelihood, and `+q` replaces it; both have the same registered lr and epochs), so their rows are "
+             "identical by construction.", ""]
     if coverage_note:
         lines += [coverage_note, ""]
     groups = _groups(results)
@@ -408,7 +413,8 @@ def coverage(results: dict, reason: str = "") -> str:
     lines = [f"**Coverage: {len(done & set(full))} of {len(full)} planned cells ran.** Cells run in the order of "
              "`hashing_full.plan()`: the Fashion-MNIST and openmoji features at 32 bits with seed 0 (own quantization and +hswd "
              "first, then the paper preset's +hswd, then +reg and +swd), the "
-             "same at 16 and 64 bits, 20 Newsgroups, then seeds 1-2, then pixels. A '-' is a cell that did not run; `[n]` the number of "
+             "same at 16 and 64 bits, seeds 1-2 of the image features (own quantization and +hswd at 32 bits first), 20 Newsgroups, "
+             "then pixels. A '-' is a cell that did not run; `[n]` the number of "
              "seeds averaged.", "", "| dataset | seed | cells run | cells planned | missing |", "|---|---|---|---|---|"]
     for dataset in DATASETS:
         for seed in SEEDS:
@@ -440,11 +446,15 @@ def main(args) -> None:
     results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": [], "baselines": []}
     for key in ("runs", "baselines"):  # the first round's feature rows used a 10,000-item database: superseded
         results[key] = [r for r in results[key] if r["dataset"] != "fmnist-efficientnet" or "n_database" in r]
+    # rows that ran before a loss default changed (loss_settings_sweep.md) record no "loss": superseded --
+    # `triplet` with its own quantization (eta 0.1 -> 0; its +q variants switch eta off, so they stay) and every
+    # `dsdh` row (classifier "mse" -> "ce")
+    results["runs"] = [r for r in results["runs"] if "loss" in r or (r["method"] != "triplet" and not r["method"].startswith("dsdh"))]
     if args.summary_only:
         atomic_write_text(md_path, summarize(results, coverage(results, MISSING_REASON)))
         return
-    results["machine"] = (f"{platform.machine()}, {os.cpu_count()} CPU cores shared with seven other engineers (load average "
-                          f"{os.getloadavg()[0]:.0f} at the start), torch {torch.__version__}, {args.threads} thread")
+    results["machine"] = (f"{platform.machine()}, {os.cpu_count()} CPU cores, shared (load average "
+                          f"{os.getloadavg()[0]:.0f} measured at the start), torch {torch.__version__}, {args.threads} thread")
     done = {(r["dataset"], r["method"], r["n_bits"], r["seed"]) for r in results["runs"]}
     data_cache: dict = {}
     started = time.time()

@@ -213,3 +213,19 @@ def test_float_knn_breaks_ties_at_the_cut_off_by_ascending_id():
         for q, row in zip(queries, ids):
             d = ((database - q) ** 2).sum(axis=1)
             assert row.tolist() == sorted(range(30), key=lambda i: (d[i], i))[:k]
+
+
+@pytest.mark.parametrize("seed, multi, tie_heavy", [(0, False, False), (3, False, True), (5, True, True)])
+def test_ranking_metrics_from_one_ranking_match_the_separate_calls(seed, multi, tie_heavy):
+    qc, dbc, ql, dbl = make_data(seed, n_db=60, multi=multi, tie_heavy=tie_heavy)
+    out = metrics.ranking_metrics(qc, dbc, ql, dbl, map_ks=[None, 50, 7, 500], precision_ks=[1, 7, 500])
+    for k in (50, 7):
+        assert out[f"mAP@{k}"] == pytest.approx(ref_map(qc, dbc, ql, dbl, k))
+    assert out["mAP@500"] == pytest.approx(ref_map(qc, dbc, ql, dbl, 60))
+    assert out["mAP@all"] == pytest.approx(metrics.mean_average_precision(qc, dbc, ql, dbl, k=None))
+    for k in (1, 7, 500):
+        assert out[f"P@{k}"] == pytest.approx(ref_precision_at_k(qc, dbc, ql, dbl, min(k, 60)))
+    with pytest.raises(ValueError, match="at least one k"):
+        metrics.ranking_metrics(qc, dbc, ql, dbl)
+    with pytest.raises(ValueError, match="map_ks"):
+        metrics.ranking_metrics(qc, dbc, ql, dbl, map_ks=[0])

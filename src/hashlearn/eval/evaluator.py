@@ -27,8 +27,7 @@ def evaluate_codes(
     """
     results: dict = {}
     if query_labels is not None:
-        results[f"mAP@{k}"] = metrics.mean_average_precision(query_codes, db_codes, query_labels, db_labels, k=k)
-        results[f"P@{k}"] = metrics.precision_at_k(query_codes, db_codes, query_labels, db_labels, k=k)
+        results.update(metrics.ranking_metrics(query_codes, db_codes, query_labels, db_labels, map_ks=[k], precision_ks=[k]))
         curve = metrics.pr_curve(query_codes, db_codes, query_labels, db_labels)
         r = min(radius, len(curve.radii) - 1)
         results[f"P@r={radius}"] = float(curve.precision[r])

@@ -163,6 +163,30 @@ def precision_at_k(query_codes, db_codes, query_labels, db_labels, k: int) -> fl
     return float(relevance.mean())
 
 
+def ranking_metrics(query_codes, db_codes, query_labels, db_labels, *, map_ks=(), precision_ks=()) -> dict[str, float]:
+    """mAP@k for every k in ``map_ks`` (``None``: the whole database) and P@k for every k in
+    ``precision_ks``, all from **one** ranking of the largest k.
+
+    The ranking is a total order (distance, then index), so the top ``k`` of a longer ranking is the
+    ranking at ``k``: ``ranking_metrics(..., map_ks=[k])["mAP@k"] == mean_average_precision(..., k=k)``.
+    Keys are ``"mAP@{k}"`` (``"mAP@all"`` for ``None``) and ``"P@{k}"``.
+    """
+    n_db = len(db_codes)
+    map_ks = [None if k is None else check_positive_int(k, "map_ks[]") for k in map_ks]
+    precision_ks = [check_positive_int(k, "precision_ks[]") for k in precision_ks]
+    if not map_ks and not precision_ks:
+        raise ValueError("ranking_metrics needs at least one k in map_ks or precision_ks, got none.")
+    depth = max(n_db if k is None else k for k in map_ks + precision_ks)
+    relevance, depth = _ranked_relevance(query_codes, db_codes, query_labels, db_labels, depth)
+    out: dict[str, float] = {}
+    for k in map_ks:
+        cut = depth if k is None else min(k, depth)
+        out["mAP@all" if k is None else f"mAP@{k}"] = float(_average_precisions_of(relevance[:, :cut]).mean())
+    for k in precision_ks:
+        out[f"P@{k}"] = float(relevance[:, :min(k, depth)].mean())
+    return out
+
+
 def precision_at_k_curve(query_codes, db_codes, query_labels, db_labels, ks) -> np.ndarray:
     """P@k for every ``k`` in ``ks`` (each clipped to the database size), from one ranking.
 
