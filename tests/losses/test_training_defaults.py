@@ -70,8 +70,8 @@ def test_default_train_beats_itq_by_a_clear_margin_on_fashion_mnist(tmp_path):
     assert time.process_time() - started < 60  # about 15 CPU seconds on an idle core
 
 
-def test_triplets_own_quantization_weight_is_the_one_its_validation_sweep_chose():
-    """The registered eta of ``triplet`` comes from ``benchmarks/own_quantization_sweep.py``'s recorded cells."""
+def test_loss_settings_are_the_ones_their_validation_sweep_chose():
+    """The registered eta of ``triplet`` and classifier of ``dsdh`` come from ``benchmarks/loss_settings_sweep.py``'s recorded cells."""
     import json
     import sys
     from pathlib import Path
@@ -81,11 +81,14 @@ def test_triplets_own_quantization_weight_is_the_one_its_validation_sweep_chose(
     benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
     sys.path.insert(0, str(benchmarks))
     try:
-        from own_quantization_sweep import choose
+        from loss_settings_sweep import choose
     finally:
         sys.path.remove(str(benchmarks))
-    cells = json.loads((benchmarks / "results" / "own_quantization_sweep.json").read_text())["cells"]
-    chosen = choose(cells, "triplet")
+    cells = json.loads((benchmarks / "results" / "loss_settings_sweep.json").read_text())["cells"]
+    chosen = choose(cells, "triplet", "fmnist-efficientnet")
     assert LOSSES["triplet"].loss_kwargs["eta"] == chosen
     assert build_objective("triplet", 16, 10).locality.eta == chosen  # what `hashlearn train --method triplet` builds
     assert build_objective("triplet", 16, 10, eta=0.5).locality.eta == 0.5  # a user's value wins
+    for dataset in ("fmnist-efficientnet", "openmoji-efficientnet"):  # dsdh's classifier: the same choice on both
+        assert choose(cells, "dsdh", dataset) == LOSSES["dsdh"].loss_kwargs["classification"]
+    assert build_objective("dsdh+hswd", 16, 10).locality.classification == "ce"

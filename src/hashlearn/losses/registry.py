@@ -95,7 +95,8 @@ class LossSpec:
 LOSSES: dict[str, LossSpec] = {
     "dpsh": LossSpec(DPSHLoss, "Deep Pairwise-Supervised Hashing (Li et al., IJCAI 2016)",
                      by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (3e-3, 30, 0.01))),
-    "dsdh": LossSpec(DSDHLoss, "Deep Supervised Discrete Hashing (Li et al., NeurIPS 2017)",
+    # cross-entropy classifier: chosen on validation over MSE on single- and multi-label data (loss_settings_sweep.md)
+    "dsdh": LossSpec(DSDHLoss, "Deep Supervised Discrete Hashing (Li et al., NeurIPS 2017)", loss_kwargs={"classification": "ce"},
                      by_input=_by_input((1e-3, 8), (1e-3, 12, 0.1), (1e-2, 23, 0.1))),
     "hashnet": LossSpec(HashNetLoss, "HashNet: continuation + weighted pairwise loss (Cao et al., ICCV 2017)",
                         by_input=_by_input((1e-3, 8), (1e-3, 10, 0.01), (1e-2, 27, 0.01))),
@@ -107,7 +108,7 @@ LOSSES: dict[str, LossSpec] = {
                            by_input=_by_input((1e-3, 7), (1e-3, 10, 0.01), (1e-2, 15, 0.01))),
     "dbdh": LossSpec(DBDHLoss, "Deep Balanced Discrete Hashing: pairwise likelihood + per-code balance (Zheng et al., Neurocomputing 2020)",
                      by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (1e-3, 30, 0.01))),
-    # eta 0: the own-quantization weight chosen on validation (own_quantization_sweep.md; the class default 0.1
+    # eta 0: the own-quantization weight chosen on validation (loss_settings_sweep.md; the class default 0.1
     # saturated tanh before the codes separated: validation mAP@1000 0.48 at 16 bits)
     "triplet": LossSpec(TripletLoss, "supervised batch-all triplet hinge on relaxed Hamming distances", loss_kwargs={"eta": 0.0},
                         by_input=_by_input((1e-3, 8), (3e-4, 12, 0.01), (1e-3, 29, 0.01))),
