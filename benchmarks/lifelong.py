@@ -9,14 +9,22 @@ stage 1 is trained with CSQ (the default method) for 8 epochs.
 
 For stages 2 and 3, in the same process and from the same stage-1 run:
 
-* ``lifelong``: :func:`hashlearn.runs.lifelong.lifelong_run` -- the parent's model
-  trained on the new stage's data only, with the lifelong loss against the frozen
-  old database codes; only the new items are encoded;
+* ``lifelong``: :func:`hashlearn.runs.lifelong.lifelong_run` with the settings chosen
+  on validation -- the parent's model trained on the new stage's data plus an
+  exemplar memory of earlier training items (weighted so each old class counts as
+  much as a new one), toward hash centers: the old classes' are the majority of
+  their frozen stored codes, the new ones far from them; only the new items are encoded;
+* ``lifelong (centers, no memory)``: the same on the new stage's data only;
+* ``lifelong (pairwise)``: last round's method -- the pairwise loss against the old
+  codes and within the batch, no memory, at the learning rate and old-code weight
+  last round's validation sweep chose (kept in ``lifelong.json`` as ``selection_pairwise``);
 * ``retrain``: a fresh model trained with CSQ on the training items of *all*
   stages so far, for as many epochs as stage 1, then everything re-encoded;
 * ``finetune-frozen``: the parent's model fine-tuned with CSQ on the new data
   only, old codes kept as stored, new items encoded by the fine-tuned model;
-* ``finetune-reencode``: the same fine-tuned model, every database item re-encoded.
+* ``finetune-reencode``: the same fine-tuned model, every database item re-encoded;
+* ``finetune+replayM-frozen``: fine-tuning with CSQ on the new data plus the same
+  memory as ``lifelong`` (unweighted), old codes kept as stored.
 
 mAP@1000 of the old-class queries, the new-class queries and all queries,
 against the stage's whole database. Training time is the process CPU time of
@@ -64,8 +72,9 @@ RESULTS = Path(__file__).parent / "results"
 DATASET, PROTOCOL, METHOD = "fashion-mnist", "class-incremental-small", "csq"
 STAGE1_EPOCHS = 8
 LIFELONG_EPOCHS = 2
-#: exemplar memory of the +replay rows: training items per old class
-REPLAY = 20
+#: the validation sweep of the stage settings: learning rate (x the parent's), old-code weight, memory per old class
+SWEEP = [{"lr_factor": f, "old_weight": w, "memory": m} for m in (50, 100) for f in (1.0, 0.3) for w in (0.0, 1.0)] + [
+    {"lr_factor": 1.0, "old_weight": 0.0, "memory": 50, "freeze_backbone": True}]
 #: the seed of the stage-settings selection (validation only; the evaluated seeds are others)
 SELECTION_SEED = 10
 K = 1000
@@ -95,30 +104,61 @@ def stage1_config(seed: int, n_bits: int):
 
 
 def select_stage_settings(dataset, n_bits: int, work: Path) -> list[dict]:
-    """The stage's learning rate (x the parent's) and old-code weight, chosen on the stage-2 validation metric of
-    seed SELECTION_SEED (not an evaluated seed): every earlier and new validation item against old + new training codes."""
+    """The stage settings of SWEEP, each scored on the stage-2 validation metric of seed SELECTION_SEED (not an
+    evaluated seed): every earlier and new validation item against the old codes + the new training codes."""
     import json
 
     train_run(stage1_config(SELECTION_SEED, n_bits), work / "select1", dataset=dataset)
     rows = []
-    for factor in (1.0, 0.3, 0.1, 0.03):
-        for old_weight in (1.0, 5.0):
-            out = work / f"select-{factor}-{old_weight}"
-            lifelong_run(work / "select1", out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K,
-                         overrides=[f"trainer.lr={1e-3 * factor}", f"method.loss.old_weight={old_weight}"])
-            best = json.loads((out / "train_result.json").read_text())["best_metric"]
-            rows.append({"n_bits": n_bits, "seed": SELECTION_SEED, "lr_factor": factor, "old_weight": old_weight, "val_mAP": best})
-            shutil.rmtree(out, ignore_errors=True)
+    for setting in SWEEP:
+        out = work / "select"
+        record = lifelong_run(work / "select1", out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=setting["memory"],
+                              freeze_backbone=setting.get("freeze_backbone", False), overrides=stage_overrides(setting), overwrite=True)
+        best = json.loads((out / "train_result.json").read_text())["best_metric"]
+        rows.append({"n_bits": n_bits, "seed": SELECTION_SEED, **setting, "val_mAP": best, "train_cpu_s": record["train_cpu_seconds"]})
+        print(rows[-1], flush=True)
+    shutil.rmtree(work / "select", ignore_errors=True)
     return rows
 
 
-def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict) -> list[dict]:
+def select_old_centers(dataset, n_bits: int, work: Path, chosen: dict) -> list[dict]:
+    """The old classes' centers at stage 3 ("majority" of their stored codes or the "recorded" targets of the stage that
+    trained them), scored on the stage-3 validation metric of seed SELECTION_SEED after a stage 2 with the chosen settings."""
+    import json
+
+    train_run(stage1_config(SELECTION_SEED, n_bits), work / "select1", dataset=dataset)
+    lifelong_run(work / "select1", work / "select2", epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=chosen["memory"],
+                 overrides=stage_overrides(chosen))
+    rows = []
+    for old_centers in ("majority", "recorded"):
+        setting = {**chosen, "old_centers": old_centers}
+        record = lifelong_run(work / "select2", work / "select3", epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=chosen["memory"],
+                              overrides=stage_overrides(setting), overwrite=True)
+        best = json.loads((work / "select3" / "train_result.json").read_text())["best_metric"]
+        rows.append({"n_bits": n_bits, "seed": SELECTION_SEED, "stage": 3, "old_centers": old_centers, "val_mAP": best,
+                     "train_cpu_s": record["train_cpu_seconds"]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def stage_overrides(setting: dict) -> list[str]:
+    """``--set`` strings of a setting (the loss arguments other than these are the workflow's STAGE_LOSS)."""
+    overrides = [f"trainer.lr={1e-3 * setting['lr_factor']}", f"method.loss.old_weight={setting['old_weight']}"]
+    if setting.get("old_centers"):
+        overrides.append(f"method.loss.old_centers={setting['old_centers']}")
+    if setting.get("pairwise"):
+        overrides += ["method.loss.center_weight=0.0", "method.loss.new_weight=1.0"]
+    return overrides
+
+
+def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict, pairwise: dict) -> list[dict]:
     """Every method at stages 1-3 for one seed and code length."""
     protocol = get_incremental_protocol(DATASET, PROTOCOL)
     splits = make_stage_splits(dataset, protocol, seed=seed)
     labels = dataset.labels
     config = stage1_config(seed, n_bits)
-    settings = [f"trainer.lr={1e-3 * chosen['lr_factor']}", f"method.loss.old_weight={chosen['old_weight']}"]
+    memory = chosen["memory"]
+    variants = [("lifelong", chosen, memory), ("lifelong (centers, no memory)", chosen, 0), ("lifelong (pairwise)", {**pairwise, "pairwise": True}, 0)]
     (model, result), wall, cpu = timed(lambda: train_run(config, work / "stage1", dataset=dataset))
     query_codes = model.encode(flat(dataset, splits[0].query))
     db_codes = model.encode(flat(dataset, splits[0].database))
@@ -130,11 +170,11 @@ def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict) -> lis
     for number in (2, 3):
         split, new_classes = splits[number - 1], protocol.stages[number - 1].classes
         q_labels, db_labels = labels[split.query], labels[split.database]
-        # lifelong: the real workflow, on the new data only and with an exemplar memory of REPLAY items per old class
-        for name, replay in (("lifelong", 0), (f"lifelong+replay{REPLAY}", REPLAY)):
-            out = work / f"{name}{number}"
+        # lifelong: the real workflow, each variant from its own previous stage
+        for index, (name, setting, replay) in enumerate(variants):
+            out = work / f"lifelong{index}-{number}"
             record = lifelong_run(parent.get(name, work / "stage1"), out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=replay,
-                                  overrides=settings)
+                                  freeze_backbone=setting.get("freeze_backbone", False), overrides=stage_overrides(setting))
             rows.append({**base, "stage": number, "method": name, "train_cpu_s": record["train_cpu_seconds"],
                          "train_wall_s": record["train_seconds"], **record["metrics"]})
             parent[name] = out
@@ -146,7 +186,7 @@ def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict) -> lis
         rows.append({**base, "stage": number, "method": "retrain", "train_cpu_s": cpu, "train_wall_s": wall,
                      **stage_metrics(fresh.encode(flat(dataset, split.query)), q_labels, fresh.encode(flat(dataset, split.database)), db_labels, new_classes, K)})
         # naive fine-tuning of the previous fine-tuned model with CSQ on the new data (+ the same exemplar memory)
-        for name, replay in (("finetune", 0), (f"finetune+replay{REPLAY}", REPLAY)):
+        for name, replay in (("finetune", 0), (f"finetune+replay{memory}", memory)):
             tuned = tuned_models.get(name) or Run(work / "stage1").load_model()
             objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=seed)[1]
             train_index = np.concatenate([split.train, _replay_items(splits[: number - 1], labels, replay, seed + number)])
@@ -231,10 +271,33 @@ def write_tables(results: dict) -> None:
     selection = results.get("selection", [])
     if selection:
         lines += [f"## Stage settings chosen on validation (seed {SELECTION_SEED}, stage 2; not an evaluated seed)", "",
-                  "Validation mAP: every stage's validation items so far, searched against the old codes + the new training codes.", "",
-                  "| bits | lr (x parent's 1e-3) | old_weight | validation mAP | chosen |", "| --- | --- | --- | --- | --- |"]
+                  "Validation mAP: every stage's validation items so far, searched against the old codes + the new training codes. "
+                  f"{LIFELONG_EPOCHS} epochs; memory = earlier training items per old class, weighted (new items per new class) / (memory per old class).", "",
+                  "| bits | lr (x parent's 1e-3) | old_weight | memory | backbone | validation mAP | train CPU s | chosen |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for n_bits in sorted({r["n_bits"] for r in selection}):
             mine = [r for r in selection if r["n_bits"] == n_bits]
+            best = max(mine, key=lambda r: r["val_mAP"])
+            lines += [f"| {n_bits} | {r['lr_factor']} | {r['old_weight']} | {r['memory']} | {'frozen' if r.get('freeze_backbone') else 'trained'} | "
+                      f"{r['val_mAP']:.4f} | {fmt(r.get('train_cpu_s'), 1)} | {'yes' if r is best else ''} |" for r in mine]
+        lines.append("")
+    centers = results.get("selection_centers", [])
+    if centers:
+        lines += [f"## The old classes' centers, chosen on stage-3 validation (seed {SELECTION_SEED}, after a stage 2 with the chosen settings)", "",
+                  "`majority`: the bitwise majority of each old class's stored codes; `recorded`: the center the stage that brought the class "
+                  "trained it toward (a stage-1 CSQ parent's classes: the majority, which equals CSQ's center).", "",
+                  "| bits | old centers | validation mAP | train CPU s | chosen |", "| --- | --- | --- | --- | --- |"]
+        for n_bits in sorted({r["n_bits"] for r in centers}):
+            mine = [r for r in centers if r["n_bits"] == n_bits]
+            best = max(mine, key=lambda r: r["val_mAP"])
+            lines += [f"| {n_bits} | {r['old_centers']} | {r['val_mAP']:.4f} | {fmt(r.get('train_cpu_s'), 1)} | {'yes' if r is best else ''} |" for r in mine]
+        lines.append("")
+    pairwise = results.get("selection_pairwise", [])
+    if pairwise:
+        lines += ["## Last round's sweep of the pairwise method (same seed and metric; no memory)", "",
+                  "| bits | lr (x parent's 1e-3) | old_weight | validation mAP | chosen |", "| --- | --- | --- | --- | --- |"]
+        for n_bits in sorted({r["n_bits"] for r in pairwise}):
+            mine = [r for r in pairwise if r["n_bits"] == n_bits]
             best = max(mine, key=lambda r: r["val_mAP"])
             lines += [f"| {n_bits} | {r['lr_factor']} | {r['old_weight']} | {r['val_mAP']:.4f} | {'yes' if r is best else ''} |" for r in mine]
         lines.append("")
@@ -270,9 +333,13 @@ def main() -> None:
     results.update(machine=f"{platform.node()}: {os.cpu_count()} cores shared with other jobs (load average {os.getloadavg()[0]:.0f} at start), "
                            f"{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread",
                    protocol=get_incremental_protocol(DATASET, PROTOCOL).description + f"; pixels, MLP hidden 512, CSQ stage 1 {STAGE1_EPOCHS} epochs, "
-                            f"lifelong and fine-tuning {LIFELONG_EPOCHS} epochs, lr 1e-3, batch 128")
+                            f"lifelong and fine-tuning {LIFELONG_EPOCHS} epochs, retraining {STAGE1_EPOCHS} epochs, batch 128")
     seeds, bits = ([args.seeds[0]], [32]) if args.quick else (args.seeds, args.bits)
     results.setdefault("selection", [])
+    if any("memory" not in r for r in results["selection"]):  # last round's file: its sweep was of the pairwise method
+        results["selection_pairwise"] = [r for r in results["selection"] if "memory" not in r]
+        results["selection"] = [r for r in results["selection"] if "memory" in r]
+        results["stages"] = []  # every stage row is measured again, the pairwise method with them
     for n_bits in bits:
         if not any(r["n_bits"] == n_bits for r in results["selection"]):
             work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))
@@ -285,12 +352,25 @@ def main() -> None:
             if not args.quick:
                 atomic_write_json(out, results)
         chosen = max((r for r in results["selection"] if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"])
+        chosen = {key: chosen[key] for key in ("lr_factor", "old_weight", "memory", "freeze_backbone") if key in chosen}
+        results.setdefault("selection_centers", [])
+        if not any(r["n_bits"] == n_bits for r in results["selection_centers"]):
+            work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))
+            try:
+                results["selection_centers"] += select_old_centers(dataset, n_bits, work, chosen)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            if not args.quick:
+                atomic_write_json(out, results)
+        chosen["old_centers"] = max((r for r in results["selection_centers"] if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"])["old_centers"]
+        pairwise = max((r for r in results.get("selection_pairwise", []) if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"],
+                       default={"lr_factor": 0.03, "old_weight": 1.0})
         for seed in seeds:
             if any(r["seed"] == seed and r["n_bits"] == n_bits for r in results["stages"]):
                 continue
             work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))
             try:
-                rows = stage_rows(dataset, seed, n_bits, work, chosen)
+                rows = stage_rows(dataset, seed, n_bits, work, chosen, pairwise)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             for row in rows:

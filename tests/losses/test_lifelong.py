@@ -124,3 +124,127 @@ def test_backward_compatible_loss_adds_the_cross_term_to_the_objective(make_batc
     assert float(loss(outputs, labels)) == approx(float(objective(outputs, labels)) + 0.5 * cross, dtype)
     with pytest.raises(ValueError, match="weight"):
         BackwardCompatibleLoss(objective, old, old_labels, weight=-1.0)
+
+
+# --- center targets ---------------------------------------------------------------------------------
+def slow_majority(codes, label_sets, n_classes):
+    """Per class: +1 where at least half of its items' codes have +1 (ties +1); None for a class without items."""
+    centers = []
+    for c in range(n_classes):
+        rows = [codes[i] for i in range(len(codes)) if c in label_sets[i]]
+        centers.append([1 if sum(row[b] for row in rows) >= 0 else -1 for b in range(len(codes[0]))] if rows else None)
+    return centers
+
+
+def hamming(a, b):
+    return sum(x != y for x, y in zip(a, b))
+
+
+def slow_center_term(outputs, label_sets, centers, tie_breaker, only_old, replay_weight):
+    """Weighted mean over items of the mean over bits of the CSQ cross-entropy toward the item's center."""
+    u = outputs.detach().double().tolist()
+    total, weights = 0.0, 0.0
+    for i, row in enumerate(u):
+        summed = [sum(centers[c][b] for c in label_sets[i]) for b in range(len(row))]
+        center = [tie_breaker[b] if s == 0 else (1 if s > 0 else -1) for b, s in enumerate(summed)]
+        bce = 0.0
+        for b, value in enumerate(row):
+            p = min(max((value + 1) / 2, 1e-6), 1 - 1e-6)
+            t = (center[b] + 1) / 2
+            bce -= t * math.log(p) + (1 - t) * math.log(1 - p)
+        w = replay_weight if only_old(label_sets[i]) else 1.0
+        total, weights = total + w * bce / len(row), weights + w
+    return total / weights
+
+
+def test_old_centers_are_the_majority_of_the_stored_codes_and_new_ones_are_far():
+    rng = np.random.default_rng(0)
+    codes = np.where(rng.random((30, 16)) < 0.5, -1.0, 1.0)
+    labels = rng.integers(0, 3, 30)  # classes 0-2 stored; 3-5 are new
+    loss = LifelongLoss(16, 6, center_weight=1.0).set_old_database(codes, labels)
+    centers = loss.centers.numpy().astype(int).tolist()
+    expected = slow_majority(codes.tolist(), [{int(c)} for c in labels], 6)
+    assert centers[:3] == expected[:3] and expected[3:] == [None] * 3
+    assert loss.old_classes.tolist() == [True] * 3 + [False] * 3
+    # greedy max-min: each new center is as far from the centers before it as any candidate is
+    from hashlearn.losses.lifelong import N_RANDOM_CANDIDATES
+    from scipy.linalg import hadamard
+
+    candidates = np.concatenate([hadamard(16), -hadamard(16),
+                                 np.where(np.random.default_rng(0).random((N_RANDOM_CANDIDATES, 16)) < 0.5, -1, 1)]).tolist()
+    for c in range(3, 6):
+        best = max(min(hamming(cand, centers[j]) for j in range(c)) for cand in candidates)
+        assert min(hamming(centers[c], centers[j]) for j in range(c)) == best
+    # the stored codes themselves are untouched by the loss
+    assert torch.equal(loss.old_codes, torch.as_tensor(codes, dtype=torch.float32))
+
+
+def test_new_centers_of_a_hadamard_parent_keep_csq_distances():
+    """Old centers = CSQ's Hadamard rows: the new ones are n_bits/2 from all of them and from each other, as CSQ's own are."""
+    from hashlearn.losses.csq import _min_pairwise_hamming, make_hash_centers
+    from hashlearn.losses.lifelong import far_centers
+
+    for n_bits in (16, 32, 64):
+        old = make_hash_centers(n_bits, 10)[:5]
+        new = far_centers(old, 5, n_bits)
+        assert _min_pairwise_hamming(np.concatenate([old, new])) == n_bits // 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("multi_label", [False, True])
+@pytest.mark.parametrize("replay_weight", [1.0, 4.0])
+def test_center_term_matches_the_slow_reference(make_batch, approx, dtype, multi_label, replay_weight):
+    outputs, labels, label_sets = make_batch(dtype=dtype, batch=8, n_bits=8, n_classes=4, multi_label=multi_label, seed=5)
+    old = torch.where(torch.randn(10, 8, generator=torch.Generator().manual_seed(6)) > 0, 1.0, -1.0)
+    old_labels = torch.tensor([0, 1, 0, 1, 1, 0, 0, 1, 1, 0])  # classes 0 and 1 are old
+    loss = LifelongLoss(8, 4, old_weight=0.5, new_weight=0.3, eta=0.2, center_weight=1.7, replay_weight=replay_weight)
+    loss = loss.to(dtype).set_old_database(old, old_labels)
+    centers = loss.centers.to(torch.int64).tolist()
+    assert centers[:2] == slow_majority(old.tolist(), [{int(c)} for c in old_labels], 4)[:2]
+    only_old = lambda labels: bool(labels) and labels <= {0, 1}  # noqa: E731
+    expected = (1.7 * slow_center_term(outputs, label_sets, centers, loss.tie_breaker.tolist(), only_old, replay_weight)
+                + reference(outputs, label_sets, old.tolist(), [{int(c)} for c in old_labels], 0.5, 0.3, 0.2))
+    assert float(loss(outputs, labels)) == approx(expected, dtype)
+
+
+def test_center_targets_learn_a_new_class_far_from_the_old_codes():
+    """Free codes trained with the center term alone: new-class items end on their new center, old-class items on their stored majority."""
+    torch.manual_seed(0)
+    old = torch.tensor([[1.0] * 8 + [-1.0] * 8] * 3 + [[-1.0] * 8 + [1.0] * 8] * 3)
+    loss = LifelongLoss(16, 3, new_weight=0.0, old_weight=0.0, eta=0.0, center_weight=1.0).set_old_database(old, torch.tensor([0] * 3 + [1] * 3))
+    logits = torch.nn.Parameter(0.1 * torch.randn(6, 16))
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    optimizer = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss(torch.tanh(logits), labels).backward()
+        optimizer.step()
+    codes = torch.where(logits > 0, 1.0, -1.0)
+    assert torch.equal(codes[0], old[0]) and torch.equal(codes[2], old[3]) and torch.equal(codes[4], codes[5])
+    assert min(hamming(codes[4].tolist(), old[0].tolist()), hamming(codes[4].tolist(), old[3].tolist())) >= 8
+
+
+def test_center_arguments_raise_typed_errors():
+    with pytest.raises(ValueError, match="center_weight"):
+        LifelongLoss(8, 3, center_weight=-0.5)
+    with pytest.raises(ValueError, match="replay_weight"):
+        LifelongLoss(8, 3, replay_weight="5")
+
+
+def test_recorded_centers_replace_the_majority_of_their_old_classes_only():
+    rng = np.random.default_rng(3)
+    codes = np.where(rng.random((20, 16)) < 0.5, -1.0, 1.0)
+    labels = np.arange(20) % 3  # classes 0-2 old, 3 new
+    recorded = {1: np.where(rng.random(16) < 0.5, -1, 1), 3: np.ones(16)}  # class 3 has no stored codes: its record is ignored
+    majority = LifelongLoss(16, 4, center_weight=1.0).set_old_database(codes, labels, recorded_centers=recorded)
+    kept = LifelongLoss(16, 4, center_weight=1.0, old_centers="recorded").set_old_database(codes, labels, recorded_centers=recorded)
+    expected = slow_majority(codes.tolist(), [{int(c)} for c in labels], 4)
+    assert majority.centers[:3].to(torch.int64).tolist() == expected[:3]
+    assert kept.centers[1].to(torch.int64).tolist() == recorded[1].tolist()
+    assert kept.centers[[0, 2]].to(torch.int64).tolist() == [expected[0], expected[2]]
+    # the new class's center is placed far from the centers actually in use
+    assert min(hamming(kept.centers[3].tolist(), kept.centers[j].tolist()) for j in range(3)) >= 6
+    with pytest.raises(ValueError, match="old_centers"):
+        LifelongLoss(16, 4, old_centers="median")
+    with pytest.raises(ValueError, match="recorded center of class 1"):
+        LifelongLoss(16, 4, old_centers="recorded").set_old_database(codes, labels, recorded_centers={1: np.zeros(16)})

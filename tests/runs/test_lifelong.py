@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from hashlearn._io import sha256_bytes
 from hashlearn.cli.main import main
 from hashlearn.codes import reference_search
 from hashlearn.index.io import load_index, read_header
@@ -21,6 +22,12 @@ def stages(tmp_path_factory):
     assert main(["train", *TINY, "--run-dir", str(root / "s1")]) == 0
     assert main(["index", "build", "--model", str(root / "s1"), "--factory", "MIH", "-o", str(root / "mih.hlx"), "-q"]) == 0
     assert main(["index", "build", "--model", str(root / "s1"), "--factory", "Flat", "-o", str(root / "flat.hlx"), "-q"]) == 0
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert main(["index", "build", "--model", str(root / "s1"), "--factory", "Shard2(Flat)", "-o", str(root / "sharded.hlx"), "-q"]) == 0
     stage1_codes = load_run(root / "s1").load_codes("database")
     records = [lifelong_run(root / "s1", root / "s2", epochs=1), lifelong_run(root / "s2", root / "s3", stage="8-9", epochs=1)]
     return root, stage1_codes, records
@@ -75,9 +82,11 @@ def test_stages_must_come_in_order(stages, tmp_path):
         lifelong_run(root / "s1", root / "s1")
 
 
-@pytest.mark.parametrize("name", ["flat.hlx", "mih.hlx"])
+@pytest.mark.parametrize("name", ["flat.hlx", "mih.hlx", "sharded.hlx"])
 def test_index_grows_without_rebuilding_and_records_its_blocks(stages, tmp_path, name):
     root, _, records = stages
+    if name == "sharded.hlx":
+        pytest.importorskip("distributed")
     grown = tmp_path / name
     append_stage_to_index(root / "s2", root / name, grown)
     with pytest.raises(ValueError, match="in order"):
@@ -90,7 +99,69 @@ def test_index_grows_without_rebuilding_and_records_its_blocks(stages, tmp_path,
     index = load_index(grown)
     queries = codes[::37]
     expected = reference_search(queries, codes, 10, ids=ids)
-    found = index.search(queries, 10)
+    try:
+        found = index.search(queries, 10)
+    finally:
+        getattr(index, "close", lambda: None)()
+    assert read_header(grown)["kind"] == read_header(root / name)["kind"]
     assert np.array_equal(found.distances, expected.distances) and np.array_equal(found.ids, expected.ids)
     with pytest.raises(ValueError, match="not a lifelong stage"):
         append_stage_to_index(root / "s1", grown)
+
+
+def test_exemplar_memory_is_earlier_training_items_weighted_to_balance_the_classes(stages):
+    from hashlearn.data import load_dataset
+    from hashlearn.runs.lifelong import DEFAULT_REPLAY, STAGE_LOSS, _replay_items, balanced_replay_weight
+
+    root, _, (second, third) = stages
+    labels = load_dataset("digits").labels
+    s1, s2 = load_run(root / "s1").load_split(), load_run(root / "s2").load_split()
+    memory = _replay_items([s1], labels, DEFAULT_REPLAY, load_run(root / "s2").config.data.seed + 2)
+    assert second["n_replay"] == len(memory) > 0 and np.isin(memory, s1.train).all()
+    assert second["replay_ids_sha256"] == sha256_bytes(np.sort(memory).tobytes())
+    # the stage's config records the loss it trained with: the workflow's defaults plus the balancing weight
+    loss = json.loads((root / "s2" / "config.json").read_text())["method"]["loss"]
+    assert {key: loss[key] for key in STAGE_LOSS} == STAGE_LOSS
+    per_new = len(s2.train) / 3
+    per_old = second["n_replay"] / len(np.unique(labels[s1.train]))
+    assert loss["replay_weight"] == pytest.approx(per_new / per_old)
+    assert balanced_replay_weight(np.repeat([5, 6, 7], 40), np.repeat(np.arange(5), 8)) == 5.0
+    # stage 3's memory is drawn from both earlier stages' training items
+    assert third["n_replay"] > second["n_replay"]
+
+
+def test_replay_weight_set_by_hand_is_kept_and_frozen_backbone_stays_the_parents(stages, tmp_path):
+    import torch
+
+    root, _, _ = stages
+    lifelong_run(root / "s1", tmp_path / "frozen", epochs=1, freeze_backbone=True, overrides=["method.loss.replay_weight=2.5"])
+    assert json.loads((tmp_path / "frozen" / "config.json").read_text())["method"]["loss"]["replay_weight"] == 2.5
+    parent, child = load_run(root / "s1").load_model(), load_run(tmp_path / "frozen").load_model()
+    for (name, before), after in zip(parent.backbone.state_dict().items(), child.backbone.state_dict().values()):
+        assert torch.equal(before, after), name
+    assert not torch.equal(parent.head.linear.weight, child.head.linear.weight)
+    assert all(p.requires_grad for p in child.parameters())
+    record = lifelong_run(root / "s1", tmp_path / "none", epochs=1, replay_per_class=0)
+    assert record["n_replay"] == 0 and "replay_weight" not in json.loads((tmp_path / "none" / "config.json").read_text())["method"]["loss"]
+
+
+def test_each_stage_records_its_centers_and_the_next_can_reuse_them(stages, tmp_path):
+    from hashlearn.losses.lifelong import far_centers
+
+    root, _, (second, third) = stages
+    assert sorted(map(int, second["centers"])) == list(range(8)) and sorted(map(int, third["centers"])) == list(range(10))
+    centers = np.array([second["centers"][str(c)] for c in range(8)])
+    assert np.isin(centers, (-1, 1)).all() and centers.shape == (8, 16)
+    # stage 2's new centers are far from its old (stage-1 majority) ones: as far as the greedy max-min choice goes
+    assert np.array_equal(centers[5:], far_centers(centers[:5], 3, 16, seed=load_run(root / "s2").config.trainer.seed))
+    # the default (old_centers="recorded"): stage 3 keeps the centers stage 2 trained its classes toward
+    assert all(third["centers"][str(c)] == second["centers"][str(c)] for c in range(8))
+    record = lifelong_run(root / "s2", tmp_path / "majority", epochs=1, overrides=["method.loss.old_centers=majority"])
+    # with "majority" the old classes' centers are the bitwise majority of their stored codes
+    from hashlearn.codes import codes_to_pm1
+    from hashlearn.data import load_dataset
+
+    codes, ids = load_run(root / "s2").load_codes("database")
+    pm1, labels = codes_to_pm1(codes, 16), load_dataset("digits").labels[ids]
+    for c in range(8):
+        assert record["centers"][str(c)] == np.where(pm1[labels == c].sum(axis=0) >= 0, 1, -1).tolist()

@@ -5,8 +5,9 @@
 
 Stage 1 is an ordinary run on an incremental protocol
 (``hashlearn train ... --set data.protocol=class-incremental``). Each
-``lifelong`` call updates the parent's model on the new stage's data only, with
-the ``lifelong`` loss against the parent's stored database codes, encodes only
+``lifelong`` call updates the parent's model on the new stage's data plus an
+exemplar memory of earlier training items (``--replay``), with the ``lifelong``
+loss toward class centers set by the parent's stored database codes, encodes only
 the new database items, and writes a new run (see docs/lifelong.md). With
 ``--index`` the new codes are appended to that saved index in place (or to
 ``-o``), without rebuilding it.
@@ -15,6 +16,7 @@ the new database items, and writes a new run (see docs/lifelong.md). With
 from __future__ import annotations
 
 from hashlearn.cli.main import add_common_arguments, nonnegative_int, positive_int, print_json
+from hashlearn.runs.lifelong import DEFAULT_REPLAY
 
 
 def register(subparsers) -> None:
@@ -25,8 +27,10 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=positive_int, help="training epochs of the stage (default: the parent's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override on the parent's config: method.loss.old_weight=2.0, trainer.lr=0.0003 ... (repeatable)")
-    parser.add_argument("--replay", type=nonnegative_int, default=0, metavar="N",
-                        help="also train on N earlier training items per old class (exemplar memory; 0: the new stage's data only)")
+    parser.add_argument("--replay", type=nonnegative_int, default=DEFAULT_REPLAY, metavar="N",
+                        help=f"also train on N earlier training items per old class (exemplar memory, default {DEFAULT_REPLAY}; "
+                             "0: the new stage's data only)")
+    parser.add_argument("--freeze-backbone", action="store_true", help="train the hash head only (the backbone stays the parent's)")
     parser.add_argument("--index", metavar="HLX", help="a saved index of the parent stage's database: append the new codes to it")
     parser.add_argument("-o", "--output", help="with --index: write the grown index here instead of in place")
     parser.add_argument("-k", "--k", dest="k", type=positive_int, default=1000, help="mAP@k of the stage's old-class, new-class and all queries")
@@ -44,7 +48,8 @@ def run(args) -> int:
     if args.output and not args.index:
         raise ValueError("-o/--output goes with --index (the index to grow).")
     record = lifelong_run(args.parent, args.run_dir, stage=args.stage, epochs=args.epochs, overrides=args.overrides,
-                          overwrite=args.overwrite, k=args.k, replay_per_class=args.replay)
+                          overwrite=args.overwrite, k=args.k, replay_per_class=args.replay,
+                          freeze_backbone=args.freeze_backbone)
     appended = append_stage_to_index(args.run_dir, args.index, args.output) if args.index else None
     if args.json:
         print_json({"run_dir": str(args.run_dir), **record, **({"index": appended} if appended else {})})

@@ -19,6 +19,19 @@ batch, the number of old codes or the code length. Without old codes (before
 :meth:`LifelongLoss.set_old_database`) only the within-batch and
 quantization terms remain: a plain supervised loss, usable for the first stage.
 
+**Center targets** (``center_weight > 0``, the workflow's default): each
+class gets a fixed ±1 hash center, and ``center_weight`` x the CSQ binary
+cross-entropy between ``(u + 1) / 2`` and ``(c + 1) / 2`` pulls the new items
+to their centers (Yuan et al., CVPR 2020). An old class's center is the bitwise
+majority of its **stored** database codes (ties: +1), so it follows the codes
+that are searched, not the model that made them; each class without stored codes
+gets, in class order, the candidate with the largest minimum Hamming distance to
+every center fixed so far (candidates: the rows of ``[H; -H]`` for a Hadamard
+matrix ``H`` when ``n_bits`` is a power of two, then seeded random ±1 vectors;
+:func:`far_centers`). A multi-label item's center is the sign of the sum of its
+labels' centers (ties: a fixed seeded ±1 vector), as in CSQ. Before
+:meth:`LifelongLoss.set_old_database` every class is new.
+
 The same cross term is the backward-compatibility term of a model upgrade
 (BEBR-style): with the *old model's* database codes as the fixed targets, a
 new model learns query codes that search the old index.
@@ -37,7 +50,51 @@ import torch
 
 from hashlearn._tensor_checks import as_tensor, labels_to_multi_hot
 from hashlearn.losses.base import LocalityLoss, masked_mean, off_diagonal_mask
+from hashlearn.losses.csq import PROBABILITY_EPS, CSQLoss
 from hashlearn.losses.dpsh import sign_quantization_error
+
+OLD_CENTERS = ("majority", "recorded")
+#: random candidates of :func:`far_centers`, after the Hadamard rows
+N_RANDOM_CANDIDATES = 2048
+
+
+def majority_centers(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(centers, has_center)``: the bitwise majority (ties +1) of the ±1 ``codes`` of each class of the multi-hot ``labels``."""
+    codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels, dtype=np.float64) > 0
+    sums = labels.T.astype(np.float64) @ codes  # (C, K): per class, the sum of its items' codes
+    has_center = labels.any(axis=0)
+    return np.where(sums >= 0, 1, -1).astype(np.int8), has_center
+
+
+def far_centers(fixed: np.ndarray, n_new: int, n_bits: int, seed: int = 0) -> np.ndarray:
+    """``(n_new, n_bits)`` ±1 centers, each the candidate farthest (max min-Hamming) from ``fixed`` and the ones before it.
+
+    Candidates are the rows of ``[H; -H]`` (Hadamard, when ``n_bits`` is a power of two),
+    then ``N_RANDOM_CANDIDATES`` seeded random ±1 vectors; the first candidate wins ties.
+
+    >>> far_centers(np.ones((1, 4), dtype=np.int8), 2, 4).tolist()
+    [[-1, -1, -1, -1], [1, -1, 1, -1]]
+    """
+    candidates = []
+    if n_bits & (n_bits - 1) == 0:
+        from scipy.linalg import hadamard
+
+        matrix = hadamard(n_bits)
+        candidates += [matrix, -matrix]
+    rng = np.random.default_rng(seed)
+    candidates.append(np.where(rng.random((N_RANDOM_CANDIDATES, n_bits)) < 0.5, -1, 1))
+    candidates = np.concatenate(candidates).astype(np.int8)
+    chosen = np.asarray(fixed, dtype=np.int8).reshape(-1, n_bits)
+    # Hamming distance of every candidate to its nearest chosen center: (K - <c, f>) / 2
+    nearest = np.full(len(candidates), n_bits, dtype=np.int64)
+    if len(chosen):
+        nearest = ((n_bits - candidates.astype(np.int64) @ chosen.T.astype(np.int64)) // 2).min(axis=1)
+    picked = []
+    for _ in range(n_new):
+        best = int(np.argmax(nearest))
+        picked.append(candidates[best])
+        nearest = np.minimum(nearest, (n_bits - candidates.astype(np.int64) @ candidates[best].astype(np.int64)) // 2)
+    return np.asarray(picked, dtype=np.int8).reshape(n_new, n_bits)
 
 
 def label_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -59,6 +116,19 @@ class LifelongLoss(LocalityLoss):
         Weight of the within-batch term.
     eta : float, default 0.1
         Weight of ``mean (u - sign(u))^2``.
+    center_weight : float, default 0.0
+        Weight of the CSQ cross-entropy toward the class centers (0: no center term,
+        the pairwise loss alone).
+    old_centers : {"majority", "recorded"}, default "majority"
+        The old classes' centers: the bitwise majority of their stored codes, or --
+        for the classes whose centers :meth:`set_old_database` is given (the targets
+        an earlier stage trained them toward) -- those recorded centers.
+    replay_weight : float, default 1.0
+        Weight, in the center term, of an item whose labels are all old classes
+        (an exemplar-memory item) relative to an item with a new class: the center
+        term is the weighted mean ``sum_i w_i bce_i / sum_i w_i``. A small memory
+        with a weight of (new items per class / memory items per class) counts as
+        much per class as the new data.
     anchors_per_step : int or None, default None
         Compare each batch with this many old codes drawn at random (seeded by
         :meth:`set_old_database`); ``None`` uses every old code at every step.
@@ -69,26 +139,39 @@ class LifelongLoss(LocalityLoss):
     needs_similarity = False  # the cosine label similarity is computed here
 
     def __init__(self, n_bits: int, n_classes: int, *, old_weight: float = 1.0, new_weight: float = 1.0, eta: float = 0.1,
-                 anchors_per_step: int | None = None, own_quantization: bool = True):
+                 center_weight: float = 0.0, old_centers: str = "majority", replay_weight: float = 1.0, anchors_per_step: int | None = None, own_quantization: bool = True):
         super().__init__(n_bits, n_classes, own_quantization=own_quantization)
-        for name, value in (("old_weight", old_weight), ("new_weight", new_weight), ("eta", eta)):
+        for name, value in (("old_weight", old_weight), ("new_weight", new_weight), ("eta", eta), ("center_weight", center_weight),
+                            ("replay_weight", replay_weight)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
         if anchors_per_step is not None and (isinstance(anchors_per_step, bool) or not isinstance(anchors_per_step, int) or anchors_per_step < 1):
             raise ValueError(f"anchors_per_step must be None or an integer >= 1, got {anchors_per_step!r}.")
         self.old_weight, self.new_weight, self.eta = float(old_weight), float(new_weight), float(eta)
+        if old_centers not in OLD_CENTERS:
+            raise ValueError(f"old_centers must be one of {OLD_CENTERS}, got {old_centers!r}.")
+        self.center_weight, self.replay_weight, self.old_centers = float(center_weight), float(replay_weight), old_centers
         self.anchors_per_step = anchors_per_step
         # the stored codes are data, not weights: kept out of state_dict (checkpoints stay small; the run holds them)
         self.register_buffer("old_codes", torch.zeros(0, self.n_bits), persistent=False)
         self.register_buffer("old_targets", torch.zeros(0, self.n_classes), persistent=False)
         self._generator = torch.Generator().manual_seed(0)
+        # centers: every class new until the old database is set (then old classes take their stored codes' majority)
+        self.register_buffer("centers", torch.as_tensor(far_centers(np.zeros((0, self.n_bits)), self.n_classes, self.n_bits), dtype=torch.float32))
+        tie_breaker = np.where(np.random.default_rng(0).random(self.n_bits) < 0.5, -1, 1)
+        self.register_buffer("tie_breaker", torch.as_tensor(tie_breaker, dtype=torch.float32))
+        self.register_buffer("old_classes", torch.zeros(self.n_classes, dtype=torch.bool), persistent=False)
 
     @property
     def n_old(self) -> int:
         return int(self.old_codes.shape[0])
 
-    def set_old_database(self, codes, labels, *, seed: int = 0) -> "LifelongLoss":
-        """Fix the old database: ``codes`` as ±1 ``(M, n_bits)`` or packed ``uint8 (M, n_bits // 8)``, ``labels`` ids or multi-hot."""
+    def set_old_database(self, codes, labels, *, seed: int = 0, recorded_centers: dict | None = None) -> "LifelongLoss":
+        """Fix the old database: ``codes`` as ±1 ``(M, n_bits)`` or packed ``uint8 (M, n_bits // 8)``, ``labels`` ids or multi-hot.
+
+        ``recorded_centers`` (``{class id: ±1 center}``, e.g. an earlier stage's targets)
+        replace the majority centers of those old classes when ``old_centers="recorded"``.
+        """
         codes_array = codes.detach().cpu().numpy() if torch.is_tensor(codes) else np.asarray(codes)
         if codes_array.dtype == np.uint8 and codes_array.ndim == 2 and codes_array.shape[1] * 8 == self.n_bits:
             from hashlearn.codes import codes_to_pm1
@@ -103,12 +186,41 @@ class LifelongLoss(LocalityLoss):
         targets = labels_to_multi_hot(as_tensor(labels, "labels"), self.n_classes, pm1, name="old labels")
         self.old_codes, self.old_targets = pm1, targets
         self._generator = torch.Generator().manual_seed(int(seed))
+        old_centers, has_center = majority_centers(codes_array, targets.cpu().numpy())
+        if self.old_centers == "recorded":
+            for label, center in (recorded_centers or {}).items():
+                center = np.asarray(center)
+                if center.shape != (self.n_bits,) or not np.isin(center, (-1, 1)).all():
+                    raise ValueError(f"recorded center of class {label} must be ±1 of shape ({self.n_bits},), got {center.dtype} {center.shape}.")
+                if has_center[int(label)]:
+                    old_centers[int(label)] = center
+        centers = old_centers.copy()
+        centers[~has_center] = far_centers(old_centers[has_center], int((~has_center).sum()), self.n_bits, seed=int(seed))
+        self.centers = torch.as_tensor(centers, dtype=self.centers.dtype, device=self.centers.device)
+        self.old_classes = torch.as_tensor(has_center, device=self.centers.device)
         return self
+
+    #: ±1 center of each item: its class's, or the sign of the sum of its labels' centers (ties: the tie breaker) -- CSQ's rule,
+    #: on this loss's ``centers`` and ``tie_breaker`` buffers
+    item_centers = CSQLoss.item_centers
 
     def compute_loss(self, outputs, targets, similarity):
         k = float(self.n_bits)
-        within = (k * label_cosine(targets, targets) - outputs @ outputs.T).pow(2)
-        loss = self.new_weight * masked_mean(within, off_diagonal_mask(outputs.shape[0], outputs.device)) / k**2
+        loss = outputs.new_zeros(())
+        if self.new_weight:
+            within = (k * label_cosine(targets, targets) - outputs @ outputs.T).pow(2)
+            loss = loss + self.new_weight * masked_mean(within, off_diagonal_mask(outputs.shape[0], outputs.device)) / k**2
+        if self.center_weight:
+            target_bits = (self.item_centers(targets) + 1) / 2
+            probabilities = ((outputs + 1) / 2).clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)
+            bce = -(target_bits * torch.log(probabilities) + (1 - target_bits) * torch.log1p(-probabilities)).mean(dim=1)
+            if self.replay_weight != 1.0 and bool(self.old_classes.any()):
+                only_old = (targets[:, ~self.old_classes.to(targets.device)] == 0).all(dim=1) & (targets > 0).any(dim=1)
+                weights = torch.where(only_old, self.replay_weight, 1.0).to(bce)
+                bce = (weights * bce).sum() / weights.sum().clamp_min(1e-12)
+            else:
+                bce = bce.mean()
+            loss = loss + self.center_weight * bce
         if self.n_old and self.old_weight:
             old_codes, old_targets = self.old_codes.to(outputs), self.old_targets.to(outputs)
             if self.anchors_per_step is not None and self.anchors_per_step < self.n_old:
@@ -121,7 +233,9 @@ class LifelongLoss(LocalityLoss):
         return loss
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, old_weight={self.old_weight}, new_weight={self.new_weight}, eta={self.eta}, n_old={self.n_old}"
+        return (f"{super().extra_repr()}, old_weight={self.old_weight}, new_weight={self.new_weight}, center_weight={self.center_weight}, "
+                f"old_centers={self.old_centers!r}, "
+                f"eta={self.eta}, n_old={self.n_old}")
 
 
 class BackwardCompatibleLoss(torch.nn.Module):
@@ -161,4 +275,4 @@ class BackwardCompatibleLoss(torch.nn.Module):
         getattr(self.objective, "step", lambda: None)()
 
 
-__all__ = ["BackwardCompatibleLoss", "LifelongLoss", "label_cosine"]
+__all__ = ["BackwardCompatibleLoss", "LifelongLoss", "far_centers", "label_cosine", "majority_centers"]

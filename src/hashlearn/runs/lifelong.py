@@ -6,10 +6,14 @@ of an incremental protocol (:mod:`hashlearn.data.incremental`).
 
 1. the parent's database codes are the **frozen old codes** (a stage-1 run's
    are encoded once by its own model, if ``evaluate`` has not kept them yet);
-2. the parent's model is trained further on the new stage's training items only,
-   with the ``lifelong`` loss (:mod:`hashlearn.losses.lifelong`), the old codes
-   and their labels as fixed targets; selection on the new stage's validation
-   items, searched against the old codes plus the new training codes;
+2. the parent's model is trained further on the new stage's training items plus
+   a small exemplar memory of earlier training items (``DEFAULT_REPLAY`` per old
+   class), with the ``lifelong`` loss (:mod:`hashlearn.losses.lifelong`): new
+   classes are pulled to hash centers far from the old classes' centers, which
+   are the bitwise majority of their stored codes; memory items to their class's
+   stored center, weighted so that each old class counts as much as a new one.
+   Selection on every stage's validation items so far, searched against the old
+   codes plus the new training codes;
 3. only the new stage's database items are encoded; the run's
    ``codes/database_*`` hold the old codes unchanged (bit for bit) followed by
    the new ones, and ``evaluate``, ``encode`` and ``index build`` use them as
@@ -35,9 +39,12 @@ from hashlearn.runs.data import load_run_dataset, run_inputs
 from hashlearn.runs.run import Run, load_run
 
 LIFELONG_METHOD = "lifelong"
-#: a stage trains at this fraction of the parent's learning rate (unless --set trainer.lr=...): the old-class
-#: queries drift less; validation chose 0.03 at 32 and 64 bits in benchmarks/results/lifelong.md (of 1, 0.3, 0.1, 0.03)
-STAGE_LR_FACTOR = 0.03
+#: a stage trains at this fraction of the parent's learning rate (unless --set trainer.lr=...)
+#: and with these loss arguments (unless --set method.loss.*=...): chosen on validation in benchmarks/results/lifelong.md
+STAGE_LR_FACTOR = 1.0
+STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0, "old_centers": "recorded"}
+#: exemplar memory of a stage: earlier training items per old class (--replay)
+DEFAULT_REPLAY = 100
 FORMAT_VERSION = 1
 
 
@@ -103,7 +110,7 @@ def frozen_database_codes(run: Run, dataset=None) -> tuple[np.ndarray, np.ndarra
 
 def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | str | None = None, epochs: int | None = None,
                  overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False, dataset=None, k: int = 1000,
-                 replay_per_class: int = 0) -> dict:
+                 replay_per_class: int = DEFAULT_REPLAY, freeze_backbone: bool = False) -> dict:
     """Train the stage after ``parent``'s into ``run_dir`` (see the module docstring); returns the stage record.
 
     ``stage`` (a number or a stage name) must be the parent's next stage; ``epochs``
@@ -111,9 +118,12 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     top of the parent's config (e.g. ``method.loss.old_weight=2.0``, ``trainer.lr=3e-4``).
     The record holds the mAP@``k`` of old-class, new-class and all queries against the grown database.
 
-    ``replay_per_class`` (default 0: the new stage's data only) adds that many training
-    inputs per old class, drawn (seeded) from the earlier stages' training items -- an
-    exemplar memory; their stored codes stay as they are, like every old code.
+    ``replay_per_class`` (default ``DEFAULT_REPLAY``; 0: the new stage's data only) adds that
+    many training inputs per old class, drawn (seeded) from the earlier stages' training
+    items -- an exemplar memory; their stored codes stay as they are, like every old code.
+    Unless ``method.loss.replay_weight`` is set, the memory items are weighted by (new
+    training items per new class) / (memory items per old class), and the weight is
+    recorded in the stage's config. ``freeze_backbone`` trains the hash head only.
     """
     from hashlearn._validation import check_positive_int
 
@@ -148,19 +158,22 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         raise ValueError(f"run {parent.path}'s database does not match stage {number - 1} of {protocol.name!r} (seed {config.data.seed}); "
                          "was it trained on another seed or protocol?")
     new_ids = np.setdiff1d(split.database, old_ids)
-    run.save_split(split)
-    run.save_config(config)
-
     started = time.perf_counter()
     labels = dataset.labels
     replay = _replay_items(splits[: number - 1], labels, replay_per_class, config.data.seed + number)
+    if len(replay) and "replay_weight" not in config.method.loss:
+        config.method.loss["replay_weight"] = balanced_replay_weight(labels[split.train], labels[replay])
+    run.save_split(split)
+    run.save_config(config)
     train_index = np.concatenate([split.train, replay])
     X_train = run_inputs(dataset, train_index, config.data.features)
     # selection also sees the earlier stages' validation items (held out, never trained on): old-class queries
     val_index = np.concatenate([s.validation for s in splits[:number]])
     X_val = run_inputs(dataset, val_index, config.data.features)
-    seconds, cpu_seconds = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[train_index]), (X_val, labels[val_index]),
-                           old_codes, labels[old_ids])
+    parent_record = parent.load_lifelong()
+    recorded = {int(c): center for c, center in (parent_record or {}).get("centers", {}).items()}
+    seconds, cpu_seconds, centers = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[train_index]), (X_val, labels[val_index]),
+                                                 old_codes, labels[old_ids], freeze_backbone=freeze_backbone, recorded_centers=recorded)
     from hashlearn.runs.evaluate import encode_array
 
     new_codes = encode_array(model, run_inputs(dataset, new_ids, config.data.features), name=f"the new database items of stage {number}")
@@ -173,6 +186,8 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         "parent_model_version": model_version(parent), "n_old": int(len(old_ids)), "n_new": int(len(new_ids)),
         "n_train": int(len(split.train)), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
         "old_codes_sha256": sha256_bytes(np.ascontiguousarray(old_codes).tobytes()),
+        # the ±1 center each seen class was trained toward (the next stage's old_centers="recorded" reuses them)
+        "centers": {str(c): centers[c] for c in split.meta["incremental"]["seen_classes"]} if centers is not None else {},
         "blocks": _database_blocks(parent, old_ids) + [_block(number, protocol.stages[number - 1].name, model_version(run), run, new_ids)],
     }
     query_codes = encode_array(model, run_inputs(dataset, split.query, config.data.features), name="the queries")
@@ -195,12 +210,26 @@ def _replay_items(earlier, labels: np.ndarray, per_class: int, seed: int) -> np.
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
+def balanced_replay_weight(new_labels: np.ndarray, memory_labels: np.ndarray) -> float:
+    """(new training items per new class) / (memory items per old class): each old class then weighs as much as a new one.
+
+    >>> balanced_replay_weight(np.repeat([5, 6, 7], 500), np.repeat([0, 1, 2, 3, 4], 50))
+    10.0
+    """
+    def per_class(labels):
+        labels = np.asarray(labels)
+        counts = np.bincount(labels) if labels.ndim == 1 else labels.sum(axis=0)
+        return float(len(labels)) / max(int((np.asarray(counts) > 0).sum()), 1)
+
+    return round(per_class(new_labels) / per_class(memory_labels), 6)
+
+
 def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig:
-    """The parent's config with the lifelong loss (its own loss arguments dropped) and the overrides applied."""
+    """The parent's config with the lifelong loss (``STAGE_LOSS``; the parent's loss arguments dropped) and the overrides applied."""
     from hashlearn.train.config import _set_path, parse_override
 
     values = parent.to_dict()
-    values["method"] = {**values["method"], "name": LIFELONG_METHOD, "loss": {}, "quantization_weight": None, "quantizer": {}}
+    values["method"] = {**values["method"], "name": LIFELONG_METHOD, "loss": dict(STAGE_LOSS), "quantization_weight": None, "quantizer": {}}
     values["trainer"] = {**values["trainer"], "lr": values["trainer"]["lr"] * STAGE_LR_FACTOR}
     config = RunConfig.from_dict(values)
     for text in overrides:
@@ -214,17 +243,31 @@ def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig
     return config.validate()
 
 
-def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val, old_codes: np.ndarray, old_labels: np.ndarray) -> tuple[float, float]:
-    """Train ``model`` in place with the lifelong loss against the fixed old codes; returns the training's wall and CPU seconds."""
+def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val, old_codes: np.ndarray, old_labels: np.ndarray, *,
+                 freeze_backbone: bool = False, recorded_centers: dict | None = None) -> tuple[float, float, list | None]:
+    """Train ``model`` in place with the lifelong loss against the fixed old codes.
+
+    Returns the training's wall and CPU seconds and the loss's class centers as ±1 lists (``None`` without a center term).
+    """
     from hashlearn.losses import build_objective
     from hashlearn.train.trainer import Trainer
 
     objective = build_objective(LIFELONG_METHOD, config.method.n_bits, n_classes, **config.method.loss)
-    objective.locality.set_old_database(old_codes, old_labels, seed=config.trainer.seed)
+    objective.locality.set_old_database(old_codes, old_labels, seed=config.trainer.seed, recorded_centers=recorded_centers)
+    frozen = [p for p in model.backbone.parameters() if p.requires_grad] if freeze_backbone else []
+    for parameter in frozen:
+        parameter.requires_grad_(False)
     started, cpu_started = time.perf_counter(), time.process_time()
-    Trainer(config.trainer).fit(model, objective, train=train, val=val, run_dir=run.path,
-                                val_metric=old_and_new_val_metric(train, old_codes, old_labels, config.trainer.val_k))
-    return time.perf_counter() - started, time.process_time() - cpu_started
+    try:
+        Trainer(config.trainer).fit(model, objective, train=train, val=val, run_dir=run.path,
+                                    val_metric=old_and_new_val_metric(train, old_codes, old_labels, config.trainer.val_k))
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    locality = objective.locality
+    centers = locality.centers.cpu().numpy().astype(int).tolist() if locality.center_weight else None
+    return seconds, cpu_seconds, centers
 
 
 def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = 5000):
@@ -308,4 +351,4 @@ def append_stage_to_index(run: Run | str | Path, index_path: str | Path, output:
     return {"path": str(path), "kind": header["kind"], "n_added": int(len(new_ids)), "ntotal": int(ntotal), "blocks": info["blocks"]}
 
 
-__all__ = ["append_stage_to_index", "frozen_database_codes", "lifelong_run", "model_version", "old_and_new_val_metric", "stage_metrics", "stage_of"]
+__all__ = ["append_stage_to_index", "balanced_replay_weight", "frozen_database_codes", "lifelong_run", "model_version", "old_and_new_val_metric", "stage_metrics", "stage_of"]
