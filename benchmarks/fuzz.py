@@ -221,7 +221,7 @@ def _load_sharded(folder: Path, seed: Seed):
 
 
 def _search_sharded(indexes: list, seed: Seed):
-    """Search what _load_sharded loaded (measured apart: MIH search memory is not the loader's), then close it."""
+    """k-NN and range search of both loaded sharded indexes; then close them (measured apart: MIH search memory is not the loader's)."""
     try:
         for index in indexes:
             index.search(seed.context["queries"], 5)
@@ -1214,7 +1214,7 @@ def write_report(results: dict, json_path: Path, md_path: Path) -> None:
                   "the load's above):", "", "| format | what | legit peak MiB | mutated peak MiB | x largest array |",
                   "| --- | --- | ---: | ---: | ---: |"]
         for name, total in used.items():
-            what = FORMATS[name].use.__doc__.split("(")[0].strip().rstrip(",") if name in FORMATS and FORMATS[name].use else "use"
+            what = FORMATS[name].use.__doc__.split(";")[0].strip() if name in FORMATS and FORMATS[name].use else "use"
             lines.append(f"| {name} | {what} | {_mib(total['legit_use'])} | {_mib(total.get('peak_use', 0))} | "
                          f"{total.get('peak_use', 0) / total['largest_array_nbytes']:.2f} |")
     lines += ["", "Outcomes by mutation kind:", "", "| format | kind | outcomes |", "| --- | --- | --- |"]
