@@ -227,7 +227,9 @@ SHALLOW = ("random", "itq", "lsh", "pcah", "nac")
 MISSING_REASON = ("Why cells are missing: the background run had not reached them when this file was written. It works "
                   "through the plan in order, one cell at a time (`nice -n 10`, one torch thread; each cell records the load average "
                   "measured while it ran; one feature cell takes about 12 CPU seconds); the command above resumes it from `hashing-full.json`. 20 Newsgroups needs "
-                  "MiniLM over all 18,821 posts first (about 30 CPU minutes on an idle core, estimated).")
+                  "MiniLM over all 18,821 posts first: estimated at about 30 CPU minutes on an idle core; an attempt on 2026-12-02 "
+                  "beside the other jobs (load average about 6) ran 25-72 s per batch of 32 posts (589 batches, several hours) "
+                  "and was stopped, so no 20 Newsgroups cell has run.")
 COMMAND = "PYTHONPATH=src nohup nice -n 10 python benchmarks/hashing.py --full &"
 
 

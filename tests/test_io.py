@@ -146,3 +146,17 @@ def test_versioned_json_is_size_capped(tmp_path, monkeypatch):
     path.write_text('{"x": "' + "a" * 200 + '"}')
     with pytest.raises(CorruptFileError, match="more than the 100"):
         read_versioned_json(path, 1)
+
+
+def test_sha256_file_reads_into_one_small_buffer(tmp_path, traced_peak):
+    """The checksum read 1 MiB chunks (a new bytes object each): a model load's traced peak was
+    three times its weights for a 0.5 MiB file."""
+    import hashlib
+
+    from hashlearn._io import sha256_file
+
+    data = os.urandom(4 << 20)
+    (tmp_path / "blob").write_bytes(data)
+    digest, peak = traced_peak(lambda: sha256_file(tmp_path / "blob"))
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert peak < 256 << 10

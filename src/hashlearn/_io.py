@@ -166,11 +166,17 @@ def sha256_bytes(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+def sha256_file(path, chunk_size: int = 1 << 16) -> str:
+    """SHA-256 of a file (a path, or an open binary file from where it stands), read in place
+    into one small buffer (no per-chunk allocation)."""
+    if not hasattr(path, "readinto"):
+        with open(path, "rb") as handle:
+            return sha256_file(handle, chunk_size)
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
+    buffer = bytearray(chunk_size)
+    with memoryview(buffer) as view:
+        while n := path.readinto(view):
+            digest.update(view[:n])
     return digest.hexdigest()
 
 
@@ -199,14 +205,26 @@ def regular_file(path: str | os.PathLike, what: str = "file") -> tuple[Path, int
     return path, info.st_size
 
 
-def read_bounded(path: str | os.PathLike, max_nbytes: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most ``max_nbytes``; ``CorruptFileError`` if larger."""
+def read_bounded(path: str | os.PathLike, max_nbytes: int, what: str = "file", *, writable: bool = False) -> bytes | bytearray:
+    """The bytes of a regular file of at most ``max_nbytes``; ``CorruptFileError`` if larger.
+
+    ``writable=True`` returns a ``bytearray``: arrays made on it with ``np.frombuffer``
+    are writable without a copy."""
     from hashlearn.errors import CorruptFileError
 
     path, size = regular_file(path, what)
     if size > max_nbytes:
         raise CorruptFileError(f"{what} {path} has {size} bytes, more than the {max_nbytes} a {what} may have.")
     with open(path, "rb") as handle:
+        if writable:
+            data = bytearray(size)
+            with memoryview(data) as view:
+                got = handle.readinto(view)
+            if got < size:  # shrank since the stat
+                del data[got:]
+            elif handle.read(1):
+                raise CorruptFileError(f"{what} {path} has more than the {max_nbytes} bytes a {what} may have.")
+            return data
         data = handle.read(size + 1)  # read(n) allocates n bytes up front: the file's size, not the cap
     if len(data) > size:  # grew since the stat
         raise CorruptFileError(f"{what} {path} has more than the {max_nbytes} bytes a {what} may have.")

@@ -31,6 +31,9 @@ from hashlearn.errors import CorruptFileError
 NUMERIC_KINDS = "biuf"
 #: the most bytes all members of one ``.npz`` may decompress to
 MAX_NPZ_NBYTES = 8 << 30
+#: the most bytes of a ``.npy`` header parsed (numpy refuses headers over 10,000 bytes unless told otherwise)
+_HEADER_PREFIX = 1 << 16
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip member's local header: signature, ..., name and extra lengths
 _HEADER_ERRORS = (tokenize.TokenError, ValueError, SyntaxError, TypeError, RecursionError, UnicodeDecodeError, EOFError, struct.error, OverflowError, MemoryError)
 
 
@@ -61,17 +64,21 @@ def _kind_names(kinds: str) -> str:
     return "/".join(names[k] for k in kinds)
 
 
-def read_npy(data: bytes | memoryview, source: str = "<bytes>", kinds: str = NUMERIC_KINDS) -> np.ndarray:
-    """The array in ``.npy`` bytes; its data must be exactly what the header declares."""
+def read_npy(data: bytes | bytearray | memoryview, source: str = "<bytes>", kinds: str = NUMERIC_KINDS, *, copy: bool = True) -> np.ndarray:
+    """The array in ``.npy`` bytes; its data must be exactly what the header declares.
+
+    ``copy=False`` returns a view of ``data`` (writable when ``data`` is a ``bytearray``),
+    so the array costs no memory beyond the bytes already read."""
     data = memoryview(data).cast("B")
-    stream = io.BytesIO(data)
+    stream = io.BytesIO(data[:_HEADER_PREFIX])  # the header only: BytesIO copies what it is given
     shape, fortran, dtype, nbytes = _read_header(stream, source, kinds)
     start = stream.tell()
     if len(data) - start != nbytes:
         problem = "truncated" if len(data) - start < nbytes else "corrupt (extra bytes after the data)"
         raise CorruptFileError(f"{source} is {problem}: shape {shape} of {dtype} needs {nbytes} data bytes, found {len(data) - start}.")
     array = np.frombuffer(data, dtype=dtype, count=nbytes // dtype.itemsize if dtype.itemsize else 0, offset=start)
-    return array.reshape(shape, order="F" if fortran else "C").copy()
+    array = array.reshape(shape, order="F" if fortran else "C")
+    return array.copy() if copy else array
 
 
 def read_npy_file(path, what: str = ".npy file", kinds: str = NUMERIC_KINDS) -> np.ndarray:
@@ -93,10 +100,18 @@ def read_npy_file(path, what: str = ".npy file", kinds: str = NUMERIC_KINDS) -> 
     return array.reshape(shape, order="F" if fortran else "C")
 
 
-def read_npz(data: bytes | memoryview, source: str = "<bytes>", kinds: str = NUMERIC_KINDS, max_nbytes: int = MAX_NPZ_NBYTES) -> dict[str, np.ndarray]:
-    """``{name: array}`` of ``.npz`` bytes; each member's declared shape bounds its decompression."""
+def read_npz(data, source: str = "<bytes>", kinds: str = NUMERIC_KINDS, max_nbytes: int = MAX_NPZ_NBYTES) -> dict[str, np.ndarray]:
+    """``{name: array}`` of an ``.npz`` archive: its bytes, or an open binary file.
+
+    Each member's declared shape bounds its decompression. Members stored uncompressed
+    (``np.savez``) cost no copy beyond their array: from bytes they become (read-only)
+    views after their CRC is checked (an aligned copy when the member's data does not sit
+    at a multiple of its item size); from a file they are read straight into their array.
+    Compressed members (``np.savez_compressed``) are inflated once, into their array's bytes.
+    """
+    view = None if hasattr(data, "read") else memoryview(data).cast("B")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(data if view is None else io.BytesIO(data))
         members = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, EOFError, OSError, struct.error) as error:
         raise CorruptFileError(f"{source} is not a valid .npz archive: {type(error).__name__}: {error}") from None
@@ -110,11 +125,14 @@ def read_npz(data: bytes | memoryview, source: str = "<bytes>", kinds: str = NUM
                 raise CorruptFileError(f"{source} holds the array {name!r} twice.")
             label = f"{source}[{name!r:.80}]"
             try:
+                if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+                    arrays[name] = _stored_member(data, view, info, label, kinds)
+                    continue
                 with archive.open(info) as member:
                     shape, fortran, dtype, nbytes = _read_header(member, label, kinds)
                     header_nbytes = member.tell()
                     if header_nbytes + nbytes != info.file_size:
-                        raise CorruptFileError(f"{label} declares shape {shape} of {dtype} ({nbytes} bytes), but the member holds {info.file_size - header_nbytes}.")
+                        raise CorruptFileError(_size_mismatch(label, shape, dtype, nbytes, info.file_size - header_nbytes))
                     content = member.read(nbytes + 1)  # bounded by the declared shape, checked above
             except CorruptFileError:
                 raise
@@ -126,3 +144,53 @@ def read_npz(data: bytes | memoryview, source: str = "<bytes>", kinds: str = NUM
             array = np.frombuffer(content, dtype=dtype, count=nbytes // dtype.itemsize if dtype.itemsize else 0)
             arrays[name] = array.reshape(shape, order="F" if fortran else "C")
     return arrays
+
+
+def _size_mismatch(label: str, shape, dtype, nbytes: int, held: int) -> str:
+    return f"{label} declares shape {shape} of {dtype} ({nbytes} bytes), but the member holds {held}."
+
+
+def _stored_member(handle, view: memoryview | None, info: zipfile.ZipInfo, label: str, kinds: str) -> np.ndarray:
+    """The array of an uncompressed ``.npz`` member: a view of the archive's bytes ``view``,
+    or read from the open file ``handle`` straight into the array (CRC checked either way)."""
+    start = info.header_offset
+    if view is not None:
+        local = bytes(view[start : start + _LOCAL_HEADER.size]) if start >= 0 else b""
+    else:
+        handle.seek(start)
+        local = handle.read(_LOCAL_HEADER.size)
+    if len(local) != _LOCAL_HEADER.size:
+        raise CorruptFileError(f"{label}: its local header lies outside the archive.")
+    signature, name_nbytes, extra_nbytes = _LOCAL_HEADER.unpack(local)
+    offset = start + _LOCAL_HEADER.size + name_nbytes + extra_nbytes
+    if signature != b"PK\x03\x04":
+        raise CorruptFileError(f"{label} cannot be read: a bad local header signature {signature!r}.")
+    if info.compress_size != info.file_size:
+        raise CorruptFileError(f"{label}: a stored member of {info.file_size} bytes declares {info.compress_size} in the archive.")
+    if view is not None:
+        if offset + info.file_size > len(view):
+            raise CorruptFileError(f"{label} is truncated: {info.file_size} stored bytes declared, {max(0, len(view) - offset)} present.")
+        member = view[offset : offset + info.file_size]
+        stream = io.BytesIO(member[:_HEADER_PREFIX])
+        shape, fortran, dtype, nbytes = _read_header(stream, label, kinds)
+        if stream.tell() + nbytes != info.file_size:
+            raise CorruptFileError(_size_mismatch(label, shape, dtype, nbytes, info.file_size - stream.tell()))
+        if zlib.crc32(member) != info.CRC:
+            raise CorruptFileError(f"{label} cannot be read: BadZipFile: CRC mismatch (the member is damaged).")
+        array = np.frombuffer(member, dtype=dtype, count=nbytes // dtype.itemsize, offset=stream.tell())
+        array = array.reshape(shape, order="F" if fortran else "C")
+        return array if array.flags.aligned else array.copy()
+    handle.seek(offset)
+    shape, fortran, dtype, nbytes = _read_header(handle, label, kinds)
+    header_nbytes = handle.tell() - offset
+    if header_nbytes + nbytes != info.file_size:
+        raise CorruptFileError(_size_mismatch(label, shape, dtype, nbytes, info.file_size - header_nbytes))
+    handle.seek(offset)
+    crc = zlib.crc32(handle.read(header_nbytes))
+    array = np.empty(nbytes // dtype.itemsize, dtype=dtype)
+    got = handle.readinto(array.view(np.uint8)) if nbytes else 0
+    if got != nbytes:
+        raise CorruptFileError(f"{label} is truncated: {got} of {nbytes} data bytes.")
+    if zlib.crc32(array.view(np.uint8), crc) != info.CRC:
+        raise CorruptFileError(f"{label} cannot be read: BadZipFile: CRC mismatch (the member is damaged).")
+    return array.reshape(shape, order="F" if fortran else "C")

@@ -44,16 +44,20 @@ def test_evaluate_reports_every_direction(openmoji_run, capsys):
 
 
 @pytest.mark.parametrize("modality, attack, form", [("image", "cmla", "instance"), ("text", "cmla", "instance"),
-                                                   ("image", "hag", None), ("text", "cmla", "labels")])
+                                                   ("image", "hag", None), ("text", "cmla", "labels"),
+                                                   ("image", "cmla", "target"), ("text", "cmla", "target")])
 def test_attack_modalities(openmoji_run, modality, attack, form, capsys):
-    extra = ["--cmla-form", form] if form else []
+    extra = (["--cmla-form", form] if form else []) + (["--same-weight", "1"] if form == "target" else [])
     assert main(["attack", "--model", str(openmoji_run), "--attack", attack, "--modality", modality, "--steps", "3",
                  "--n-queries", "5", "-q", *extra]) == 0
-    name = f"cmla-labels-{modality}" if form == "labels" else f"{attack}-{modality}"
+    name = f"cmla-{form}-{modality}" if form in ("labels", "target") else f"{attack}-{modality}"
     report = json.loads((openmoji_run / "attack" / f"{name}.json").read_text())
     assert report.get("cmla_form") == form
     if form == "labels":
         assert "reference=<200 reference pairs>" in report["attack_repr"] and "balanced=True" in report["attack_repr"]
+    if form == "target":  # the target codes are chosen against the training pairs
+        assert report["attack_repr"].startswith("CMLATarget(") and "reference=<200 reference pairs>" in report["attack_repr"]
+        assert 0 <= report["mean bits reached"] <= report["mean bits planned"] <= 32
     assert report["n_queries"] == 5 and report["modality"] == modality
     if modality == "image":
         assert report["norm"] == "linf" and report["mean distortion"] <= 8 / 255 + 1e-6

@@ -280,3 +280,39 @@ def test_stray_or_forged_entries(tmp_path, kind):
         features = extract_features(data, CountingEncoder(), cache_dir=tmp_path)
     np.testing.assert_allclose(features, reference(data), rtol=1e-6)
     assert extract_features(data, CountingEncoder(), cache_dir=tmp_path).shape == (8, 4)  # and the entry was rewritten
+
+
+class _Moments(FrozenEncoder):
+    """256-d features (an image's mean plus 0..255): the features outweigh the inputs 4 to 1."""
+
+    name = "moments"
+    output_dim = 256
+
+    def check_inputs(self, inputs):
+        return np.asarray(inputs, dtype=np.float32)
+
+    def encode_batch(self, batch):
+        flat = batch.reshape(len(batch), -1)
+        return flat.mean(1, keepdims=True) + np.arange(self.output_dim, dtype=np.float32)
+
+
+def test_a_cache_hit_costs_the_features_once(tmp_path, traced_peak):
+    """A hit allocated the output array before looking, read the entry and copied it (3x)."""
+    inputs = np.random.default_rng(0).random((4096, 8, 8)).astype(np.float32)
+    encoder = _Moments()
+    stored = extract_features(inputs, encoder, cache_dir=tmp_path)
+    got, peak = traced_peak(lambda: extract_features(inputs, encoder, cache_dir=tmp_path))
+    assert np.array_equal(got, stored) and got.flags.writeable
+    assert peak < 1.25 * stored.nbytes, f"peak {peak / stored.nbytes:.2f}x the features"
+
+
+def test_writing_an_entry_streams_the_array(tmp_path, traced_peak):
+    """The entry was serialized into memory (np.save to BytesIO) before it was written: 2x."""
+    from hashlearn.data.features import _write_entry
+
+    features = np.random.default_rng(0).random((4096, 256)).astype(np.float32)
+    npy_path, json_path = tmp_path / "entry.npy", tmp_path / "entry.json"
+    _, peak = traced_peak(lambda: _write_entry(npy_path, json_path, features, _Moments(), "k"))
+    assert peak < 0.25 * features.nbytes
+    assert np.array_equal(np.load(npy_path), features)
+    assert json.loads(json_path.read_text())["npy_sha256"] == __import__("hashlib").sha256(npy_path.read_bytes()).hexdigest()

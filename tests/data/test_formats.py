@@ -252,3 +252,36 @@ def test_damaged_npz_and_parquet_features(tmp_path):
     np.savez(tmp_path / "labels.npz", features=np.ones((4, 3), np.float32), labels=np.ones((2,), np.int64))
     with pytest.raises(CorruptFileError, match="stored labels"):
         load_dataset("features", path=tmp_path / "labels.npz")
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_a_features_file_costs_its_array_once(tmp_path, suffix, traced_peak):
+    """float32 features were copied by astype(np.float32) (2x); an .npz was read whole, its member
+    read again and then copied (3x)."""
+    from hashlearn.data.formats import load_features_file
+
+    rng = np.random.default_rng(0)
+    features, labels = rng.normal(size=(8192, 128)).astype(np.float32), rng.integers(0, 10, 8192)
+    path = tmp_path / f"features{suffix}"
+    if suffix == ".npy":
+        np.save(path, features)
+    else:
+        np.savez(path, features=features, labels=labels)
+    dataset, peak = traced_peak(lambda: load_features_file(path))
+    assert np.array_equal(dataset.data, features) and dataset.data.flags.aligned
+    assert suffix == ".npy" or np.array_equal(dataset.labels, labels)
+    extra = labels.nbytes if suffix == ".npz" else 0
+    assert peak < 1.15 * features.nbytes + extra, f"peak {peak / features.nbytes:.2f}x the features"
+
+
+def test_npz_members_are_checked_when_read_in_place(tmp_path):
+    """Stored members are read straight into their arrays: their CRC is still checked."""
+    from hashlearn.data.formats import load_features_file
+
+    path = tmp_path / "features.npz"
+    np.savez(path, features=np.ones((64, 8), np.float32))
+    data = bytearray(path.read_bytes())
+    data[data.find(b"\x00\x00\x80\x3f") + 2] ^= 0x01  # one weight's bit: the CRC no longer matches
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="CRC"):
+        load_features_file(path)

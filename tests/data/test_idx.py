@@ -160,3 +160,13 @@ def test_non_regular_idx_files(tmp_path):
         read_idx(tmp_path / "zero")
     with pytest.raises(IsADirectoryError):
         read_idx(tmp_path)
+
+
+def test_gzip_reads_hold_little_besides_the_array(tmp_path, traced_peak):
+    """Inflating held five 256 KiB buffers at once (input, unconsumed tail, output, buffer, copy):
+    +1.3 MiB over a 0.75 MiB IDX array (2.5x); now 64 KiB pieces."""
+    images = np.random.default_rng(0).integers(0, 256, (1000, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / "images.gz", images)
+    loaded, peak = traced_peak(lambda: read_idx(tmp_path / "images.gz"))
+    assert np.array_equal(loaded, images)
+    assert peak < images.nbytes + (512 << 10), f"{(peak - images.nbytes) >> 10} KiB besides the array"

@@ -200,3 +200,44 @@ def test_object_arrays_and_leaking_splits_are_corrupt(saved_split):
     _resign(directory, _npz(query=split.query))
     with pytest.raises(CorruptFileError, match="lacks the part"):
         Split.load(directory)
+
+
+def test_loading_and_checking_a_split_costs_little_besides_its_arrays(tmp_path, traced_peak):
+    """The checks sorted copies of every part (np.unique, intersect1d, isin): the load of a
+    Fashion-MNIST-sized split peaked at 4.3x its database array; a table of one byte per item
+    records which part holds an item instead."""
+    n = 400_000
+    split = make_split(Dataset("big", np.zeros((n, 1), np.float32), np.arange(n) % 10, "vector", {}), Protocol("p", 1000, 5000, 1000), seed=0)
+    split.save(tmp_path)
+    arrays = sum(getattr(split, part).nbytes for part in ("query", "database", "train", "validation"))
+    _, peak = traced_peak(split.check)
+    assert peak < 0.3 * split.database.nbytes  # the table and one temporary of one byte per item
+    loaded, peak = traced_peak(lambda: Split.load(tmp_path))
+    assert all(np.array_equal(getattr(loaded, part), getattr(split, part)) for part in ("query", "database", "train", "validation"))
+    assert peak < 1.3 * arrays  # the arrays it holds (hashed in a small buffer, read straight into them)
+
+
+def test_a_sparse_split_is_checked_against_one_sorted_copy(traced_peak):
+    """Parts that cover few of n_items (a damaged n_items of 2**32) are compared by sorting:
+    np.unique, intersect1d and isin made several copies; now the database is sorted once."""
+    rng = np.random.default_rng(0)
+    items = rng.choice(2**40, size=406_000, replace=False)
+    split = Split(query=items[:1000], database=items[6000:], train=items[6000:11000], validation=items[1000:2000], n_items=2**40)
+    _, peak = traced_peak(split.check)
+    assert peak < 1.3 * split.database.nbytes
+
+
+@pytest.mark.parametrize("parts, message", [
+    ({"query": [1, 1]}, "query' contains duplicate"),
+    ({"query": [3], "database": [3, 4]}, "1 item\\(s\\) are in both query and database \\(e.g. index 3\\)"),
+    ({"train": [5], "validation": [5]}, "train and validation"),
+    ({"train": [7]}, "train must be a subset of database"),
+])
+def test_dense_and_sparse_checks_agree(parts, message):
+    """The byte table (parts cover most items) and the sorted comparison (sparse parts) find the same leaks."""
+    base = {"query": [0], "database": [1, 2, 5, 9], "train": [2], "validation": [6]}
+    for n_items in (10, 10**7):  # dense, then sparse
+        split = Split(**{name: np.asarray(values) for name, values in {**base, **parts}.items()}, n_items=n_items)
+        with pytest.raises(DataLeakageError, match=message):
+            split.check()
+    Split(**{name: np.asarray(values) for name, values in base.items()}, n_items=10).check()

@@ -172,3 +172,53 @@ def test_non_regular_pickle_files(tmp_path):
         safe_load_file(tmp_path / "zero")
     with pytest.raises(FileNotFoundError):
         safe_load_file(tmp_path / "missing")
+
+
+# --- memory of the protocol-2 latin-1 path (issue 12: a CIFAR batch re-pickled by Python 3 peaked at 16x) ----
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("kind", ["random", "ascii"])
+def test_protocol_2_array_data_costs_its_size_once(tmp_path, compressed, kind, traced_peak):
+    """Python 3 writes array data at protocol 2 as a latin-1 str passed to _codecs.encode; the
+    unpickler held the UTF-8 bytes, the str and the encoded bytes (4.5x a random uint8 array)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (1000, 3072), dtype=np.uint8) if kind == "random" else np.full((1000, 3072), 65, np.uint8)
+    content = pickle.dumps({b"data": images, b"labels": [int(x) for x in rng.integers(0, 10, 1000)]}, protocol=2)
+    path = tmp_path / "batch"
+    path.write_bytes(gzip.compress(content, compresslevel=1) if compressed else content)
+    batch, peak = traced_peak(lambda: safe_load_file(path, encoding="bytes"))
+    assert np.array_equal(batch[b"data"], images) and len(batch[b"labels"]) == 1000
+    assert peak < 1.3 * images.nbytes, f"peak {peak / images.nbytes:.2f}x the array"
+
+
+def test_latin1_rewrite_keeps_what_the_pickle_means():
+    """Large strings are read as their latin-1 bytes only where _codecs.encode(..., "latin1") would
+    make exactly those bytes; a string used again (memo), one with characters above U+00FF, one
+    encoded to UTF-8, and plain large text stay what they were."""
+    import codecs
+
+    latin = "".join(map(chr, range(256))) * 400  # 100 KiB of every latin-1 character
+    wide = "\u20ac" * 70_000
+
+    class Encoded:
+        def __init__(self, text, encoding):
+            self.text, self.encoding = text, encoding
+
+        def __reduce__(self):
+            return (codecs.encode, (self.text, self.encoding))
+
+    value = {"array": np.frombuffer(latin.encode("latin-1"), np.uint8), "text": latin, "wide": wide,
+             "utf8": Encoded(latin, "utf-8"), "bytes": latin.encode("latin-1")}
+    loaded = safe_loads(pickle.dumps(value, protocol=2))
+    assert loaded["text"] == latin and loaded["wide"] == wide and loaded["bytes"] == latin.encode("latin-1")
+    assert loaded["utf8"] == latin.encode("utf-8")
+    assert np.array_equal(loaded["array"], value["array"])
+    shared = Encoded(latin, "latin1")
+    twice = pickle.dumps([shared, latin, shared], protocol=2)  # the memo hands the same str out again
+    assert safe_loads(twice)[1] == latin
+
+
+def test_a_long_memo_index_line_is_refused():
+    """A PUT line longer than the scan keeps could hide an index far ahead (the memo would grow to it)."""
+    payload = b"(I1\np" + b"0" * (3 << 20) + b"4294967295\n."
+    with pytest.raises(CorruptFileError, match="memo index line"):
+        safe_loads(payload)

@@ -137,3 +137,46 @@ def test_classifier_load_is_checked_the_same_way(tmp_path):
     _edit_config(tmp_path / "c", n_classes=-2)
     with pytest.raises(CorruptFileError):
         Classifier.load(tmp_path / "c")
+
+
+def test_a_loaded_model_holds_the_weights_it_read(saved, monkeypatch):
+    """The network was built (its weights allocated) and the loaded weights copied in: a load cost
+    the weights twice. Now it is built on the meta device and holds the loaded tensors themselves."""
+    import safetensors.torch
+
+    read = {}
+    real_load_file = safetensors.torch.load_file
+
+    def load_file(path, *args, **kwargs):
+        read.update(real_load_file(path, *args, **kwargs))
+        return read
+
+    monkeypatch.setattr(safetensors.torch, "load_file", load_file)
+    model = HashModel.load(saved)
+    state = model.state_dict()
+    assert read and set(state) == set(read)
+    assert all(state[name].data_ptr() == tensor.data_ptr() for name, tensor in read.items())
+    assert all(parameter.requires_grad and not parameter.is_meta for parameter in model.parameters())
+    reference = HashModel("mlp", 16, {"in_features": 12, "hidden": [8]})
+    reference.load_state_dict(state)
+    x = torch.randn(5, 12)
+    assert torch.equal(model(x), reference.eval()(x))
+
+
+def test_a_model_with_tensors_outside_its_state_is_built_for_real(tmp_path):
+    """A backbone that keeps a plain tensor attribute would be left on the meta device: such a
+    model is built normally and the weights copied in."""
+    from hashlearn.models.base import _with_weights
+
+    class WithConstant(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+            self.offset = torch.ones(2)  # not a parameter or buffer: not in the state dict
+
+        def forward(self, x):
+            return self.linear(x) + self.offset
+
+    state = {name: value.clone() for name, value in WithConstant().state_dict().items()}
+    model = _with_weights(lambda: WithConstant(), (), state)
+    assert not model.offset.is_meta and torch.equal(model.linear.weight, state["linear.weight"])

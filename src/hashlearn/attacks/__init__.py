@@ -11,6 +11,7 @@ Backdoor poisoning lives in :mod:`hashlearn.attacks.backdoor`.
 from hashlearn.attacks import backdoor  # noqa: F401
 from hashlearn.attacks.base import AttackResult, HashAttack, inner_product_objective, pre_activation
 from hashlearn.attacks.cmla import CMLA
+from hashlearn.attacks.cmla_target import CMLATarget
 from hashlearn.attacks.dhta import DHTA, P2P, TargetedHashAttack, target_objective
 from hashlearn.attacks.fgsm import FGSM
 from hashlearn.attacks.hag import HAG
@@ -37,6 +38,7 @@ __all__ = [
     "HashAttack",
     "TargetedHashAttack",
     "CMLA",
+    "CMLATarget",  # cross-modal, two stages (target code, then reach it); not in ATTACKS: --attack cmla --cmla-form target
     "HAG",
     "PGD",
     "FGSM",

@@ -41,9 +41,12 @@ def register(subparsers) -> None:
     parser.add_argument("--norm", default=None, choices=["linf", "l2"], help="norm of the budget (default linf; cross-modal text queries: l2)")
     parser.add_argument("--modality", default=None, choices=["image", "text"], help="cross-modal runs: the attacked query side (default image)")
     parser.add_argument("--intra-weight", type=nonnegative_float, default=0.5, help="cmla: weight of the intra-modal term (default 0.5)")
-    parser.add_argument("--cmla-form", choices=["instance", "labels"], default="instance",
-                        help="cmla: away from the paired code (instance, default) or the paper's label-similarity form "
-                             "against the training pairs (labels)")
+    parser.add_argument("--cmla-form", choices=["instance", "labels", "target"], default="instance",
+                        help="cmla: away from the paired code (instance, default), the paper's label-similarity form "
+                             "against the training pairs (labels), or two stages: a target code chosen against the training "
+                             "pairs' codes, then reached within the budget (target)")
+    parser.add_argument("--same-weight", type=nonnegative_float, default=1.0,
+                        help="cmla --cmla-form target: lambda of -AP_cross + lambda AP_same when choosing the target code (default 1)")
     parser.add_argument("--steps", type=positive_int, default=100, help="gradient steps (FGSM always takes 1)")
     parser.add_argument("--epochs", type=positive_int, default=None, help="prosgan: training epochs of the generator (default 10)")
     parser.add_argument("--n-queries", type=positive_int, default=None, help="attack only the first N queries of the split")
@@ -65,7 +68,7 @@ def run(args) -> int:
     report = attack_run(args.model, args.attack, eps=eps, norm=args.norm, steps=args.steps, n_queries=args.n_queries,
                         n_database=args.n_database, k=args.k, seed=args.seed, save_adv=args.save_adv,
                         modality=args.modality, intra_weight=args.intra_weight,
-                        cmla_form=args.cmla_form, epochs=args.epochs)
+                        cmla_form=args.cmla_form, epochs=args.epochs, same_weight=args.same_weight)
     if args.json:
         print_json(report)
     else:

@@ -22,7 +22,7 @@ from hashlearn.errors import CorruptFileError
 GZIP_MAGIC = b"\x1f\x8b"
 #: the most bytes a compressed file may inflate to unless the caller allows more
 MAX_DECOMPRESSED_NBYTES = 1 << 30
-_CHUNK = 1 << 18  # inflated at a time: the most a read holds besides its result
+_CHUNK = 1 << 16  # inflated at a time: a read holds about five of these besides its result (input, tail, output, buffer, copy)
 
 
 class BoundedReader:

@@ -32,8 +32,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
-from hashlearn._io import atomic_write_bytes, atomic_write_json, parse_json_bytes, read_bounded, sha256_bytes
+from hashlearn._io import atomic_write_chunks, atomic_write_json, parse_json_bytes, read_bounded, sha256_bytes
 from hashlearn._npy import read_npy
 from hashlearn._progress import progress
 from hashlearn._validation import check_positive_int
@@ -84,10 +85,11 @@ def _read_entry(npy_path: Path, json_path: Path, encoder: FrozenEncoder, n_rows:
         if not isinstance(meta, dict) or not isinstance(meta.get("npy_sha256"), str):
             raise CorruptFileError("the sidecar lacks the entry's checksum")
         expected_nbytes = n_rows * encoder.output_dim * 4
-        content = read_bounded(npy_path, expected_nbytes + 4096, "feature cache entry")
+        # read once, into a buffer the returned array keeps (writable, no copy)
+        content = read_bounded(npy_path, expected_nbytes + 4096, "feature cache entry", writable=True)
         if sha256_bytes(content) != meta["npy_sha256"]:
             raise CorruptFileError("checksum mismatch")
-        features = read_npy(content, npy_path.name, kinds="f")
+        features = read_npy(content, npy_path.name, kinds="f", copy=False)
         if features.shape != (n_rows, encoder.output_dim) or features.dtype != np.float32:
             raise CorruptFileError(f"shape {features.shape} {features.dtype}, expected ({n_rows}, {encoder.output_dim}) float32")
         return features
@@ -97,14 +99,19 @@ def _read_entry(npy_path: Path, json_path: Path, encoder: FrozenEncoder, n_rows:
 
 
 def _write_entry(npy_path: Path, json_path: Path, features: np.ndarray, encoder: FrozenEncoder, key: str) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, features, allow_pickle=False)
-    content = buffer.getvalue()
-    atomic_write_bytes(npy_path, content)
+    # the bytes np.save writes, streamed from the array (no serialized copy of it in memory)
+    features = np.ascontiguousarray(features)
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, npy_format.header_data_from_array_1_0(features))
+    chunks = [header.getvalue(), memoryview(features).cast("B")]
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    atomic_write_chunks(npy_path, chunks)
     atomic_write_json(json_path, {
         "format": CACHE_FORMAT_VERSION, "key": key, "encoder": encoder.name, "version": encoder.version,
         "config": encoder.config(), "shape": list(features.shape), "dtype": str(features.dtype),
-        "npy_sha256": sha256_bytes(content),
+        "npy_sha256": digest.hexdigest(),
     })  # the sidecar is written last: an entry without it is incomplete and ignored
 
 
@@ -186,7 +193,6 @@ def extract_features(data, encoder: str | FrozenEncoder | None = None, *, cache_
     n_inputs = len(inputs)
     if n_inputs == 0:
         raise ValueError("data is empty; nothing to encode.")
-    features = np.empty((n_inputs, encoder.output_dim), dtype=np.float32)
     n_done = 0
     if use_cache:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "features"
@@ -195,6 +201,8 @@ def extract_features(data, encoder: str | FrozenEncoder | None = None, *, cache_
         cached = _read_entry(npy_path, json_path, encoder, n_inputs)
         if cached is not None:
             return cached
+    features = np.empty((n_inputs, encoder.output_dim), dtype=np.float32)  # allocated only on a cache miss
+    if use_cache:
         for path in (npy_path, json_path):  # a stray folder (or device) at the entry's name would block the write
             if path.exists() and not path.is_file():
                 _remove(path)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hashlearn._io import read_bounded, regular_file
-from hashlearn._npy import MAX_NPZ_NBYTES, read_npy_file, read_npz
+from hashlearn._io import regular_file
+from hashlearn._npy import read_npy_file, read_npz
 from hashlearn._validation import check_labels
 from hashlearn.data import _deps
 from hashlearn.data.datasets import Dataset, register_dataset
@@ -224,7 +224,8 @@ def load_features_file(path: str | os.PathLike, labels=None, *, label_column: st
     if suffix == ".npy":
         features = read_npy_file(path, "features file")
     elif suffix == ".npz":
-        archive = read_npz(read_bounded(path, MAX_NPZ_NBYTES, "features file"), path.name)
+        with open(path, "rb") as handle:  # members are read straight into their arrays (no copy of the file)
+            archive = read_npz(handle, path.name)
         if "features" not in archive:
             raise CorruptFileError(f"{path.name}: an .npz features file needs a 'features' array, found keys {sorted(archive)}.")
         features = archive["features"]
@@ -248,7 +249,7 @@ def load_features_file(path: str | os.PathLike, labels=None, *, label_column: st
             if file_labels is None:
                 raise  # the caller's own argument
             raise CorruptFileError(f"{path.name}: the stored labels are invalid: {error}") from error
-    return Dataset(path.stem, features.astype(np.float32), labels, "vector", {"source": str(path)})
+    return Dataset(path.stem, features.astype(np.float32, copy=False), labels, "vector", {"source": str(path)})
 
 
 register_dataset(

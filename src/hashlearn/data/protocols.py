@@ -111,20 +111,43 @@ class Split:
     meta: dict = field(default_factory=dict)
 
     def check(self) -> "Split":
-        """Raise :class:`DataLeakageError` if the parts overlap where they must not."""
-        for name in PARTS:
+        """Raise :class:`DataLeakageError` if the parts overlap where they must not.
+
+        When the parts cover at least an eighth of the items (any real split), one byte per
+        item records which parts hold it (an eighth of an int64 index array of all items);
+        otherwise each part is compared with a sorted copy of the other (the database once)."""
+        dense = self.n_items <= 8 * sum(np.size(getattr(self, name)) for name in PARTS) + (1 << 16)
+        owners = np.zeros(self.n_items if dense else 0, dtype=np.uint8)  # bit i: item is in PARTS[i]
+        for bit, name in enumerate(PARTS):
             part = getattr(self, name)
             if part.ndim != 1 or not np.issubdtype(part.dtype, np.integer):
                 raise TypeError(f"split part {name!r} must be a 1-D integer index array, got {part.dtype} {part.shape}.")
             if len(part) and (part.min() < 0 or part.max() >= self.n_items):
                 raise ValueError(f"split part {name!r} has indices outside [0, {self.n_items}).")
-            if len(np.unique(part)) != len(part):
+            if dense:
+                owners[part] |= np.uint8(1 << bit)
+                duplicates = np.count_nonzero(owners & np.uint8(1 << bit)) != len(part)
+            else:
+                ordered = np.sort(part)
+                duplicates = bool(np.any(ordered[1:] == ordered[:-1]))
+                del ordered
+            if duplicates:
                 raise DataLeakageError(f"split part {name!r} contains duplicate indices.")
-        _disjoint(self.query, self.database, "query", "database")
-        _disjoint(self.query, self.train, "query", "train")
-        _disjoint(self.query, self.validation, "query", "validation")
-        _disjoint(self.train, self.validation, "train", "validation")
-        if self.train_in_database and not np.isin(self.train, self.database).all():
+        if dense:
+            def holds(name: str, items: np.ndarray) -> np.ndarray:
+                return (owners[items] & np.uint8(1 << PARTS.index(name))) != 0
+        else:
+            ordered = {"database": np.sort(self.database)}  # the largest part, sorted once
+
+            def holds(name: str, items: np.ndarray) -> np.ndarray:
+                values = ordered[name] if name in ordered else np.sort(getattr(self, name))
+                if not len(values):
+                    return np.zeros(len(items), dtype=bool)
+                return values[np.minimum(np.searchsorted(values, items), len(values) - 1)] == items
+        for a, b in (("query", "database"), ("query", "train"), ("query", "validation"), ("train", "validation")):
+            items = getattr(self, a)
+            _disjoint(items[holds(b, items)], a, b)
+        if self.train_in_database and not holds("database", self.train).all():
             raise DataLeakageError("train must be a subset of database under this protocol, but some train items are not in it.")
         return self
 
@@ -168,7 +191,7 @@ class Split:
         """Read a split written by :meth:`save`: the JSON's fields and types, the arrays'
         headers (against their sizes), the checksum, then the leakage checks; every problem
         with the content is a :class:`~hashlearn.errors.CorruptFileError`."""
-        from hashlearn._io import MAX_JSON_BYTES, is_int, read_bounded
+        from hashlearn._io import MAX_JSON_BYTES, is_int, regular_file, sha256_file
         from hashlearn._npy import read_npz
 
         directory = Path(directory)
@@ -187,10 +210,14 @@ class Split:
         if not isinstance(info.get("meta", {}), dict):
             raise CorruptFileError(f"{info_path} is corrupt: field 'meta' must be an object.")
         # a split holds at most four index arrays of n_items entries (and np.savez stores them uncompressed)
-        payload = read_bounded(arrays_path, MAX_JSON_BYTES + 4 * 8 * info["n_items"] + 4096, "split arrays file")
-        if sha256_bytes(payload) != info["sha256"]:
-            raise CorruptFileError(f"{arrays_path} does not match the checksum in {info_path}: the file was changed or truncated.")
-        arrays = read_npz(payload, str(arrays_path), kinds="iu", max_nbytes=len(payload) + 4 * 8 * info["n_items"])
+        _, size = regular_file(arrays_path, "split arrays file")
+        if size > MAX_JSON_BYTES + 4 * 8 * info["n_items"] + 4096:
+            raise CorruptFileError(f"{arrays_path} has {size} bytes, more than a split of {info['n_items']} items may have.")
+        with open(arrays_path, "rb") as handle:  # hashed in a small buffer, then the arrays read straight from it
+            if sha256_file(handle) != info["sha256"]:
+                raise CorruptFileError(f"{arrays_path} does not match the checksum in {info_path}: the file was changed or truncated.")
+            handle.seek(0)
+            arrays = read_npz(handle, str(arrays_path), kinds="iu", max_nbytes=size + 4 * 8 * info["n_items"])
         missing = [name for name in PARTS if name not in arrays]
         if missing:
             raise CorruptFileError(f"{arrays_path} lacks the part(s) {missing}.")
@@ -202,9 +229,10 @@ class Split:
             raise CorruptFileError(f"{directory} holds an invalid split: {error}") from error
 
 
-def _disjoint(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
-    common = np.intersect1d(a, b)
+def _disjoint(common: np.ndarray, name_a: str, name_b: str) -> None:
+    """Raise if two parts share items: ``common``, the items of ``name_a`` also in ``name_b``."""
     if len(common):
+        common = np.sort(common)
         raise DataLeakageError(
             f"split leaks: {len(common)} item(s) are in both {name_a} and {name_b} (e.g. index {int(common[0])})."
         )

@@ -10,7 +10,7 @@ Loading here takes three steps:
    1.6 GB), memo indices must come in order (from 0, or from 1 as Python 2's cPickle
    numbered them), and opcodes that build arbitrary objects (``INST``, ``OBJ``,
    ``NEWOBJ``, extension codes, persistent ids) are refused. The stream is read in
-   1 MiB chunks: a pickle of a million small objects costs a second or two, no more.
+   256 KiB chunks: a pickle of a million small objects costs a second or two, no more.
 2. **Unpickle** with :class:`ArrayUnpickler`, which resolves only the few globals that
    rebuild numpy arrays (and ``_codecs.encode`` / ``bytes``, which protocol-2 pickles use
    for bytes), each to a stand-in that records its arguments; anything else --
@@ -27,7 +27,10 @@ Every problem is a :class:`~hashlearn.errors.CorruptFileError`. Arrays are retur
 read-only when they share the pickle's own bytes (no copy). The published CIFAR-10
 batches were written by Python 2 (dtype names and array data as byte strings); with
 ``encoding="bytes"`` their data is read straight into the array's buffer, so a batch
-costs its array once (plus the 1 MiB read chunks), not twice.
+costs its array once (plus the 256 KiB read chunks), not twice. Python 3 writes array
+data at protocol 2 as a latin-1 ``str`` passed to ``_codecs.encode``; the unpickler would
+hold that data three times (UTF-8, ``str``, ``bytes``): here it is transcoded in 64 KiB
+pieces into one ``bytes`` object (see :class:`_Rewritten`).
 
 >>> import pickle, numpy as np
 >>> safe_loads(pickle.dumps({"data": np.arange(3, dtype=np.uint8)}))["data"]
@@ -60,7 +63,8 @@ _REFUSED_OPCODES = {"INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4"
 _OPCODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
 _MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
 _MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
-_SKIP_CHUNK = 1 << 20
+_SKIP_CHUNK = 1 << 18
+_TRANSCODE_CHUNK = 1 << 16  # UTF-8 bytes transcoded to latin-1 at a time
 
 
 # --- 1. scan -----------------------------------------------------------------------------------
@@ -119,37 +123,56 @@ class _Window:
         if self.max_nbytes is not None and self.base + self.pos + extra > self.max_nbytes:
             raise CorruptFileError(f"{self.source}: the content exceeds the limit of {self.max_nbytes} bytes.")
 
-    def skip(self, length: int) -> bool:
-        """Consume ``length`` bytes without keeping them; ``False`` if the stream ends first."""
+    def skip(self, length: int, visit=None) -> bool:
+        """Consume ``length`` bytes without keeping them; ``False`` if the stream ends first.
+
+        ``visit``, if given, is called on each piece of the consumed bytes (a memoryview)."""
         held = len(self.data) - self.pos
         if length <= held:
+            if visit is not None:
+                with memoryview(self.data) as view:
+                    visit(view[self.pos : self.pos + length])
             self.pos += length
             return True
+        if visit is not None and held:
+            with memoryview(self.data) as view:
+                visit(view[self.pos :])
         length -= held
         self.base, self.data, self.pos = self.base + len(self.data), b"", 0
         while length:
             chunk = self.stream.read(min(length, _SKIP_CHUNK))
             if not chunk:
                 return False
+            if visit is not None:
+                visit(memoryview(chunk))
             length -= len(chunk)
             self.base += len(chunk)
         return True
 
 
-def scan_pickle(stream, source: str = "<bytes>", max_nbytes: int | None = None, large_binstrings: list | None = None) -> int:
+def scan_pickle(stream, source: str = "<bytes>", max_nbytes: int | None = None, large_binstrings: list | None = None,
+                latin1_strings: list | None = None) -> int:
     """Walk the opcodes of the pickle in ``stream`` (anything with ``read``); returns their count.
 
     ``large_binstrings``, if given, receives the stream offsets of the ``BINSTRING``
-    opcodes that announce at least :data:`_LARGE_STRING` bytes (see :class:`_StringsAsBytes`).
+    opcodes that announce at least :data:`_LARGE_STRING` bytes (see :class:`_Rewritten`).
+    ``latin1_strings``, if given, receives ``(offset, utf8_nbytes, latin1_nbytes)`` of each
+    large ``BINUNICODE``/``BINUNICODE8`` that is the first argument of ``_codecs.encode``
+    (how Python 3 writes ``bytes``, such as array data, at protocol 2), holds only
+    characters below U+0100 and is not fetched from the memo again: the load reads those
+    as ``BINBYTES`` of their latin-1 encoding (:class:`_Rewritten`).
 
     Length fields are checked by skipping the bytes they announce, so nothing is
     allocated for them; past ``max_nbytes`` of content the scan stops. The stream is
-    read in 1 MiB chunks and the opcodes are decoded from those (a pickle of a million
+    read in 256 KiB chunks and the opcodes are decoded from those (a pickle of a million
     small objects takes a second or two, not one ``read`` call per opcode).
     """
     window = _Window(stream, source, max_nbytes)
     n_ops, memo_size, table = 0, 0, _TABLE
     data, pos, end = b"", 0, 0
+    # what the latin-1 rewrite must know: whether the top of the stack is the _codecs.encode global,
+    # which memo slots hold that global, and which hold a candidate string (fetching one again disqualifies it)
+    top_is_encode, encode_slots, candidate_slots, candidates, last_candidate = False, set(), {}, [], None
     while True:
         if pos + _LOOKAHEAD > end:
             window.pos = pos
@@ -178,6 +201,19 @@ def scan_pickle(stream, source: str = "<bytes>", max_nbytes: int | None = None, 
                     raise CorruptFileError(f"{source}: not a valid pickle: {name} announces a negative length.")
                 if large_binstrings is not None and value >= _LARGE_STRING and name == "BINSTRING":
                     large_binstrings.append(window.base + pos - width - 1)
+                if top_is_encode and latin1_strings is not None and value >= _LARGE_STRING and name in ("BINUNICODE", "BINUNICODE8"):
+                    offset, count = window.base + pos - width - 1, _Latin1Count()
+                    window.pos = pos
+                    window.check_cap(value)
+                    if not window.skip(value, count):
+                        raise CorruptFileError(f"{source}: not a valid pickle: {name} announces more bytes than the file holds (truncated?).")
+                    data, pos = window.data, window.pos
+                    end = len(data)
+                    top_is_encode, last_candidate = False, None
+                    if count.latin1:
+                        candidates.append([offset, value, value - count.continuation, True])
+                        last_candidate = len(candidates) - 1
+                    continue
                 if pos + value > end:  # past the window: the bytes must exist; nothing is kept
                     window.pos = pos
                     window.check_cap(value)
@@ -193,6 +229,7 @@ def scan_pickle(stream, source: str = "<bytes>", max_nbytes: int | None = None, 
             data, pos = window.data, window.pos
             end = len(data)
         if action == _PLAIN:
+            top_is_encode, last_candidate = name == "GLOBAL" and value == [b"_codecs\n", b"encode\n"], None
             continue
         if action == _PUT or action == _MEMOIZE:
             index = memo_size if action == _MEMOIZE else value
@@ -202,26 +239,56 @@ def scan_pickle(stream, source: str = "<bytes>", max_nbytes: int | None = None, 
             if not 0 <= index <= memo_size + 1:
                 raise CorruptFileError(f"{source}: not a valid pickle: memo index {index} out of order (the memo holds {memo_size}).")
             memo_size = max(memo_size, index + 1)
+            (encode_slots.add if top_is_encode else encode_slots.discard)(index)
+            if last_candidate is not None:
+                candidate_slots[index] = last_candidate
+            else:
+                candidate_slots.pop(index, None)
         elif action == _GET:
             if not 0 <= value < memo_size:
                 raise CorruptFileError(f"{source}: not a valid pickle: memo index {value} was never stored.")
+            top_is_encode, last_candidate = value in encode_slots, None
+            if value in candidate_slots:  # the string is used twice: it stays a str
+                candidates[candidate_slots[value]][3] = False
         elif action == _STOP:
+            if latin1_strings is not None:
+                latin1_strings.extend((offset, n_in, n_out) for offset, n_in, n_out, usable in candidates if usable)
             return n_ops
 
 
+class _Latin1Count:
+    """Visits UTF-8 bytes: counts continuation bytes; ``latin1`` stays true while no byte
+    starts a character above U+00FF (lead bytes from 0xC4 on; 0xC0/0xC1 fail decoding later)."""
+
+    def __init__(self):
+        self.continuation, self.latin1 = 0, True
+
+    def __call__(self, piece) -> None:
+        for start in range(0, len(piece), _TRANSCODE_CHUNK):  # small slices: the temporaries stay small
+            if not self.latin1:
+                return
+            values = np.frombuffer(piece[start : start + _TRANSCODE_CHUNK], dtype=np.uint8)
+            if np.count_nonzero(values >= 0xC4):
+                self.latin1 = False
+                return
+            self.continuation += int(np.count_nonzero((values & 0xC0) == 0x80))
+
+
 def _skip_lines(window: _Window, lines: int, name: str):
-    """Consume ``lines`` newline-terminated lines; returns the last as an int for memo opcodes.
+    """Consume ``lines`` newline-terminated lines; returns the last as an int for memo opcodes,
+    else the lines (of a streamed line, its first 64 bytes).
 
     A line longer than what the window holds is streamed through (only its first bytes
     are kept), so a long line costs no more memory than a short one."""
-    text = b""
+    text, texts, streamed = b"", [], False
     for _ in range(lines):
         window.fill(256)
         end = window.data.find(b"\n", window.pos)
         if end >= 0:
             text, window.pos = window.data[window.pos : end + 1], end + 1
+            texts.append(text)
             continue
-        text = window.data[window.pos : window.pos + 64]
+        text, streamed = window.data[window.pos : window.pos + 64], True
         window.base, window.data, window.pos = window.base + len(window.data), b"", 0
         while True:
             chunk = window.stream.read(_SKIP_CHUNK)
@@ -235,12 +302,15 @@ def _skip_lines(window: _Window, lines: int, name: str):
                 break
             window.base += len(chunk)
             window.check_cap()
+        texts.append(text)
     if name in _MEMO_PUT | _MEMO_GET:
+        if streamed:  # only its first bytes were kept: the index the unpickler would read is unknown
+            raise CorruptFileError(f"{window.source}: not a valid pickle: a memo index line longer than any index ({text[:20]!r}...).")
         try:
             return int(text)
         except ValueError:
             raise CorruptFileError(f"{window.source}: not a valid pickle: bad memo index {text[:20]!r}.") from None
-    return None
+    return texts
 
 
 # --- 2. unpickle into stand-ins --------------------------------------------------------------------
@@ -330,8 +400,12 @@ def _frombuffer(buffer, dtype, shape, order):  # protocol 5 arrays (in-band)
 
 
 def _codecs_encode(text, encoding="utf-8", errors="strict"):
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii") or errors != "strict":
+    if not isinstance(text, (str, bytes)) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii") or errors != "strict":
         raise CorruptFileError("refusing _codecs.encode other than a string to latin1/utf-8 bytes.")
+    if isinstance(text, bytes):  # a large string the load read as its latin-1 bytes (see _Rewritten)
+        if encoding in ("latin1", "latin-1"):
+            return text
+        text = text.decode("latin-1")  # exactly the string the pickle held
     try:
         return codecs.encode(text, encoding, errors)
     except UnicodeEncodeError as error:
@@ -420,58 +494,128 @@ def _resolve(value, depth: int = 0):
     raise CorruptFileError(f"refusing to unpickle a {type(value).__name__}: only numeric arrays, lists, tuples, dicts, strings and numbers are allowed.")
 
 
-class _StringsAsBytes:
-    """The pickle stream with the given ``BINSTRING`` opcodes read as ``BINBYTES``.
+class _Rewritten:
+    """The pickle stream with some large strings read as bytes, so that each costs its size once.
 
-    Python 2 pickles (the published CIFAR-10 batches) hold array data as ``BINSTRING``;
-    with ``encoding="bytes"`` both opcodes unpickle to the same ``bytes`` and share their
-    layout (a 4-byte length, then the data), but CPython's unpickler reads ``BINSTRING``
-    into a buffer and copies it (twice the array's size in memory), while it reads
-    ``BINBYTES`` straight into the result.
+    ``rewrites`` are ``(offset, n_in, n_out)`` of opcodes in the stream, by offset:
+
+    * ``BINSTRING`` (``n_in is None``): Python 2 pickles (the published CIFAR-10 batches)
+      hold array data as ``BINSTRING``; with ``encoding="bytes"`` it unpickles to the same
+      ``bytes`` as ``BINBYTES``, with the same layout (a 4-byte length, then the data), but
+      CPython's unpickler reads ``BINSTRING`` into a buffer and copies it, while it reads
+      ``BINBYTES`` straight into the result. Only the opcode byte changes.
+    * ``BINUNICODE``/``BINUNICODE8`` of ``n_in`` UTF-8 bytes and ``n_out`` characters below
+      U+0100, the first argument of ``_codecs.encode`` (Python 3 writes ``bytes`` so at
+      protocol 2): read as the ``BINBYTES``/``BINBYTES8`` of its latin-1 encoding, which
+      is what ``_codecs.encode(text, "latin1")`` returns. The unpickler would hold the UTF-8
+      buffer, the ``str`` and the encoded ``bytes`` (three copies); here the UTF-8 bytes are
+      transcoded in 64 KiB pieces straight into the one ``bytes`` object.
     """
 
-    def __init__(self, stream, offsets: list[int]):
-        self.stream, self.offsets, self.position, self.next = stream, offsets, 0, 0
+    _BYTES_FOR = {pickle.BINUNICODE: (pickle.BINBYTES, 4), pickle.BINUNICODE8: (pickle.BINBYTES8, 8)}
 
-    def _patch(self, view: memoryview) -> None:
-        end = self.position + len(view)
-        while self.next < len(self.offsets) and self.offsets[self.next] < end:
-            view[self.offsets[self.next] - self.position] = ord(b"B")
-            self.next += 1
+    def __init__(self, stream, rewrites: list[tuple[int, int | None, int | None]]):
+        self.stream, self.rewrites, self.next = stream, rewrites, 0
+        self.position = 0  # offset in the underlying stream
+        self.pending = b""  # rewritten bytes not handed out yet (an opcode header or a transcoded piece)
+        self.utf8_left = self.latin1_left = 0  # of the string being transcoded
+        self.decoder = None
 
-    def _pending(self, n: int) -> bool:
-        return self.next < len(self.offsets) and self.offsets[self.next] < self.position + n
+    def _until_rewrite(self) -> int:
+        return self.rewrites[self.next][0] - self.position if self.next < len(self.rewrites) else -1
 
-    def _patched(self, data: bytes) -> bytes:
-        if self._pending(len(data)):
-            patched = bytearray(data)
-            self._patch(memoryview(patched))
-            data = bytes(patched)
+    def _raw(self, n: int) -> bytes:
+        data = self.stream.read(n)
         self.position += len(data)
         return data
 
+    def _piece(self, n: int) -> bytes:
+        """At most ``n`` (>= 1) bytes of the rewritten stream; ``b""`` at its end."""
+        while True:
+            if self.pending:
+                data, self.pending = self.pending[:n], self.pending[n:]
+                return data
+            if self.utf8_left:
+                raw = self._raw(min(self.utf8_left, _TRANSCODE_CHUNK))
+                if not raw:
+                    raise CorruptFileError("not a valid pickle: a string is truncated (did the file change while it was read?).")
+                self.utf8_left -= len(raw)
+                try:
+                    self.pending = self.decoder.decode(raw, final=not self.utf8_left).encode("latin-1")
+                except (UnicodeDecodeError, UnicodeEncodeError) as error:
+                    raise CorruptFileError(f"not a valid pickle: a latin-1 string: {error}") from None
+                self.latin1_left -= len(self.pending)
+                if self.latin1_left < 0 or (not self.utf8_left and self.latin1_left):
+                    raise CorruptFileError("not a valid pickle: a string changed while it was read.")
+                continue
+            until = self._until_rewrite()
+            if until != 0:
+                return self._raw(n if until < 0 else min(n, until))
+            _, n_in, n_out = self.rewrites[self.next]
+            self.next += 1
+            code = self._raw(1)
+            if n_in is None:  # BINSTRING -> BINBYTES
+                self.pending = pickle.BINBYTES if code == pickle.BINSTRING else code
+                continue
+            new_code, width = self._BYTES_FOR.get(code, (None, 0))
+            if new_code is None or len(self._raw(width)) != width:
+                raise CorruptFileError("not a valid pickle: it changed while it was read.")
+            self.pending = new_code + n_out.to_bytes(width, "little")
+            self.utf8_left, self.latin1_left = n_in, n_out
+            self.decoder = codecs.getincrementaldecoder("utf-8")()
+
     def read(self, n: int = -1) -> bytes:
-        return self._patched(self.stream.read(n))
+        if n is None or n < 0:
+            n = 1 << 62
+        if not self.pending and not self.utf8_left and (self._until_rewrite() < 0 or self._until_rewrite() >= n):
+            return self._raw(n)  # the common case: nothing to rewrite in these bytes
+        pieces = []
+        while n > 0:
+            piece = self._piece(n)
+            if not piece:
+                break
+            pieces.append(piece)
+            n -= len(piece)
+        return b"".join(pieces)
 
     def readinto(self, buffer) -> int:
-        n = self.stream.readinto(buffer)
-        if n and self._pending(n):
-            with memoryview(buffer).cast("B") as view:
-                self._patch(view[:n])
-        self.position += n or 0
-        return n
+        with memoryview(buffer).cast("B") as view:
+            filled = 0
+            while filled < len(view):
+                wanted, until = len(view) - filled, self._until_rewrite()
+                if not self.pending and not self.utf8_left and until != 0:  # plain bytes: straight into the buffer
+                    got = self.stream.readinto(view[filled : filled + (wanted if until < 0 else min(wanted, until))])
+                    if not got:
+                        break
+                    self.position += got
+                    filled += got
+                    continue
+                piece = self._piece(wanted)
+                if not piece:
+                    break
+                view[filled : filled + len(piece)] = piece
+                filled += len(piece)
+        return filled
 
     def readline(self, size: int = -1) -> bytes:
-        return self._patched(self.stream.readline(size))
+        if self.pending or self.utf8_left:
+            raise CorruptFileError("not a valid pickle: a line argument inside a string.")
+        line = self.stream.readline(size)
+        until = self._until_rewrite()
+        if 0 <= until < len(line):
+            raise CorruptFileError("not a valid pickle: it changed while it was read.")
+        self.position += len(line)
+        return line
 
 
 def _load(make_stream, source: str, encoding: str, max_nbytes: int | None = None):
     try:
-        large_binstrings = [] if encoding == "bytes" else None
-        scan_pickle(make_stream(), source, max_nbytes, large_binstrings)
+        large_binstrings, latin1_strings = ([] if encoding == "bytes" else None), []
+        scan_pickle(make_stream(), source, max_nbytes, large_binstrings, latin1_strings)
         stream = make_stream()
-        if large_binstrings:
-            stream = _StringsAsBytes(stream, large_binstrings)
+        rewrites = sorted([(offset, None, None) for offset in large_binstrings or ()] + latin1_strings)
+        if rewrites:
+            stream = _Rewritten(stream, rewrites)
         return _resolve(ArrayUnpickler(stream, encoding=encoding).load())
     except CorruptFileError as error:
         if str(error).startswith(f"{source}: "):

@@ -106,9 +106,8 @@ class BackboneModel(nn.Module):
             state = load_file(str(weights_path))  # the file's size equals its tensors' total: this allocates that
         except Exception as error:  # safetensors raises its own error types
             raise CorruptFileError(f"cannot read weights {weights_path}: {error}") from error
-        model = cls(*arguments)  # the shapes were checked: this allocates what the file holds
         try:
-            model.load_state_dict(state)
+            model = _with_weights(cls, arguments, state)
         except RuntimeError as error:  # unreachable after the checks above; kept as a typed error
             raise CorruptFileError(f"weights in {weights_path} do not fit the model described in {config_path}: {error}") from error
         if config.get("input_spec") is not None:
@@ -156,6 +155,22 @@ class BackboneModel(nn.Module):
                     for key, value in skeleton.state_dict().items()}
         except (TypeError, ValueError, RuntimeError, OverflowError, ZeroDivisionError, AttributeError, KeyError, IndexError) as error:
             raise CorruptFileError(f"{config_path} holds an invalid model configuration: {type(error).__name__}: {error}"[:2000]) from error
+
+
+def _with_weights(cls, arguments: tuple, state: dict) -> nn.Module:
+    """``cls(*arguments)`` holding the tensors of ``state`` themselves: built on the ``meta``
+    device and assigned the loaded weights, so a load costs the weights once, not twice.
+    A model that keeps tensors outside its state dict (left on ``meta``) is built for real
+    and the weights copied in."""
+    with torch.device("meta"):
+        model = cls(*arguments)
+    model.load_state_dict(state, assign=True)
+    if any(isinstance(value, torch.Tensor) and value.is_meta
+           for module in model.modules()
+           for value in [*vars(module).values(), *module._parameters.values(), *module._buffers.values()]):
+        model = cls(*arguments)
+        model.load_state_dict(state)
+    return model
 
 
 #: torch dtype -> safetensors dtype name

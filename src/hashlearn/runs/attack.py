@@ -36,13 +36,14 @@ def attack_run(
     intra_weight: float = 0.5,
     cmla_form: str = "instance",
     epochs: int | None = None,
+    same_weight: float = 1.0,
 ) -> dict:
     """Attack the first ``n_queries`` queries of the run's split; the clean and attacked metrics (also written to the run).
 
     ``eps`` / ``norm`` default to 8/255 and ``"linf"``. Cross-modal runs (a paired data set) go to
     :func:`hashlearn.runs.crossmodal.attack_crossmodal_run`: ``attack`` is ``cmla`` or ``hag``, ``modality``
     the attacked side (default ``"image"``), ``cmla_form`` CMLA's objective (``"instance"`` or the paper's
-    ``"labels"``), and the budget defaults depend on that side's inputs.
+    ``"labels"``, or the two-stage ``"target"`` with ``same_weight``), and the budget defaults depend on that side's inputs.
     ``epochs`` trains attacks that learn (``prosgan``; default: the attack's own), and is refused by the others."""
     import torch
 
@@ -61,7 +62,7 @@ def attack_run(
 
         return attack_crossmodal_run(run, attack, modality=modality or "image", eps=eps, norm=norm, steps=steps,
                                      intra_weight=intra_weight, n_queries=n_queries, seed=seed, save_adv=save_adv, dataset=dataset,
-                                     cmla_form=cmla_form)
+                                     cmla_form=cmla_form, same_weight=same_weight)
     if modality is not None:
         raise ValueError(f"modality={modality!r} applies to cross-modal runs only; dataset {dataset.name!r} has one modality.")
     if getattr(ATTACKS[attack], "name", "") == "cmla":

@@ -182,16 +182,20 @@ def _input_kind(dataset, features: str, modality: str) -> str:
 
 def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "image", eps: float | None = None,
                           norm: str | None = None, steps: int = 100, intra_weight: float = 0.5, n_queries: int | None = None,
-                          seed: int = 0, save_adv: bool = False, dataset=None, cmla_form: str = "instance") -> dict:
+                          seed: int = 0, save_adv: bool = False, dataset=None, cmla_form: str = "instance",
+                          same_weight: float = 1.0) -> dict:
     """Attack the ``modality`` side of the run's query pairs (``cmla``: away from the paired codes; ``hag``:
     away from the own codes); cross- and same-modality mAP@all before and after, written to ``attack/<attack>-<modality>.json``.
 
     ``cmla_form="labels"``: CMLA's label form (the paper's objective) with the training pairs' clean codes and
     labels as references, similar and dissimilar references weighted equally, ``theta_scale = 1 / n_bits``
-    (the settings of ``benchmarks/crossmodal.py``); written to ``attack/cmla-labels-<modality>.json``."""
+    (the settings of ``benchmarks/crossmodal.py``); written to ``attack/cmla-labels-<modality>.json``.
+    ``cmla_form="target"``: the two-stage form (:class:`~hashlearn.attacks.cmla_target.CMLATarget`): a target code
+    per query chosen against the training pairs' clean codes (``same_weight``: lambda of ``-AP_cross + lambda AP_same``),
+    then reached within the budget, ``intra_weight`` on the kept bits; written to ``attack/cmla-target-<modality>.json``."""
     import torch
 
-    from hashlearn.attacks import CMLA, HAG
+    from hashlearn.attacks import CMLA, HAG, CMLATarget
     from hashlearn.codes import sign_to_codes
     from hashlearn.eval.crossmodal import crossmodal_map
     from hashlearn.runs.data import load_run_dataset
@@ -200,8 +204,8 @@ def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "im
         raise ValueError(f"attacks on a cross-modal run are 'cmla' and 'hag', got {attack!r}.")
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
-    if cmla_form not in ("instance", "labels"):
-        raise ValueError(f"cmla_form must be 'instance' or 'labels', got {cmla_form!r}.")
+    if cmla_form not in ("instance", "labels", "target"):
+        raise ValueError(f"cmla_form must be 'instance', 'labels' or 'target', got {cmla_form!r}.")
     if cmla_form != "instance" and attack != "cmla":
         raise ValueError(f"cmla_form applies to the cmla attack, not {attack!r}.")
     dataset = dataset if dataset is not None else load_run_dataset(run.config.data)
@@ -215,9 +219,14 @@ def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "im
     x = torch.from_numpy(modality_inputs(dataset, query, features, modality))
     paired = model.encode(modality_inputs(dataset, query, features, other), other)
     tower = model.tower(modality)
-    if attack == "cmla" and cmla_form == "labels":
+    if attack == "cmla" and cmla_form != "instance":
         reference = (model.encode(modality_inputs(dataset, split.train, features, modality), modality),
                      model.encode(modality_inputs(dataset, split.train, features, other), other), dataset.labels[split.train])
+    if attack == "cmla" and cmla_form == "target":
+        attacker = CMLATarget(tower, reference=reference, eps=eps, norm=norm, steps=steps, same_weight=same_weight,
+                              intra_weight=intra_weight, seed=seed, clip=clip)
+        result = attacker.attack(x, labels=dataset.labels[query])
+    elif attack == "cmla" and cmla_form == "labels":
         attacker = CMLA(tower, eps=eps, norm=norm, steps=steps, intra_weight=intra_weight, seed=seed, clip=clip,
                         reference=reference, balanced=True, theta_scale=1.0 / model.n_bits)
         result = attacker.attack(x, paired, labels=dataset.labels[query])
@@ -246,7 +255,10 @@ def attack_crossmodal_run(run: Run, attack: str = "cmla", *, modality: str = "im
               "seconds per query": result.seconds_per_query}
     if "bits_from_paired" in result.records:
         report["mean bits from paired"] = float(np.mean(result.records["bits_from_paired"]))
-    name = f"{attack}-labels-{modality}" if cmla_form == "labels" else f"{attack}-{modality}"
+    if "bits_planned" in result.records:
+        report["mean bits planned"] = float(np.mean(result.records["bits_planned"]))
+        report["mean bits reached"] = float(np.mean(result.records["bits_reached"]))
+    name = f"{attack}-{cmla_form}-{modality}" if attack == "cmla" and cmla_form != "instance" else f"{attack}-{modality}"
     if attack == "cmla":
         report["cmla_form"] = cmla_form
     if save_adv:
