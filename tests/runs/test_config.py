@@ -20,7 +20,7 @@ def test_toml_and_json_files_then_overrides(tmp_path):
     config = resolve_config(toml, overrides=["trainer.epochs=5", "model.hidden=[512,256]", "method.loss.nu=2"])
     assert config.trainer.lr == 0.01 and config.trainer.epochs == 5
     assert config.method.name == "dsdh+hswd" and config.method.n_bits == 64
-    assert config.method.loss == {"mu": 0.5, "nu": 2}
+    assert config.method.loss == {"classification": "ce", "mu": 0.5, "nu": 2}  # the registered dsdh setting, then the file, then the override
     assert config.model.hidden == [512, 256]
     as_json = tmp_path / "run.json"
     as_json.write_text(json.dumps(config.to_dict()))
