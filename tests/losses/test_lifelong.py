@@ -38,6 +38,17 @@ def reference(outputs, label_sets, old_codes, old_sets, old_weight, new_weight, 
     return total + eta * quantization
 
 
+def _fit_free_codes(loss, labels, steps: int = 200) -> torch.Tensor:
+    """Sign codes of free logits (one row per label) after ``steps`` Adam steps on ``loss(tanh(logits), labels)``."""
+    logits = torch.nn.Parameter(0.1 * torch.randn(len(labels), loss.n_bits))
+    optimizer = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss(torch.tanh(logits), labels).backward()
+        optimizer.step()
+    return torch.where(logits > 0, 1.0, -1.0)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_matches_the_slow_reference(make_batch, approx, dtype, multi_label):
@@ -71,14 +82,7 @@ def test_old_codes_pull_new_items_of_an_old_class_to_its_code():
     torch.manual_seed(0)
     old = torch.tensor([[1.0] * 8 + [-1.0] * 8, [-1.0] * 8 + [1.0] * 8])
     loss = LifelongLoss(16, 3, new_weight=0.0).set_old_database(old, torch.tensor([0, 1]))
-    logits = torch.nn.Parameter(0.1 * torch.randn(6, 16))
-    labels = torch.tensor([0, 0, 1, 1, 2, 2])
-    optimizer = torch.optim.Adam([logits], lr=0.05)
-    for _ in range(200):
-        optimizer.zero_grad()
-        loss(torch.tanh(logits), labels).backward()
-        optimizer.step()
-    codes = torch.where(logits > 0, 1.0, -1.0)
+    codes = _fit_free_codes(loss, torch.tensor([0, 0, 1, 1, 2, 2]))
     assert torch.equal(codes[0], old[0]) and torch.equal(codes[3], old[1])
     assert abs(float(codes[4] @ old[0])) <= 8 and abs(float(codes[4] @ old[1])) <= 8  # class 2: >= 4 bits from both
 
@@ -212,14 +216,7 @@ def test_center_targets_learn_a_new_class_far_from_the_old_codes():
     torch.manual_seed(0)
     old = torch.tensor([[1.0] * 8 + [-1.0] * 8] * 3 + [[-1.0] * 8 + [1.0] * 8] * 3)
     loss = LifelongLoss(16, 3, new_weight=0.0, old_weight=0.0, eta=0.0, center_weight=1.0).set_old_database(old, torch.tensor([0] * 3 + [1] * 3))
-    logits = torch.nn.Parameter(0.1 * torch.randn(6, 16))
-    labels = torch.tensor([0, 0, 1, 1, 2, 2])
-    optimizer = torch.optim.Adam([logits], lr=0.05)
-    for _ in range(200):
-        optimizer.zero_grad()
-        loss(torch.tanh(logits), labels).backward()
-        optimizer.step()
-    codes = torch.where(logits > 0, 1.0, -1.0)
+    codes = _fit_free_codes(loss, torch.tensor([0, 0, 1, 1, 2, 2]))
     assert torch.equal(codes[0], old[0]) and torch.equal(codes[2], old[3]) and torch.equal(codes[4], codes[5])
     assert min(hamming(codes[4].tolist(), old[0].tolist()), hamming(codes[4].tolist(), old[3].tolist())) >= 8
 
