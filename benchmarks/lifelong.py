@@ -251,6 +251,16 @@ def fmt(value, digits=4):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def sweep_rows(rows: list[dict], columns) -> list[str]:
+    """Table rows of a validation sweep: per code length, ``columns(row)`` after the bits, and the chosen row (best val_mAP) marked."""
+    lines = []
+    for n_bits in sorted({r["n_bits"] for r in rows}):
+        mine = [r for r in rows if r["n_bits"] == n_bits]
+        best = max(mine, key=lambda r: r["val_mAP"])
+        lines += ["| " + " | ".join(str(c) for c in [n_bits, *columns(r), "yes" if r is best else ""]) + " |" for r in mine]
+    return lines
+
+
 def write_tables(results: dict) -> None:
     rows = results["stages"]
     lines = ["# Lifelong hashing: Fashion-MNIST 0-4 / 5-7 / 8-9", "", f"Machine: {results['machine']}. Written by `benchmarks/lifelong.py`.", "",
@@ -275,32 +285,20 @@ def write_tables(results: dict) -> None:
                   f"{LIFELONG_EPOCHS} epochs; memory = earlier training items per old class, weighted (new items per new class) / (memory per old class).", "",
                   "| bits | lr (x parent's 1e-3) | old_weight | memory | backbone | validation mAP | train CPU s | chosen |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for n_bits in sorted({r["n_bits"] for r in selection}):
-            mine = [r for r in selection if r["n_bits"] == n_bits]
-            best = max(mine, key=lambda r: r["val_mAP"])
-            lines += [f"| {n_bits} | {r['lr_factor']} | {r['old_weight']} | {r['memory']} | {'frozen' if r.get('freeze_backbone') else 'trained'} | "
-                      f"{r['val_mAP']:.4f} | {fmt(r.get('train_cpu_s'), 1)} | {'yes' if r is best else ''} |" for r in mine]
-        lines.append("")
+        lines += sweep_rows(selection, lambda r: [r["lr_factor"], r["old_weight"], r["memory"], "frozen" if r.get("freeze_backbone") else "trained",
+                                                  f"{r['val_mAP']:.4f}", fmt(r.get("train_cpu_s"), 1)]) + [""]
     centers = results.get("selection_centers", [])
     if centers:
         lines += [f"## The old classes' centers, chosen on stage-3 validation (seed {SELECTION_SEED}, after a stage 2 with the chosen settings)", "",
                   "`majority`: the bitwise majority of each old class's stored codes; `recorded`: the center the stage that brought the class "
                   "trained it toward (a stage-1 CSQ parent's classes: the majority, which equals CSQ's center).", "",
                   "| bits | old centers | validation mAP | train CPU s | chosen |", "| --- | --- | --- | --- | --- |"]
-        for n_bits in sorted({r["n_bits"] for r in centers}):
-            mine = [r for r in centers if r["n_bits"] == n_bits]
-            best = max(mine, key=lambda r: r["val_mAP"])
-            lines += [f"| {n_bits} | {r['old_centers']} | {r['val_mAP']:.4f} | {fmt(r.get('train_cpu_s'), 1)} | {'yes' if r is best else ''} |" for r in mine]
-        lines.append("")
+        lines += sweep_rows(centers, lambda r: [r["old_centers"], f"{r['val_mAP']:.4f}", fmt(r.get("train_cpu_s"), 1)]) + [""]
     pairwise = results.get("selection_pairwise", [])
     if pairwise:
         lines += ["## Last round's sweep of the pairwise method (same seed and metric; no memory)", "",
                   "| bits | lr (x parent's 1e-3) | old_weight | validation mAP | chosen |", "| --- | --- | --- | --- | --- |"]
-        for n_bits in sorted({r["n_bits"] for r in pairwise}):
-            mine = [r for r in pairwise if r["n_bits"] == n_bits]
-            best = max(mine, key=lambda r: r["val_mAP"])
-            lines += [f"| {n_bits} | {r['lr_factor']} | {r['old_weight']} | {r['val_mAP']:.4f} | {'yes' if r is best else ''} |" for r in mine]
-        lines.append("")
+        lines += sweep_rows(pairwise, lambda r: [r["lr_factor"], r["old_weight"], f"{r['val_mAP']:.4f}"]) + [""]
     upgrade = results.get("upgrade", [])
     if upgrade:
         lines += ["## Backward-compatible upgrade (all 10 classes, 20,000 database items, 1,000 queries)", "",
