@@ -229,3 +229,16 @@ def test_ranking_metrics_from_one_ranking_match_the_separate_calls(seed, multi, 
         metrics.ranking_metrics(qc, dbc, ql, dbl)
     with pytest.raises(ValueError, match="map_ks"):
         metrics.ranking_metrics(qc, dbc, ql, dbl, map_ks=[0])
+
+
+def test_evaluators_name_their_own_k_in_errors():
+    """evaluate_codes / evaluate_crossmodal rank once through ranking_metrics but still name the argument the caller passed."""
+    from hashlearn.eval.crossmodal import evaluate_crossmodal
+    from hashlearn.eval.evaluator import evaluate_codes
+
+    qc, dbc, ql, dbl = make_data(0)
+    with pytest.raises(ValueError, match=r"^k must be an integer >= 1, got 0"):
+        evaluate_codes(qc, dbc, ql, dbl, k=0)
+    with pytest.raises(ValueError, match=r"^k must be an integer >= 1, got 0"):
+        evaluate_crossmodal(qc, qc, dbc, dbc, ql, dbl, k=0)
+    assert evaluate_codes(qc, dbc, ql, dbl, k=5)["mAP@5"] == pytest.approx(ref_map(qc, dbc, ql, dbl, 5))

@@ -18,6 +18,7 @@ retrieved in the top k (``k=None``: the whole database).
 
 from __future__ import annotations
 
+from hashlearn._validation import check_positive_int
 from hashlearn.eval import metrics
 
 #: direction -> (query modality, database modality)
@@ -57,11 +58,8 @@ def evaluate_crossmodal(query_image_codes, query_text_codes, db_image_codes, db_
     results: dict = {}
     for direction in _check_directions(directions):
         query, database = _pick(direction, query_image_codes, query_text_codes, db_image_codes, db_text_codes)
-        row = {
-            "mAP@all": metrics.mean_average_precision(query, database, query_labels, db_labels, k=None),
-            f"mAP@{k}": metrics.mean_average_precision(query, database, query_labels, db_labels, k=k),
-            f"P@{k}": metrics.precision_at_k(query, database, query_labels, db_labels, k=k),
-        }
+        row = metrics.ranking_metrics(query, database, query_labels, db_labels, map_ks=[None, check_positive_int(k, "k")],
+                                      precision_ks=[k])  # one ranking
         if with_pr_curve:
             curve = metrics.pr_curve(query, database, query_labels, db_labels)
             row["pr_curve"] = {"radius": curve.radii.tolist(), "precision": curve.precision.tolist(), "recall": curve.recall.tolist()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hashlearn._validation import check_positive_int
 from hashlearn.eval import metrics
 
 
@@ -27,6 +28,7 @@ def evaluate_codes(
     """
     results: dict = {}
     if query_labels is not None:
+        k = check_positive_int(k, "k")
         results.update(metrics.ranking_metrics(query_codes, db_codes, query_labels, db_labels, map_ks=[k], precision_ks=[k]))
         curve = metrics.pr_curve(query_codes, db_codes, query_labels, db_labels)
         r = min(radius, len(curve.radii) - 1)
