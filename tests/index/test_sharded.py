@@ -154,6 +154,32 @@ def test_process_cluster_with_flat_shards(data, tmp_path):
         cluster.close()
 
 
+def test_loading_holds_the_shards_once(client, tmp_path):
+    """A file read into memory hands its shards over as views: from_state copied every shard array (2.75x the file)."""
+    import tracemalloc
+
+    codes = np.random.default_rng(3).integers(0, 256, size=(65_536, 16), dtype=np.uint8)
+    with ShardedIndex(128, 2, "Flat", client=client) as index:
+        index.add(codes)
+        path = save_index(index, tmp_path / "big.hlx")
+    file_nbytes = path.stat().st_size
+    load_index(path, mmap=False, client=client).close()  # warm up outside the measurement
+    for mmap in (False, True):
+        tracemalloc.start()
+        try:
+            loaded = load_index(path, mmap=mmap, client=client)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        try:
+            assert loaded.ntotal == len(codes)
+            for id_ in (0, 1, 65_535):
+                np.testing.assert_array_equal(loaded.reconstruct(id_), codes[id_])
+        finally:
+            loaded.close()
+        assert peak < 2 * file_nbytes, (mmap, peak / file_nbytes)
+
+
 def test_merge_equals_global_sort(make_codes):
     """Merging per-shard top-k lists of any split (ties across shards included) is the global top-k."""
     from hashlearn.index.sharded import merge_range_results, merge_search_results

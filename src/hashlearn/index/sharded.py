@@ -449,8 +449,10 @@ class ShardedIndex(BinaryIndex):
             index._partition = SubstringPartition.from_state(index.n_bits, index.n_shards, meta["substring"],
                                                              unnest_arrays("partition", arrays))
         states = [(entry, unnest_arrays(f"shard{i}", arrays)) for i, entry in enumerate(shard_entries)]
-        # arrays may be memory-mapped: hand the workers real copies
-        states = [(entry, {name: np.array(value) for name, value in shard_arrays.items()}) for entry, shard_arrays in states]
+        # memory-mapped arrays become real copies for the workers; arrays read into memory are handed over as they
+        # are (views of the one loaded buffer: copying them held every shard twice)
+        states = [(entry, {name: np.array(value) if isinstance(value, np.memmap) else value
+                           for name, value in shard_arrays.items()}) for entry, shard_arrays in states]
         index._connect(client, address, n_workers, processes, dashboard)
         try:
             index._start_shards(states)
