@@ -31,7 +31,9 @@ from hashlearn.errors import CorruptFileError
 NUMERIC_KINDS = "biuf"
 #: the most bytes all members of one ``.npz`` may decompress to
 MAX_NPZ_NBYTES = 8 << 30
-#: the most bytes of a ``.npy`` header parsed (numpy refuses headers over 10,000 bytes unless told otherwise)
+#: the most bytes of a ``.npy`` header parsed (numpy's own default limit)
+MAX_HEADER_NBYTES = 10_000
+#: the bytes of a ``.npy`` that hold at most the magic, the length field and the longest header
 _HEADER_PREFIX = 1 << 16
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip member's local header: signature, ..., name and extra lengths
 _HEADER_ERRORS = (tokenize.TokenError, ValueError, SyntaxError, TypeError, RecursionError, UnicodeDecodeError, EOFError, struct.error, OverflowError, MemoryError)
@@ -41,12 +43,21 @@ def _read_header(stream, source: str, kinds: str) -> tuple[tuple[int, ...], bool
     """``(shape, fortran_order, dtype, data_nbytes)`` from the start of a ``.npy`` stream."""
     try:
         version = npy_format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = npy_format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran, dtype = npy_format.read_array_header_2_0(stream)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise ValueError(f"unsupported .npy format version {version}")
+        length_field = stream.read(2 if version == (1, 0) else 4)
+        if len(length_field) not in (2, 4):
+            raise ValueError("the file ends inside the header length")
+        header_nbytes = int.from_bytes(length_field, "little")
+        if header_nbytes > MAX_HEADER_NBYTES:
+            raise ValueError(f"the header declares {header_nbytes:,} bytes; at most {MAX_HEADER_NBYTES:,} are read")
+        header = stream.read(header_nbytes)
+        # numpy writes a printable ASCII dict ending in a newline; anything else goes to numpy's Python-2
+        # fallback, which tokenizes the bytes (thousands of small objects for an 8 KB header of binary junk)
+        if not (header.endswith(b"\n") and header[:-1].isascii() and header[:-1].decode("ascii").isprintable()):
+            raise ValueError(f"the header is not a printable ASCII line: {header[:80]!r}")
+        reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, fortran, dtype = reader(io.BytesIO(length_field + header))
     except _HEADER_ERRORS as error:  # MemoryError here is the parser's stack, not the data
         raise CorruptFileError(f"{source} is not a valid .npy array: {type(error).__name__}: {str(error)[:300]}") from None
     if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:

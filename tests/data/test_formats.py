@@ -240,6 +240,31 @@ def test_npy_header_larger_than_the_file_allocates_nothing(tmp_path):
     tracemalloc.stop()
 
 
+def test_npy_header_of_binary_junk_is_refused_before_numpy_tokenizes_it(tmp_path, monkeypatch):
+    """A flipped bit in a split's length field made its header run into the data: numpy's Python-2
+    fallback tokenized 8 KB of binary junk (1.4 MB resident, a one-off that doubled a split's peak)."""
+    from numpy.lib import _format_impl
+
+    def no_fallback(header):
+        raise AssertionError("numpy's tokenizing header fallback ran")
+
+    monkeypatch.setattr(_format_impl, "_filter_header", no_fallback)
+    good = tmp_path / "good.npy"
+    array = np.arange(2000, dtype=np.float32).reshape(1000, 2)
+    np.save(good, array)
+    data = bytearray(good.read_bytes())
+    header_nbytes = int.from_bytes(data[8:10], "little")
+    data[8:10] = (header_nbytes + 4000).to_bytes(2, "little")  # the header now swallows 4,000 bytes of data
+    (tmp_path / "junk.npy").write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="printable ASCII"):
+        load_dataset("features", path=tmp_path / "junk.npy")
+    data[8:10] = (40_000).to_bytes(2, "little")  # over numpy's 10,000-byte limit: refused unread
+    (tmp_path / "long.npy").write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="declares 40,000 bytes"):
+        load_dataset("features", path=tmp_path / "long.npy")
+    np.testing.assert_array_equal(load_dataset("features", path=good).data, array)
+
+
 def test_damaged_npz_and_parquet_features(tmp_path):
     np.savez(tmp_path / "f.npz", features=np.ones((4, 3), np.float32))
     data = (tmp_path / "f.npz").read_bytes()
