@@ -67,6 +67,16 @@ def test_ranking_ap_matches_a_slow_loop(seed):
     assert ranking_ap(distances, np.zeros_like(relevant))[0] == 0.0
 
 
+def test_ranking_ap_takes_one_relevance_row_per_distance_row():
+    rows = [random_case(seed) for seed in range(5)]
+    same = rows[0][1]
+    distances = np.stack([(len(code) - same @ code) // 2 for code, *_ in rows])
+    relevant = np.stack([case[3] for case in rows])
+    relevant[2] = False  # a row with nothing relevant scores 0
+    expected = [slow_ap(code, same, row) if row.any() else 0.0 for (code, *_), row in zip(rows, relevant)]
+    np.testing.assert_allclose(ranking_ap(distances, relevant), expected, atol=1e-12)
+
+
 @pytest.mark.parametrize("seed, weight, max_flips, frozen, cap", [(0, 1.0, None, None, None), (1, 4.0, None, None, None),
                                                                   (2, 1.0, 2, None, None), (3, 0.5, None, [True, False] * 4, None),
                                                                   (4, 0.0, None, None, None), (5, 4.0, None, None, 0.4), (6, 2.0, None, None, 0.6)])
@@ -122,11 +132,14 @@ def reference_value(attack, model, x, labels):
     return attack.values(codes, relevant)
 
 
-@pytest.mark.parametrize("norm, eps, rounds, max_cost", [("linf", 0.1, 1, None), ("linf", 8 / 255, 2, 1.0), ("l2", 0.8, 3, 2.0)])
-def test_budget_range_and_never_worse_on_the_references(trained_model, queries, reference, norm, eps, rounds, max_cost):
+@pytest.mark.parametrize("norm, eps, rounds, max_cost, options", [
+    ("linf", 0.1, 1, None, {}), ("linf", 8 / 255, 2, 1.0, {}), ("l2", 0.8, 3, 2.0, {}),
+    ("linf", 8 / 255, 3, 1.0, {"reach": "margin"}), ("l2", 0.8, 2, None, {"reach": "margin", "restarts": 2, "z_margin": 0.5}),
+    ("linf", 0.1, 2, 1.0, {"reach": "tanh", "random_start": True})])
+def test_budget_range_and_never_worse_on_the_references(trained_model, queries, reference, norm, eps, rounds, max_cost, options):
     x, y = queries
     attack = CMLATarget(trained_model, reference=reference, eps=eps, norm=norm, steps=12, rounds=rounds, max_cost=max_cost,
-                        beta_start=0.1, beta_end=2.0)
+                        beta_start=0.1, beta_end=2.0, **options)
     result = attack.attack(x, labels=y)
     delta = (result.x_adv - x).flatten(1)
     bound = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
@@ -167,6 +180,45 @@ def test_moves_the_code_the_planned_way(trained_model, queries, reference):
     result = attack.attack(x, labels=y)
     assert result.records["bits_reached"].mean() >= 1
     assert reference_value(attack, trained_model, result.x_adv, y).mean() > reference_value(attack, trained_model, x, y).mean() + 0.05
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_margin_term_matches_an_explicit_loop(trained_model, reference, dtype):
+    attack = CMLATarget(trained_model, reference=reference, intra_weight=0.7, z_margin=0.4)
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 16, generator=generator, dtype=dtype) * 2
+    target = torch.where(torch.rand(3, 16, generator=generator) < 0.5, 1.0, -1.0).to(dtype)
+    planned = (torch.rand(3, 16, generator=generator) < 0.3).to(dtype)
+    loss = attack.margin_term(z, target, planned)
+    assert loss.dtype == dtype
+    for i in range(3):
+        expected = sum((1.0 if planned[i, b] else 0.7) * max(0.0, 0.4 - float(target[i, b] * z[i, b])) for b in range(16))
+        assert float(loss[i]) == pytest.approx(expected, rel=1e-5 if dtype == torch.float32 else 1e-12)
+
+
+def test_margin_reach_scores_at_least_as_well_as_the_tanh_reach(trained_model, queries, reference):
+    """At the same steps the margin PGD's codes score at least as well on the references as the tanh hinge's."""
+    x, y = queries
+    results = {}
+    for reach in ("tanh", "margin"):
+        attack = CMLATarget(trained_model, reference=reference, eps=8 / 255, steps=40, rounds=4, reach=reach, z_margin=0.3,
+                            beta_start=0.1, beta_end=2.0)
+        result = attack.attack(x, labels=y)
+        results[reach] = reference_value(attack, trained_model, result.x_adv, y).mean()
+    assert results["margin"] >= results["tanh"] - 0.01
+
+
+def test_random_start_and_restarts_are_used(trained_model, queries, reference):
+    x, y = queries
+    plain = CMLATarget(trained_model, reference=reference, eps=0.1, steps=6, rounds=2).attack(x[:8], labels=y[:8])
+    random = CMLATarget(trained_model, reference=reference, eps=0.1, steps=6, rounds=2, random_start=True, seed=3).attack(x[:8], labels=y[:8])
+    assert not torch.equal(plain.x_adv, random.x_adv)  # the start is drawn (it was silently ignored before)
+    more = CMLATarget(trained_model, reference=reference, eps=0.1, steps=6, rounds=2, restarts=3, seed=3)
+    again = more.attack(x[:8], labels=y[:8])
+    assert torch.equal(again.x_adv, more.attack(x[:8], labels=y[:8]).x_adv)  # seeded
+    before = reference_value(more, trained_model, x[:8], y[:8])
+    assert (reference_value(more, trained_model, plain.x_adv, y[:8]) <= reference_value(more, trained_model, again.x_adv, y[:8]) + 1e-12).all()
+    assert (reference_value(more, trained_model, again.x_adv, y[:8]) >= before - 1e-12).all()
 
 
 def test_flip_costs_of_a_linear_tower_match_an_explicit_loop():
@@ -232,6 +284,10 @@ def test_modes_restored_state_cleared_and_validation(trained_model, queries, ref
         CMLATarget(trained_model, reference=reference, same_cap=-1.0)
     with pytest.raises(ValueError, match="margin"):
         CMLATarget(trained_model, reference=reference, margin=1.5)
+    with pytest.raises(ValueError, match="reach"):
+        CMLATarget(trained_model, reference=reference, reach="sign")
+    with pytest.raises(ValueError, match="restarts"):
+        CMLATarget(trained_model, reference=reference, restarts=0)
     with pytest.raises(ValueError, match="reference"):
         CMLATarget(trained_model, reference=(reference[0], reference[1]))
     with pytest.raises(ValueError, match="bits"):

@@ -74,18 +74,20 @@ from hashlearn.attacks.base import AttackResult, HashAttack, _check_float, _chec
 from hashlearn.attacks.cmla import _check_labels, _check_reference, _similarity
 from hashlearn.codes import codes_to_pm1
 
+#: stage 2's ways of reaching the target code (see :class:`CMLATarget`)
+REACHES = ("tanh", "margin")
+
 
 def ranking_ap(distances: np.ndarray, relevant: np.ndarray) -> np.ndarray:
-    """Average precision of each row of integer ``distances`` ``(r, N)`` against one boolean ``relevant`` ``(N,)``,
-    ties broken by ascending column (reference id); 0 where nothing is relevant."""
+    """Average precision of each row of integer ``distances`` ``(r, N)`` against a boolean ``relevant``: one ``(N,)``
+    for every row, or one row each ``(r, N)``; ties broken by ascending column (reference id); 0 where nothing is relevant."""
     n = distances.shape[1]
-    total = int(relevant.sum())
-    if total == 0:
-        return np.zeros(len(distances))
+    relevant = np.broadcast_to(np.asarray(relevant, bool), distances.shape)
+    total = relevant.sum(axis=1)
     keys = distances.astype(np.int64) * n + np.arange(n)
-    hits = relevant[np.argsort(keys, axis=1)]
+    hits = np.take_along_axis(relevant, np.argsort(keys, axis=1), axis=1)
     ranks = np.arange(1, n + 1)
-    return (np.cumsum(hits, axis=1) / ranks * hits).sum(axis=1) / total
+    return (np.cumsum(hits, axis=1) / ranks * hits).sum(axis=1) / np.maximum(total, 1)
 
 
 def target_code_value(code: np.ndarray, same: np.ndarray, other: np.ndarray, relevant: np.ndarray, same_weight: float,
@@ -173,7 +175,7 @@ class CMLATarget(HashAttack):
     def __init__(self, model, *, reference, steps: int = 100, same_weight: float = 1.0, max_flips: int | None = None,
                  intra_weight: float = 0.5, rounds: int | None = None, margin: float = 0.5, beta_start: float = 0.05,
                  beta_end: float = 1.0, pseudo_k: int = 10, max_cost: float | None = 1.0, same_cap: float | None = None,
-                 **kwargs):
+                 reach: str = "tanh", z_margin: float = 1.0, restarts: int = 1, **kwargs):
         super().__init__(model, steps=steps, **kwargs)
         self.reference = _check_reference(reference)
         self.same_weight = _check_float(same_weight, "same_weight", minimum=0.0, strict=False)
@@ -190,6 +192,11 @@ class CMLATarget(HashAttack):
         self.pseudo_k = _check_int(pseudo_k, "pseudo_k")
         self.max_cost = None if max_cost is None else _check_float(max_cost, "max_cost", minimum=0.0)
         self.same_cap = None if same_cap is None else _check_float(same_cap, "same_cap", minimum=0.0)
+        if reach not in REACHES:
+            raise ValueError(f"reach must be one of {REACHES}, got {reach!r}.")
+        self.reach = reach
+        self.z_margin = _check_float(z_margin, "z_margin", minimum=0.0, strict=False)
+        self.restarts = _check_int(restarts, "restarts")
         self._caps: np.ndarray | None = None  # absolute same-AP caps of the batch in progress
         self._relevant: np.ndarray | None = None  # (n, N) relevance of the attacked queries to the references
         self._cursor = 0
@@ -259,9 +266,11 @@ class CMLATarget(HashAttack):
     def values(self, codes: np.ndarray, relevant: np.ndarray) -> np.ndarray:
         """Stage-1 value of each ``{-1, +1}`` code (its own row of ``relevant``)."""
         same, other = self.reference_codes(codes.shape[1])
-        caps = [None] * len(codes) if self._caps is None else self._caps
-        return np.array([target_code_value(code, same, other, row, self.same_weight, cap)
-                         for code, row, cap in zip(codes.astype(np.int64), relevant, caps)])
+        n_bits, codes = codes.shape[1], codes.astype(np.int64)
+        same_ap = ranking_ap((n_bits - codes @ same.T) // 2, relevant)
+        if self._caps is not None:
+            same_ap = np.minimum(same_ap, self._caps)
+        return -ranking_ap((n_bits - codes @ other.T) // 2, relevant) + self.same_weight * same_ap
 
     def same_caps(self, clean: np.ndarray, relevant: np.ndarray) -> np.ndarray | None:
         """Absolute caps ``same_cap * AP(clean; same references)`` per query (``None`` without ``same_cap``)."""
@@ -312,6 +321,40 @@ class CMLATarget(HashAttack):
 
     _labels = None
 
+    def margin_term(self, z: torch.Tensor, target: torch.Tensor, planned: torch.Tensor) -> torch.Tensor:
+        """``reach="margin"``'s loss per query on the pre-activations ``z``: ``sum_b relu(z_margin - t_b z_b)`` over the
+        planned bits plus ``intra_weight`` x the same sum over the kept bits (a kept bit costs nothing while its
+        pre-activation stays ``z_margin`` on its side)."""
+        hinge = torch.relu(self.z_margin - z * target)
+        return (hinge * planned).sum(dim=1) + self.intra_weight * (hinge * (1 - planned)).sum(dim=1)
+
+    def _reach_tanh(self, x, delta, target, planned, steps, observe):
+        """Descent on :meth:`reach_term` (relaxed codes, annealed slope); the perturbation at the last step."""
+        step_size = self.step_size if self.step_size is not None else min(self.eps, 2.5 * self.eps / steps)  # per round
+        for step in range(steps):
+            delta.requires_grad_(True)
+            outputs = torch.tanh(self.beta(step, steps) * pre_activation(self.model, x + delta))
+            loss = self.reach_term(outputs, target, planned).sum()
+            (grad,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                delta = self._clip(x, self._project(delta - step_size * self._step(grad)))
+        return delta.detach()
+
+    def _reach_margin(self, x, delta, target, planned, steps, observe):
+        """Sign (``linf``) or normalised (``l2``) gradient steps on :meth:`margin_term`, the step size cosine-annealed
+        from ``step_size`` (default ``eps / 2``) to 0; ``observe(delta, codes)`` sees the code of every iterate."""
+        initial = self.step_size if self.step_size is not None else self.eps / 2
+        for step in range(steps):
+            delta.requires_grad_(True)
+            z = pre_activation(self.model, x + delta)
+            if step:
+                observe(delta.detach(), np.where(z.detach().cpu().numpy() > 0, 1, -1).astype(np.int64))
+            loss = self.margin_term(z, target, planned).sum()
+            (grad,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                delta = self._clip(x, self._project(delta - initial * 0.5 * (1 + np.cos(np.pi * step / steps)) * self._step(grad)))
+        return delta.detach()
+
     def _perturb(self, x, reference, generator):
         batch_labels = None if self._labels is None else self._labels[self._cursor : self._cursor + len(x)]
         self._cursor += len(x)
@@ -322,42 +365,44 @@ class CMLATarget(HashAttack):
         best_x, best_values = x.clone(), self.values(clean, relevant)
         best_planned = np.zeros(len(x), np.int64)
         best_reached = np.zeros(len(x), np.int64)
-        delta = torch.zeros_like(x)
-        frozen = np.zeros_like(clean, dtype=bool)
-        current = clean
-        per_round = [self.steps // self.rounds + (r < self.steps % self.rounds) for r in range(self.rounds)]
-        for steps in per_round:
-            costs = self.flip_costs(x, delta) if self.max_cost is not None else None
-            targets, _ = self.plan(current, relevant, frozen, costs)
-            planned_mask = targets != current
-            target = torch.as_tensor(targets, dtype=x.dtype, device=x.device)
-            planned = torch.as_tensor(planned_mask, dtype=x.dtype, device=x.device)
-            step_size = self.step_size if self.step_size is not None else min(self.eps, 2.5 * self.eps / steps)  # per round
-            for step in range(steps):
-                delta.requires_grad_(True)
-                outputs = torch.tanh(self.beta(step, steps) * pre_activation(self.model, x + delta))
-                loss = self.reach_term(outputs, target, planned).sum()
-                (grad,) = torch.autograd.grad(loss, delta)
-                with torch.no_grad():
-                    delta = self._clip(x, self._project(delta - step_size * self._step(grad)))
-            with torch.no_grad():
-                reached = np.where(self.model(x + delta).cpu().numpy() > 0, 1, -1).astype(np.int64)
-            frozen |= planned_mask & (reached != targets)  # planned but not reached: not planned again
-            current = reached
-            values = self.values(reached, relevant)
+        plan = {}  # the round in progress: its targets and planned bits
+
+        def observe(delta, codes):  # keep, per query, the input whose code scores best on the references so far
+            values = self.values(codes, relevant)
             better = values > best_values + 1e-12
             index = torch.as_tensor(np.flatnonzero(better), device=x.device)
             best_x[index] = (x + delta)[index].detach()
             best_values[better] = values[better]
-            best_planned[better] = planned_mask.sum(axis=1)[better]
-            best_reached[better] = (planned_mask & (reached == targets)).sum(axis=1)[better]
+            best_planned[better] = plan["mask"].sum(axis=1)[better]
+            best_reached[better] = (plan["mask"] & (codes == plan["targets"])).sum(axis=1)[better]
+
+        reach = self._reach_margin if self.reach == "margin" else self._reach_tanh
+        per_round = [self.steps // self.rounds + (r < self.steps % self.rounds) for r in range(self.rounds)]
+        for restart in range(self.restarts):
+            delta = self._random_start(x, generator) if restart or self.random_start else torch.zeros_like(x)
+            with torch.no_grad():
+                current = np.where(self.model(x + delta).cpu().numpy() > 0, 1, -1).astype(np.int64) if restart or self.random_start else clean
+            frozen = np.zeros_like(clean, dtype=bool)
+            for steps in per_round:
+                costs = self.flip_costs(x, delta) if self.max_cost is not None else None
+                targets, _ = self.plan(current, relevant, frozen, costs)
+                plan.update(targets=targets, mask=targets != current)
+                target = torch.as_tensor(targets, dtype=x.dtype, device=x.device)
+                planned = torch.as_tensor(plan["mask"], dtype=x.dtype, device=x.device)
+                delta = reach(x, delta, target, planned, steps, observe)
+                with torch.no_grad():
+                    reached = np.where(self.model(x + delta).cpu().numpy() > 0, 1, -1).astype(np.int64)
+                frozen |= plan["mask"] & (reached != targets)  # planned but not reached: not planned again
+                current = reached
+                observe(delta, reached)
         self._caps = None
         self._planned.append(best_planned)
         self._reached.append(best_reached)
         return best_x.detach()
 
     def _extra_repr(self) -> list[str]:
-        return ["same_weight", "max_flips", "intra_weight", "rounds", "margin", "beta_start", "beta_end", "pseudo_k", "max_cost", "same_cap"]
+        return ["same_weight", "max_flips", "intra_weight", "rounds", "margin", "beta_start", "beta_end", "pseudo_k", "max_cost", "same_cap",
+                "reach", "z_margin", "restarts"]
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, reference=<{len(self.reference[0])} reference pairs>)"
