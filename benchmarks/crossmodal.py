@@ -329,12 +329,15 @@ def run_forms(method, model, inputs, labels, split, query, record, is_done, quic
                     "seconds": time.perf_counter() - started, **out})
 
 
-#: CMLA's target form (table 5): fixed settings, and the grid tried on the validation pairs
-TARGET_FIXED = dict(rounds=4, beta_start=0.05, beta_end=1.0)
-TARGET_GRID = {"lambda 1, cost<=1": dict(same_weight=1.0, max_cost=1.0, intra_weight=0.5),
-               "lambda 1, same capped at clean, cost<=1": dict(same_weight=1.0, same_cap=1.0, max_cost=1.0, intra_weight=0.5),
-               "lambda 0.5, cost<=1": dict(same_weight=0.5, max_cost=1.0, intra_weight=0.5),
-               "lambda 1, cost<=1.5": dict(same_weight=1.0, max_cost=1.5, intra_weight=0.5)}
+#: CMLA's target form (table 5): the grid tried on the validation pairs. The first two settings are the tanh-hinge
+#: reach the settings of the first table-5 run chose (4 rounds); the others reach with the margin PGD (10 rounds).
+TANH = dict(reach="tanh", rounds=4, beta_start=0.05, beta_end=1.0)
+MARGIN = dict(reach="margin", rounds=10, z_margin=0.3)
+TARGET_GRID = {"tanh reach, lambda 1, cost<=1": dict(TANH, same_weight=1.0, max_cost=1.0, intra_weight=0.5),
+               "tanh reach, lambda 1, same capped at clean, cost<=1": dict(TANH, same_weight=1.0, same_cap=1.0, max_cost=1.0, intra_weight=0.5),
+               "margin reach, lambda 2, cost<=1": dict(MARGIN, same_weight=2.0, max_cost=1.0, intra_weight=0.5),
+               "margin reach, lambda 1, cost<=1": dict(MARGIN, same_weight=1.0, max_cost=1.0, intra_weight=0.5),
+               "margin reach, lambda 0.5, cost<=1": dict(MARGIN, same_weight=0.5, max_cost=1.0, intra_weight=0.5)}
 
 
 def choose(trials):
@@ -377,7 +380,8 @@ def reference_plan(model, inputs, labels, query, database, modality, references,
             "norm": "none", "steps": 0, "n_database": len(database)}
 
 
-def run_target_forms(method, model, inputs, labels, split, query, record, is_done, rows, prior_rows, quick=False):
+def run_target_forms(method, model, inputs, labels, split, query, record, is_done, rows, prior_rows, quick=False,
+                     iterations=ITERATIONS):
     """Table 5: CMLA's target form against HAG and the instance and label forms, same model and queries, at 100 / 200
     / 500 iterations (all 100-iteration rows first, so a stopped run leaves whole comparisons). The target form's
     setting is chosen on 100 validation pairs evaluated against the database items that are neither training pairs
@@ -385,20 +389,22 @@ def run_target_forms(method, model, inputs, labels, split, query, record, is_don
     validation for the same model (chosen anew if table 4's rows are missing)."""
     validation = split.validation[:100] if not quick else split.validation[:10]
     unseen = np.setdiff1d(split.database, np.concatenate([split.train, split.validation]))
-    iterations = ITERATIONS if not quick else (5,)
+    iterations = tuple(iterations) if not quick else (5,)
+    target_grid = TARGET_GRID if not quick else {name: {**options, "rounds": min(options["rounds"], 5)} for name, options in TARGET_GRID.items()}
     settings, weights = {}, {}
     for modality in ("image", "text"):
-        for name, options in TARGET_GRID.items():
+        for name, options in target_grid.items():
             if is_done(table="target-validation", model=method, attack=f"cmla-target {name}", modality=modality, steps=iterations[0]):
                 continue
             options = dict(options)
             intra = options.pop("intra_weight")
             out = attack_queries(model, inputs, labels, validation, unseen, modality, "cmla-target", iterations[0], intra,
-                                 references=split.train, options={**TARGET_FIXED, **options})
+                                 references=split.train, options=options)
             record({"table": "target-validation", "model": method, "attack": f"cmla-target {name}", "modality": modality,
                     "setting": name, "intra_weight": intra, "n_queries": len(validation), **out})
         trials = {r["setting"]: r for r in rows if r["table"] == "target-validation" and r["model"] == method and r["modality"] == modality}
         settings[modality] = choose(trials)
+        settings[modality, "tanh"] = choose({k: r for k, r in trials.items() if k.startswith("tanh")})
         for form, grid in FORM_WEIGHTS.items():
             picked = [r["intra_weight"] for r in prior_rows if r["table"] == "forms-validation" and r["model"] == method
                       and r["modality"] == modality and r["attack"].startswith(f"{form} w=") and r["chosen"]]
@@ -415,17 +421,18 @@ def run_target_forms(method, model, inputs, labels, split, query, record, is_don
                         "intra_weight": "-", "n_queries": len(query), "seconds": float("nan"), **out})
     for steps in iterations:
         for modality in ("image", "text"):
-            for attack_name in ("hag", "cmla", "cmla-labels", "cmla-target"):
+            for attack_name in ("hag", "cmla", "cmla-labels", "cmla-target (tanh reach)", "cmla-target"):
                 if is_done(table="target", model=method, attack=attack_name, modality=modality, steps=steps):
                     continue
+                if attack_name == "cmla-target (tanh reach)" and settings[modality].startswith("tanh"):
+                    continue  # validation chose a tanh-reach setting: the cmla-target row is this row
                 options, setting = None, "-"
                 intra = weights.get((modality, attack_name))
-                if attack_name == "cmla-target":
-                    setting = settings[modality]
-                    options = dict(TARGET_GRID[setting])
+                if attack_name.startswith("cmla-target"):  # the chosen setting, and the best tanh-reach one (the first run's)
+                    setting = settings[modality] if attack_name == "cmla-target" else settings[modality, "tanh"]
+                    options = dict(target_grid[setting])
                     intra = options.pop("intra_weight")
-                    options.update(TARGET_FIXED)
-                out = attack_queries(model, inputs, labels, query, split.database, modality, attack_name, steps, intra,
+                out = attack_queries(model, inputs, labels, query, split.database, modality, attack_name.split()[0], steps, intra,
                                      references=split.train, options=options)
                 record({"table": "target", "model": method, "attack": attack_name, "modality": modality, "setting": setting,
                         "intra_weight": "-" if intra is None else intra, "n_queries": len(query), **out})
@@ -549,7 +556,7 @@ def render_markdown(rows, meta) -> str:
                              f"{r['cross_adv'] / max(r['cross_clean'], 1e-12):.2f} | {r['same_adv'] / max(r['same_clean'], 1e-12):.2f} | "
                              f"{r['bits_flipped']:.1f} |")
             lines.append("")
-    order = {"hag": 0, "cmla": 1, "cmla-labels": 2, "cmla-target": 3}
+    order = {"hag": 0, "cmla": 1, "cmla-labels": 2, "cmla-target (tanh reach)": 3, "cmla-target": 4}
     targets = sorted((r for r in rows if r["table"] == "target"),
                      key=lambda r: (r["model"], r["modality"] != "image", r["steps"], order.get(r["attack"], -1), r["attack"]))
     if targets:
@@ -609,6 +616,8 @@ def main(argv=None) -> int:
     parser.add_argument("--attack-models", nargs="+", default=["dcmh", "ssah"])
     parser.add_argument("--tables", nargs="+", default=["retrieval", "cmla", "adversarial"])
     parser.add_argument("--n-attack-queries", type=int, default=100)
+    parser.add_argument("--target-iterations", type=int, nargs="+", default=list(ITERATIONS),
+                        help="iteration counts of table 5 (the first one also for its validation)")
     parser.add_argument("--quick", action="store_true", help="tiny run to check the script (not for results)")
     parser.add_argument("--fresh", action="store_true", help="ignore rows already in the results file")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -690,7 +699,7 @@ def main(argv=None) -> int:
                 run_forms(method, model, inputs, labels, split, query, record, is_done, quick=args.quick)
             if "target" in args.tables:
                 run_target_forms(method, model, inputs, labels, split, query, record, is_done, rows,
-                                 load_rows(path_md.with_suffix(".json")), quick=args.quick)
+                                 load_rows(path_md.with_suffix(".json")), quick=args.quick, iterations=args.target_iterations)
             if not set(args.tables) & {"cmla", "adversarial"}:
                 continue
             intra = {}
