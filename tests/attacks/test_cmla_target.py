@@ -133,7 +133,7 @@ def reference_value(attack, model, x, labels):
 
 
 @pytest.mark.parametrize("norm, eps, rounds, max_cost, options", [
-    ("linf", 0.1, 1, None, {}), ("linf", 8 / 255, 2, 1.0, {}), ("l2", 0.8, 3, 2.0, {}),
+    ("linf", 0.1, 1, None, {}), ("linf", 8 / 255, 2, 1.0, {"reach": "tanh"}), ("l2", 0.8, 3, 2.0, {"reach": "tanh"}),
     ("linf", 8 / 255, 3, 1.0, {"reach": "margin"}), ("l2", 0.8, 2, None, {"reach": "margin", "restarts": 2, "z_margin": 0.5}),
     ("linf", 0.1, 2, 1.0, {"reach": "tanh", "random_start": True})])
 def test_budget_range_and_never_worse_on_the_references(trained_model, queries, reference, norm, eps, rounds, max_cost, options):
@@ -279,7 +279,8 @@ def test_modes_restored_state_cleared_and_validation(trained_model, queries, ref
     with pytest.raises(ValueError, match="rounds"):
         CMLATarget(trained_model, reference=reference, steps=2, rounds=3)
     assert CMLATarget(trained_model, reference=reference, steps=2).rounds == 2
-    assert CMLATarget(trained_model, reference=reference).rounds == 4
+    assert CMLATarget(trained_model, reference=reference).rounds == 10
+    assert CMLATarget(trained_model, reference=reference, reach="tanh").rounds == 4
     with pytest.raises(ValueError, match="same_cap"):
         CMLATarget(trained_model, reference=reference, same_cap=-1.0)
     with pytest.raises(ValueError, match="margin"):
