@@ -45,6 +45,8 @@ STAGE_LR_FACTOR = 1.0
 STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0, "old_centers": "recorded"}
 #: exemplar memory of a stage: earlier training items per old class (--replay)
 DEFAULT_REPLAY = 100
+#: the validation metric of a stage searches at most this many stored old codes (an evenly spaced subset)
+VAL_MAX_OLD = 5000
 FORMAT_VERSION = 1
 
 
@@ -167,13 +169,17 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     run.save_config(config)
     train_index = np.concatenate([split.train, replay])
     X_train = run_inputs(dataset, train_index, config.data.features)
+    y_train = labels[train_index]
+    if config.method.loss.get("memory_targets", "centers") == "codes" and len(replay):
+        y_train = _memory_code_targets(y_train, dataset.n_classes, config.method.n_bits, old_codes, old_ids, train_index)
     # selection also sees the earlier stages' validation items (held out, never trained on): old-class queries
     val_index = np.concatenate([s.validation for s in splits[:number]])
     X_val = run_inputs(dataset, val_index, config.data.features)
     parent_record = parent.load_lifelong()
     recorded = {int(c): center for c, center in (parent_record or {}).get("centers", {}).items()}
-    seconds, cpu_seconds, centers = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[train_index]), (X_val, labels[val_index]),
-                                                 old_codes, labels[old_ids], freeze_backbone=freeze_backbone, recorded_centers=recorded)
+    seconds, cpu_seconds, centers = _train_stage(run, config, model, dataset.n_classes, (X_train, y_train), (X_val, labels[val_index]),
+                                                 old_codes, labels[old_ids], freeze_backbone=freeze_backbone, recorded_centers=recorded,
+                                                 new_train=(X_train[: len(split.train)], labels[split.train]))
     from hashlearn.runs.evaluate import encode_array
 
     new_codes = encode_array(model, run_inputs(dataset, new_ids, config.data.features), name=f"the new database items of stage {number}")
@@ -210,6 +216,20 @@ def _replay_items(earlier, labels: np.ndarray, per_class: int, seed: int) -> np.
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
+def _memory_code_targets(labels: np.ndarray, n_classes: int, n_bits: int, old_codes: np.ndarray, old_ids: np.ndarray,
+                         train_index: np.ndarray) -> np.ndarray:
+    """Training targets carrying the stored code of each training item that has one (the memory; see ``with_stored_codes``)."""
+    from hashlearn.codes import codes_to_pm1
+    from hashlearn.losses.lifelong import with_stored_codes
+
+    order = np.argsort(old_ids)
+    position = np.searchsorted(old_ids[order], train_index).clip(0, len(old_ids) - 1)
+    has_code = old_ids[order][position] == train_index
+    codes = np.zeros((len(train_index), n_bits), dtype=np.int8)
+    codes[has_code] = codes_to_pm1(old_codes[order][position[has_code]], n_bits)
+    return with_stored_codes(labels, n_classes, codes, has_code)
+
+
 def balanced_replay_weight(new_labels: np.ndarray, memory_labels: np.ndarray) -> float:
     """(new training items per new class) / (memory items per old class): each old class then weighs as much as a new one.
 
@@ -244,8 +264,11 @@ def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig
 
 
 def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val, old_codes: np.ndarray, old_labels: np.ndarray, *,
-                 freeze_backbone: bool = False, recorded_centers: dict | None = None) -> tuple[float, float, list | None]:
+                 freeze_backbone: bool = False, recorded_centers: dict | None = None, new_train=None) -> tuple[float, float, list | None]:
     """Train ``model`` in place with the lifelong loss against the fixed old codes.
+
+    ``train = (X, y)``: ``y`` the loss's targets (labels, or ``with_stored_codes`` rows); ``new_train = (X, labels)``:
+    the new stage's training items, searched with the old codes by the validation metric (default ``train``).
 
     Returns the training's wall and CPU seconds and the loss's class centers as ±1 lists (``None`` without a center term).
     """
@@ -260,7 +283,7 @@ def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val,
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
         Trainer(config.trainer).fit(model, objective, train=train, val=val, run_dir=run.path,
-                                    val_metric=old_and_new_val_metric(train, old_codes, old_labels, config.trainer.val_k))
+                                    val_metric=old_and_new_val_metric(train if new_train is None else new_train, old_codes, old_labels, config.trainer.val_k))
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
@@ -270,7 +293,7 @@ def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val,
     return seconds, cpu_seconds, centers
 
 
-def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = 5000):
+def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = VAL_MAX_OLD):
     """Validation mAP@k of the validation codes against (old codes + new training codes).
 
     The lifelong workflow passes the validation items of every stage so far: the new
