@@ -165,3 +165,36 @@ def test_each_stage_records_its_centers_and_the_next_can_reuse_them(stages, tmp_
     pm1, labels = codes_to_pm1(codes, 16), load_dataset("digits").labels[ids]
     for c in range(8):
         assert record["centers"][str(c)] == np.where(pm1[labels == c].sum(axis=0) >= 0, 1, -1).tolist()
+
+
+def test_memory_items_can_carry_their_stored_codes_and_validation_searches_only_new_items(stages, tmp_path, monkeypatch):
+    import hashlearn.runs.lifelong as workflow
+    from hashlearn.codes import codes_to_pm1
+    from hashlearn.data import load_dataset
+
+    root, _, _ = stages
+    codes, ids = load_run(root / "s1").load_codes("database")  # stage 2's stored old codes
+    labels = load_dataset("digits").labels
+    split = load_run(root / "s2").load_split()
+    memory = np.sort(np.random.default_rng(0).choice(ids, 12, replace=False))
+    train_index = np.concatenate([split.train[:5], memory])
+    rows = workflow._memory_code_targets(labels[train_index], 10, 16, codes, ids, train_index)
+    stored = {int(i): codes_to_pm1(codes[k : k + 1], 16)[0].tolist() for k, i in enumerate(ids)}
+    for row, item in zip(rows, train_index):
+        assert row[: 10].tolist() == np.eye(10)[labels[item]].tolist()
+        has_code = item in memory
+        assert row[10] == float(has_code)
+        assert row[11:].tolist() == ([(b + 1) / 2 for b in stored[int(item)]] if has_code else [0.0] * 16)
+    # the workflow: its validation metric sees the new stage's training items only, not the memory's fresh codes
+    seen = {}
+    original = workflow.old_and_new_val_metric
+
+    def spy(train, *args, **kwargs):
+        seen["n"] = len(train[1])
+        return original(train, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "old_and_new_val_metric", spy)
+    record = lifelong_run(root / "s1", tmp_path / "codes", epochs=1, overrides=["method.loss.memory_targets=codes"])
+    assert record["n_replay"] > 0 and seen["n"] == record["n_train"]
+    assert json.loads((tmp_path / "codes" / "config.json").read_text())["method"]["loss"]["memory_targets"] == "codes"
+    assert np.array_equal(load_run(tmp_path / "codes").load_codes("database")[0][: len(codes)], codes)
