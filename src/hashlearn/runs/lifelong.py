@@ -47,6 +47,8 @@ STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0, "old_c
 DEFAULT_REPLAY = 100
 #: the validation metric of a stage searches at most this many stored old codes (an evenly spaced subset)
 VAL_MAX_OLD = 5000
+#: ... and at most this many validation items (None: all)
+VAL_MAX_QUERIES = 400
 FORMAT_VERSION = 1
 
 
@@ -293,13 +295,16 @@ def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val,
     return seconds, cpu_seconds, centers
 
 
-def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = VAL_MAX_OLD):
+def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = VAL_MAX_OLD,
+                           max_queries: int | None = VAL_MAX_QUERIES):
     """Validation mAP@k of the validation codes against (old codes + new training codes).
 
     The lifelong workflow passes the validation items of every stage so far: the new
     classes' items reward new codes that keep apart from the old codes, the old classes'
     items reward a model whose old-class queries still find their classes' stored codes.
-    At most ``max_old`` old codes (a fixed, evenly spaced subset) keep it cheap.
+    At most ``max_old`` old codes and ``max_queries`` validation items (fixed, evenly spaced
+    subsets; ``None``: every item) keep it cheap: it runs after every epoch, and on a short stage
+    it costs as much CPU as the training itself.
     """
     from hashlearn.eval.metrics import mean_average_precision
 
@@ -308,6 +313,9 @@ def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray,
     X_train, y_train = train
 
     def metric(model, X_val, y_val) -> float:
+        if max_queries is not None and len(y_val) > max_queries:
+            pick = slice(None, None, -(-len(y_val) // max_queries))
+            X_val, y_val = X_val[pick], y_val[pick]
         train_codes = model.encode(X_train)
         val_codes = model.encode(X_val.cpu().numpy() if hasattr(X_val, "cpu") else X_val)
         y_val = y_val.cpu().numpy() if hasattr(y_val, "cpu") else np.asarray(y_val)
