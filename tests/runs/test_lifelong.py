@@ -198,3 +198,24 @@ def test_memory_items_can_carry_their_stored_codes_and_validation_searches_only_
     assert record["n_replay"] > 0 and seen["n"] == record["n_train"]
     assert json.loads((tmp_path / "codes" / "config.json").read_text())["method"]["loss"]["memory_targets"] == "codes"
     assert np.array_equal(load_run(tmp_path / "codes").load_codes("database")[0][: len(codes)], codes)
+
+
+def test_validation_metric_scores_an_evenly_spaced_subset_of_at_most_max_queries_items():
+    from hashlearn.codes import sign_to_codes
+    from hashlearn.eval.metrics import mean_average_precision
+    from hashlearn.runs.lifelong import old_and_new_val_metric
+
+    rng = np.random.default_rng(0)
+
+    class Sign:  # a "model" whose codes are the signs of its inputs
+        def encode(self, X):
+            return sign_to_codes(np.where(np.asarray(X) > 0, 1.0, -1.0))
+
+    X_train, y_train = rng.normal(size=(30, 16)), rng.integers(0, 3, 30)
+    old_codes, old_labels = sign_to_codes(np.where(rng.random((40, 16)) < 0.5, -1.0, 1.0)), rng.integers(0, 3, 40)
+    X_val, y_val = rng.normal(size=(25, 16)), rng.integers(0, 3, 25)
+    db, db_labels = np.concatenate([old_codes, Sign().encode(X_train)]), np.concatenate([old_labels, y_train])
+    for max_queries, step in ((None, 1), (25, 1), (10, 3), (5, 5)):
+        metric = old_and_new_val_metric((X_train, y_train), old_codes, old_labels, k=20, max_queries=max_queries)
+        expected = mean_average_precision(Sign().encode(X_val[::step]), db, y_val[::step], db_labels, k=20)
+        assert metric(Sign(), X_val, y_val) == pytest.approx(expected), max_queries
