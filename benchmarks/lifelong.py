@@ -15,8 +15,7 @@ For stages 2 and 3, in the same process and from the same stage-1 run:
   much as a new one), toward hash centers: the old classes' are the majority of
   their frozen stored codes, the new ones far from them; only the new items are encoded;
 * ``lifelong (centers, no memory)``: the same on the new stage's data only;
-* ``lifelong (last round: lr 1x)``: the same with last round's settings (the parent's learning rate, memory
-  items aimed at their class centers);
+* ``lifelong (lr 1x)``: the same at the parent's learning rate (last round's; its memory was 100 per class);
 * ``lifelong (pairwise)``: the round before's method -- the pairwise loss against the old
   codes and within the batch, no memory, at the learning rate and old-code weight
   last round's validation sweep chose (kept in ``lifelong.json`` as ``selection_pairwise``);
@@ -196,7 +195,7 @@ def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict, pairwi
     config = stage1_config(seed, n_bits)
     memory = chosen["memory"]
     variants = [("lifelong", chosen, memory), ("lifelong (centers, no memory)", chosen, 0),
-                ("lifelong (last round: lr 1x)", {**chosen, "lr_factor": 1.0, "memory_targets": "centers"}, memory),
+                ("lifelong (lr 1x)", {**chosen, "lr_factor": 1.0}, memory),
                 ("lifelong (pairwise)", {**pairwise, "pairwise": True}, 0)]
     (model, result), wall, cpu = timed(lambda: train_run(config, work / "stage1", dataset=dataset))
     query_codes = model.encode(flat(dataset, splits[0].query))

@@ -39,12 +39,12 @@ from hashlearn.runs.data import load_run_dataset, run_inputs
 from hashlearn.runs.run import Run, load_run
 
 LIFELONG_METHOD = "lifelong"
-#: a stage trains at this fraction of the parent's learning rate (unless --set trainer.lr=...)
+#: a stage trains at this multiple of the parent's learning rate (unless --set trainer.lr=...)
 #: and with these loss arguments (unless --set method.loss.*=...): chosen on validation in benchmarks/results/lifelong.md
-STAGE_LR_FACTOR = 1.0
+STAGE_LR_FACTOR = 5.0
 STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0, "old_centers": "recorded"}
 #: exemplar memory of a stage: earlier training items per old class (--replay)
-DEFAULT_REPLAY = 100
+DEFAULT_REPLAY = 200
 #: the validation metric of a stage searches at most this many stored old codes (an evenly spaced subset)
 VAL_MAX_OLD = 5000
 #: ... and at most this many validation items (None: all)
