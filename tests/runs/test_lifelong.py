@@ -219,3 +219,43 @@ def test_validation_metric_scores_an_evenly_spaced_subset_of_at_most_max_queries
         metric = old_and_new_val_metric((X_train, y_train), old_codes, old_labels, k=20, max_queries=max_queries)
         expected = mean_average_precision(Sign().encode(X_val[::step]), db, y_val[::step], db_labels, k=20)
         assert metric(Sign(), X_val, y_val) == pytest.approx(expected), max_queries
+
+
+def test_an_interrupted_stage_resumes_to_the_same_codes_and_refuses_another_start(stages, tmp_path, monkeypatch):
+    from hashlearn.train.trainer import Trainer
+
+    root, _, _ = stages
+    whole = lifelong_run(root / "s1", tmp_path / "whole", epochs=2)
+    original = Trainer._write_run
+
+    class Interrupted(Exception):
+        pass
+
+    def write_then_stop(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise Interrupted  # after epoch 1's checkpoint
+
+    monkeypatch.setattr(Trainer, "_write_run", write_then_stop)
+    with pytest.raises(Interrupted):
+        lifelong_run(root / "s1", tmp_path / "cut", epochs=2)
+    monkeypatch.setattr(Trainer, "_write_run", original)
+    assert not load_run(tmp_path / "cut").is_lifelong_stage
+    with pytest.raises(ValueError, match="replay_per_class"):
+        lifelong_run(root / "s1", tmp_path / "cut", replay_per_class=3, resume=True)
+    with pytest.raises(ValueError, match="parent"):
+        lifelong_run(tmp_path / "whole", tmp_path / "cut", resume=True)
+    with pytest.raises(ValueError, match="--set"):
+        lifelong_run(root / "s1", tmp_path / "cut", overrides=["trainer.lr=0.1"], resume=True)
+    resumed = lifelong_run(root / "s1", tmp_path / "cut", resume=True)
+    assert resumed["resumed"] and not whole["resumed"]
+    # the Trainer's resume replays the same batches: the stage ends where the uninterrupted one did
+    assert resumed["model_version"] == whole["model_version"]
+    assert np.array_equal(load_run(tmp_path / "cut").load_codes("database")[0], load_run(tmp_path / "whole").load_codes("database")[0])
+    assert resumed["blocks"][:-1] == whole["blocks"][:-1] and resumed["metrics"] == whole["metrics"]
+    with pytest.raises(ValueError, match="finished"):
+        lifelong_run(root / "s1", tmp_path / "cut", resume=True)
+    # a checkpointed run without the record of a stage start (e.g. an ordinary `hashlearn train` run) is not resumed as a stage
+    (tmp_path / "whole" / "checkpoint" / "lifelong_stage.json").unlink()
+    (tmp_path / "whole" / "lifelong.json").unlink()
+    with pytest.raises(ValueError, match="not an interrupted lifelong stage"):
+        lifelong_run(root / "s1", tmp_path / "whole", resume=True)

@@ -21,6 +21,11 @@ of an incremental protocol (:mod:`hashlearn.data.incremental`).
 4. ``lifelong.json`` records the parent, the stage, and the model version
    (the sha256 of the weights) that produced each block of database codes.
 
+An interrupted stage continues from its checkpoint with ``resume=True``
+(``hashlearn lifelong ... --resume``); the checkpoint folder records how the stage
+started (``STAGE_START``), and a resume from another parent or with other memory
+settings is refused.
+
 :func:`append_stage_to_index` adds a stage's new codes to a saved index
 (Flat, MIH, sharded ...) without rebuilding it, and records the block in the
 index file's header (``info["blocks"]``).
@@ -50,6 +55,8 @@ VAL_MAX_OLD = 5000
 #: ... and at most this many validation items (None: all)
 VAL_MAX_QUERIES = 400
 FORMAT_VERSION = 1
+#: how a stage started (parent, its model version, memory settings, the old codes' sha256), in its checkpoint folder
+STAGE_START = "lifelong_stage.json"
 
 
 def model_version(run: Run) -> str:
@@ -114,7 +121,7 @@ def frozen_database_codes(run: Run, dataset=None) -> tuple[np.ndarray, np.ndarra
 
 def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | str | None = None, epochs: int | None = None,
                  overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False, dataset=None, k: int = 1000,
-                 replay_per_class: int = DEFAULT_REPLAY, freeze_backbone: bool = False) -> dict:
+                 replay_per_class: int = DEFAULT_REPLAY, freeze_backbone: bool = False, resume: bool = False) -> dict:
     """Train the stage after ``parent``'s into ``run_dir`` (see the module docstring); returns the stage record.
 
     ``stage`` (a number or a stage name) must be the parent's next stage; ``epochs``
@@ -128,6 +135,12 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     Unless ``method.loss.replay_weight`` is set, the memory items are weighted by (new
     training items per new class) / (memory items per old class), and the weight is
     recorded in the stage's config. ``freeze_backbone`` trains the hash head only.
+
+    ``resume`` continues an interrupted stage in ``run_dir`` from its checkpoint: it must be
+    a stage of this ``parent`` (same run, same model version, same stored old codes) that
+    has not finished; it keeps its own config (``epochs`` may raise the count, ``overrides``
+    are refused) and its memory settings (``replay_per_class`` and ``freeze_backbone``
+    must be the ones it started with).
     """
     from hashlearn._validation import check_positive_int
 
@@ -148,14 +161,25 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     if not hasattr(model, "n_bits") or not callable(getattr(model, "encode", None)) or getattr(model, "n_towers", 1) != 1:
         raise ValueError(f"run {parent.path} holds a {type(model).__name__}; lifelong stages update single-modal deep hash models "
                          "(not shallow estimators, classifiers or two-tower models).")
-    config = _stage_config(parent.config, epochs, overrides)
-    check_device(config.trainer.device)
     if Path(run_dir).resolve() == parent.path.resolve():
         raise ValueError("--run-dir must differ from the parent run: a stage is a new run, the parent stays as it was.")
-    run = prepare_run_dir(run_dir, overwrite=overwrite)
+    started_as = {"parent": str(parent.path.resolve()), "parent_model_version": model_version(parent), "stage": number,
+                  "replay_per_class": replay_per_class, "freeze_backbone": bool(freeze_backbone)}
+    if resume:
+        run = prepare_run_dir(run_dir, resume=True, overwrite=overwrite)
+        config = _resumed_stage_config(run, started_as, epochs, overrides)
+    else:
+        config = _stage_config(parent.config, epochs, overrides)
+    check_device(config.trainer.device)
+    if not resume:
+        run = prepare_run_dir(run_dir, overwrite=overwrite)
 
     dataset = dataset if dataset is not None else load_run_dataset(config.data)
     old_codes, old_ids = frozen_database_codes(parent, dataset)
+    started_as["old_codes_sha256"] = sha256_bytes(np.ascontiguousarray(old_codes).tobytes())
+    if resume and _read_stage_start(run)["old_codes_sha256"] != started_as["old_codes_sha256"]:
+        raise ValueError(f"--resume: the stored database codes of parent {parent.path} changed since stage run {run.path} started; "
+                         "train the stage afresh with --overwrite.")
     splits = make_stage_splits(dataset, protocol, seed=config.data.seed)
     split = splits[number - 1]
     if not np.array_equal(np.sort(old_ids), splits[number - 2].database):
@@ -169,6 +193,9 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         config.method.loss["replay_weight"] = balanced_replay_weight(labels[split.train], labels[replay])
     run.save_split(split)
     run.save_config(config)
+    if not resume:  # what --resume must find again: kept in the checkpoint folder, removed with it
+        run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run.checkpoint_dir / STAGE_START, {"format_version": FORMAT_VERSION, **started_as})
     train_index = np.concatenate([split.train, replay])
     X_train = run_inputs(dataset, train_index, config.data.features)
     y_train = labels[train_index]
@@ -181,7 +208,7 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     recorded = {int(c): center for c, center in (parent_record or {}).get("centers", {}).items()}
     seconds, cpu_seconds, centers = _train_stage(run, config, model, dataset.n_classes, (X_train, y_train), (X_val, labels[val_index]),
                                                  old_codes, labels[old_ids], freeze_backbone=freeze_backbone, recorded_centers=recorded,
-                                                 new_train=(X_train[: len(split.train)], labels[split.train]))
+                                                 new_train=(X_train[: len(split.train)], labels[split.train]), resume=resume)
     from hashlearn.runs.evaluate import encode_array
 
     new_codes = encode_array(model, run_inputs(dataset, new_ids, config.data.features), name=f"the new database items of stage {number}")
@@ -192,7 +219,7 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         "stage_name": protocol.stages[number - 1].name, "classes": list(protocol.stages[number - 1].classes),
         "seen_classes": split.meta["incremental"]["seen_classes"], "model_version": model_version(run),
         "parent_model_version": model_version(parent), "n_old": int(len(old_ids)), "n_new": int(len(new_ids)),
-        "n_train": int(len(split.train)), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
+        "n_train": int(len(split.train)), "resumed": bool(resume), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
         "old_codes_sha256": sha256_bytes(np.ascontiguousarray(old_codes).tobytes()),
         # the ±1 center each seen class was trained toward (the next stage's old_centers="recorded" reuses them)
         "centers": {str(c): centers[c] for c in split.meta["incremental"]["seen_classes"]} if centers is not None else {},
@@ -205,6 +232,38 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
 
     write_run_report(run)
     return record
+
+
+def _read_stage_start(run: Run) -> dict:
+    from hashlearn._io import MAX_JSON_BYTES, parse_json_bytes, read_bounded
+
+    path = run.checkpoint_dir / STAGE_START
+    if not path.is_file():
+        raise ValueError(f"--resume: {run.path} is not an interrupted lifelong stage (no {path}); "
+                         "continue a `hashlearn train` run with `hashlearn train --resume`.")
+    record = parse_json_bytes(read_bounded(path, MAX_JSON_BYTES, "stage start record"), str(path))
+    if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} is not a stage start record of format {FORMAT_VERSION}.")
+    return record
+
+
+def _resumed_stage_config(run: Run, started_as: dict, epochs: int | None, overrides) -> RunConfig:
+    """The config an interrupted stage started with, after checking that ``started_as`` is how it started."""
+    if run.is_lifelong_stage:
+        raise ValueError(f"--resume: stage run {run.path} has finished ({Run.LIFELONG}); there is nothing to continue.")
+    record = _read_stage_start(run)
+    for key, value in started_as.items():
+        if record.get(key) != value:
+            raise ValueError(f"--resume: stage run {run.path} started with {key}={record.get(key)!r}, not {value!r}; "
+                             "resume it with the parent and memory settings it started with, or train it afresh with --overwrite.")
+    if overrides:
+        raise ValueError("--resume continues the stage's own config; --set is not allowed (only --epochs may raise the count).")
+    config = run.config
+    if epochs is not None:
+        if epochs < config.trainer.epochs:
+            raise ValueError(f"--resume --epochs {epochs}: the stage was started for {config.trainer.epochs} epochs; it may only be raised.")
+        config.trainer.epochs = epochs
+    return config.validate()
 
 
 def _replay_items(earlier, labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -266,7 +325,8 @@ def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig
 
 
 def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val, old_codes: np.ndarray, old_labels: np.ndarray, *,
-                 freeze_backbone: bool = False, recorded_centers: dict | None = None, new_train=None) -> tuple[float, float, list | None]:
+                 freeze_backbone: bool = False, recorded_centers: dict | None = None, new_train=None,
+                 resume: bool = False) -> tuple[float, float, list | None]:
     """Train ``model`` in place with the lifelong loss against the fixed old codes.
 
     ``train = (X, y)``: ``y`` the loss's targets (labels, or ``with_stored_codes`` rows); ``new_train = (X, labels)``:
@@ -284,7 +344,7 @@ def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val,
         parameter.requires_grad_(False)
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        Trainer(config.trainer).fit(model, objective, train=train, val=val, run_dir=run.path,
+        Trainer(config.trainer).fit(model, objective, train=train, val=val, run_dir=run.path, resume=resume,
                                     val_metric=old_and_new_val_metric(train if new_train is None else new_train, old_codes, old_labels, config.trainer.val_k))
     finally:
         for parameter in frozen:
