@@ -15,7 +15,8 @@ For stages 2 and 3, in the same process and from the same stage-1 run:
   much as a new one), toward hash centers: the old classes' are the majority of
   their frozen stored codes, the new ones far from them; only the new items are encoded;
 * ``lifelong (centers, no memory)``: the same on the new stage's data only;
-* ``lifelong (pairwise)``: last round's method -- the pairwise loss against the old
+* ``lifelong (lr 1x)``: the same at the parent's learning rate (last round's; its memory was 100 per class);
+* ``lifelong (pairwise)``: the round before's method -- the pairwise loss against the old
   codes and within the batch, no memory, at the learning rate and old-code weight
   last round's validation sweep chose (kept in ``lifelong.json`` as ``selection_pairwise``);
 * ``retrain``: a fresh model trained with CSQ on the training items of *all*
@@ -64,7 +65,7 @@ from hashlearn.data.incremental import get_incremental_protocol, make_stage_spli
 from hashlearn.runs import resolve_config, train_run
 from hashlearn.runs.deep import build_deep_method
 from hashlearn.runs.evaluate import encode_array
-from hashlearn.runs.lifelong import _replay_items, lifelong_run, stage_metrics
+from hashlearn.runs.lifelong import VAL_MAX_QUERIES, _replay_items, lifelong_run, stage_metrics
 from hashlearn.runs.run import Run
 from hashlearn.train import TrainConfig, Trainer
 
@@ -72,9 +73,16 @@ RESULTS = Path(__file__).parent / "results"
 DATASET, PROTOCOL, METHOD = "fashion-mnist", "class-incremental-small", "csq"
 STAGE1_EPOCHS = 8
 LIFELONG_EPOCHS = 2
-#: the validation sweep of the stage settings: learning rate (x the parent's), old-code weight, memory per old class
-SWEEP = [{"lr_factor": f, "old_weight": w, "memory": m} for m in (50, 100) for f in (1.0, 0.3) for w in (0.0, 1.0)] + [
-    {"lr_factor": 1.0, "old_weight": 0.0, "memory": 50, "freeze_backbone": True}]
+#: the validation sweep of the stage settings, each run as a chain stage 2 -> stage 3: learning rate (x the parent's 1e-3),
+#: memory per old class, the memory items' targets, epochs. Only settings within BUDGET may be chosen; the others are
+#: measured for the record.
+SWEEP = [{"lr_factor": f, "memory": 100} for f in (1.0, 3.0, 5.0, 7.0, 10.0)] + [
+    {"lr_factor": f, "memory": 100, "memory_targets": "codes"} for f in (1.0, 5.0)] + [
+    {"lr_factor": f, "memory": 200} for f in (3.0, 5.0, 7.0)] + [{"lr_factor": 5.0, "memory": 200, "memory_targets": "codes"},
+    {"lr_factor": 5.0, "memory": 400}, {"lr_factor": 1.0, "memory": 100, "epochs": 3}]
+#: the training cost a chosen setting may have (the time target: <= 0.20x retraining's CPU). With the stage's validation
+#: metric on at most VAL_MAX_QUERIES items, a memory of 200 costs about what last round's 100 did with every validation item.
+BUDGET = {"memory": 200, "epochs": 2}
 #: the seed of the stage-settings selection (validation only; the evaluated seeds are others)
 SELECTION_SEED = 10
 K = 1000
@@ -103,22 +111,48 @@ def stage1_config(seed: int, n_bits: int):
                                        "model.backbone=mlp", "model.hidden=[512]"])
 
 
+def within_budget(setting: dict) -> bool:
+    return setting["memory"] <= BUDGET["memory"] and setting.get("epochs", LIFELONG_EPOCHS) <= BUDGET["epochs"]
+
+
 def select_stage_settings(dataset, n_bits: int, work: Path) -> list[dict]:
-    """The stage settings of SWEEP, each scored on the stage-2 validation metric of seed SELECTION_SEED (not an
-    evaluated seed): every earlier and new validation item against the old codes + the new training codes."""
+    """Each setting of SWEEP as a chain stage 2 -> stage 3 from one stage-1 run of seed SELECTION_SEED (not an evaluated
+    seed), scored by the mean of the two stages' validation metrics (every validation item so far against the stored old
+    codes + the new training codes); retraining's CPU on the same seed gives each setting's CPU ratio."""
     import json
 
     train_run(stage1_config(SELECTION_SEED, n_bits), work / "select1", dataset=dataset)
+    protocol = get_incremental_protocol(DATASET, PROTOCOL)
+    splits = make_stage_splits(dataset, protocol, seed=SELECTION_SEED)
+    retrain_cpu = {}
+    for number in (2, 3):
+        train_index = np.sort(np.concatenate([s.train for s in splits[:number]]))
+        val_index = np.sort(np.concatenate([s.validation for s in splits[:number]]))
+        fresh, objective = build_deep_method(METHOD, n_bits, 10, (784,), seed=SELECTION_SEED)
+        retrain_cpu[number] = timed(lambda: csq_fit(fresh, objective, dataset, train_index, val_index, STAGE1_EPOCHS, SELECTION_SEED))[2]
     rows = []
     for setting in SWEEP:
-        out = work / "select"
-        record = lifelong_run(work / "select1", out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=setting["memory"],
-                              freeze_backbone=setting.get("freeze_backbone", False), overrides=stage_overrides(setting), overwrite=True)
-        best = json.loads((out / "train_result.json").read_text())["best_metric"]
-        rows.append({"n_bits": n_bits, "seed": SELECTION_SEED, **setting, "val_mAP": best, "train_cpu_s": record["train_cpu_seconds"]})
+        row = {"n_bits": n_bits, "seed": SELECTION_SEED, **setting, "within_budget": within_budget(setting), "val_max_queries": VAL_MAX_QUERIES}
+        parent = work / "select1"
+        for number in (2, 3):
+            out = work / f"select{number}"
+            record = lifelong_run(parent, out, epochs=setting.get("epochs", LIFELONG_EPOCHS), dataset=dataset, k=K,
+                                  replay_per_class=setting["memory"], overrides=stage_overrides(setting), overwrite=True)
+            row[f"val_mAP_stage{number}"] = json.loads((out / "train_result.json").read_text())["best_metric"]
+            row[f"cpu_ratio_stage{number}"] = record["train_cpu_seconds"] / retrain_cpu[number]
+            parent = out
+        row["val_mAP"] = (row["val_mAP_stage2"] + row["val_mAP_stage3"]) / 2
+        rows.append(row)
         print(rows[-1], flush=True)
-    shutil.rmtree(work / "select", ignore_errors=True)
+    for number in (2, 3):
+        shutil.rmtree(work / f"select{number}", ignore_errors=True)
     return rows
+
+
+def chosen_setting(rows: list[dict]) -> dict:
+    """The eligible (within-budget) setting with the best validation score."""
+    best = max((r for r in rows if r["within_budget"]), key=lambda r: r["val_mAP"])
+    return {key: best[key] for key in ("lr_factor", "memory", "memory_targets", "epochs") if key in best}
 
 
 def select_old_centers(dataset, n_bits: int, work: Path, chosen: dict) -> list[dict]:
@@ -127,12 +161,13 @@ def select_old_centers(dataset, n_bits: int, work: Path, chosen: dict) -> list[d
     import json
 
     train_run(stage1_config(SELECTION_SEED, n_bits), work / "select1", dataset=dataset)
-    lifelong_run(work / "select1", work / "select2", epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=chosen["memory"],
+    epochs = chosen.get("epochs", LIFELONG_EPOCHS)
+    lifelong_run(work / "select1", work / "select2", epochs=epochs, dataset=dataset, k=K, replay_per_class=chosen["memory"],
                  overrides=stage_overrides(chosen))
     rows = []
     for old_centers in ("majority", "recorded"):
         setting = {**chosen, "old_centers": old_centers}
-        record = lifelong_run(work / "select2", work / "select3", epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=chosen["memory"],
+        record = lifelong_run(work / "select2", work / "select3", epochs=epochs, dataset=dataset, k=K, replay_per_class=chosen["memory"],
                               overrides=stage_overrides(setting), overwrite=True)
         best = json.loads((work / "select3" / "train_result.json").read_text())["best_metric"]
         rows.append({"n_bits": n_bits, "seed": SELECTION_SEED, "stage": 3, "old_centers": old_centers, "val_mAP": best,
@@ -143,7 +178,8 @@ def select_old_centers(dataset, n_bits: int, work: Path, chosen: dict) -> list[d
 
 def stage_overrides(setting: dict) -> list[str]:
     """``--set`` strings of a setting (the loss arguments other than these are the workflow's STAGE_LOSS)."""
-    overrides = [f"trainer.lr={1e-3 * setting['lr_factor']}", f"method.loss.old_weight={setting['old_weight']}"]
+    overrides = [f"trainer.lr={1e-3 * setting['lr_factor']}", f"method.loss.old_weight={setting.get('old_weight', 0.0)}"]
+    overrides.append(f"method.loss.memory_targets={setting.get('memory_targets', 'centers')}")
     if setting.get("old_centers"):
         overrides.append(f"method.loss.old_centers={setting['old_centers']}")
     if setting.get("pairwise"):
@@ -158,7 +194,9 @@ def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict, pairwi
     labels = dataset.labels
     config = stage1_config(seed, n_bits)
     memory = chosen["memory"]
-    variants = [("lifelong", chosen, memory), ("lifelong (centers, no memory)", chosen, 0), ("lifelong (pairwise)", {**pairwise, "pairwise": True}, 0)]
+    variants = [("lifelong", chosen, memory), ("lifelong (centers, no memory)", chosen, 0),
+                ("lifelong (lr 1x)", {**chosen, "lr_factor": 1.0}, memory),
+                ("lifelong (pairwise)", {**pairwise, "pairwise": True}, 0)]
     (model, result), wall, cpu = timed(lambda: train_run(config, work / "stage1", dataset=dataset))
     query_codes = model.encode(flat(dataset, splits[0].query))
     db_codes = model.encode(flat(dataset, splits[0].database))
@@ -173,7 +211,8 @@ def stage_rows(dataset, seed: int, n_bits: int, work: Path, chosen: dict, pairwi
         # lifelong: the real workflow, each variant from its own previous stage
         for index, (name, setting, replay) in enumerate(variants):
             out = work / f"lifelong{index}-{number}"
-            record = lifelong_run(parent.get(name, work / "stage1"), out, epochs=LIFELONG_EPOCHS, dataset=dataset, k=K, replay_per_class=replay,
+            record = lifelong_run(parent.get(name, work / "stage1"), out, epochs=setting.get("epochs", LIFELONG_EPOCHS), dataset=dataset, k=K,
+                                  replay_per_class=replay,
                                   freeze_backbone=setting.get("freeze_backbone", False), overrides=stage_overrides(setting))
             rows.append({**base, "stage": number, "method": name, "train_cpu_s": record["train_cpu_seconds"],
                          "train_wall_s": record["train_seconds"], **record["metrics"]})
@@ -251,12 +290,13 @@ def fmt(value, digits=4):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def sweep_rows(rows: list[dict], columns) -> list[str]:
-    """Table rows of a validation sweep: per code length, ``columns(row)`` after the bits, and the chosen row (best val_mAP) marked."""
+def sweep_rows(rows: list[dict], columns, eligible=lambda row: True) -> list[str]:
+    """Table rows of a validation sweep: per code length, ``columns(row)`` after the bits, and the chosen row (best val_mAP
+    of the ``eligible`` ones) marked."""
     lines = []
     for n_bits in sorted({r["n_bits"] for r in rows}):
         mine = [r for r in rows if r["n_bits"] == n_bits]
-        best = max(mine, key=lambda r: r["val_mAP"])
+        best = max((r for r in mine if eligible(r)), key=lambda r: r["val_mAP"])
         lines += ["| " + " | ".join(str(c) for c in [n_bits, *columns(r), "yes" if r is best else ""]) + " |" for r in mine]
     return lines
 
@@ -280,8 +320,25 @@ def write_tables(results: dict) -> None:
         lines.append("")
     selection = results.get("selection", [])
     if selection:
-        lines += [f"## Stage settings chosen on validation (seed {SELECTION_SEED}, stage 2; not an evaluated seed)", "",
-                  "Validation mAP: every stage's validation items so far, searched against the old codes + the new training codes. "
+        lines += [f"## Stage settings chosen on validation (seed {SELECTION_SEED}, stages 2 and 3 chained; not an evaluated seed)", "",
+                  "Each setting runs stage 2 from one stage-1 run, then stage 3 from its own stage 2. Validation mAP: every stage's validation "
+                  "items so far, searched against the stored old codes + the new training codes; the score is the mean of the two stages'. "
+                  "Memory = earlier training items per old class, weighted (new items per new class) / (memory per old class); its targets: "
+                  "their class's center, or their own stored database codes. CPU ratio: the stage's training CPU / retraining's on the same seed "
+                  f"(one measurement each, on shared cores: noisy). The stage's validation metric scores at most {VAL_MAX_QUERIES} validation items "
+                  f"(evenly spaced); only settings with memory <= {BUDGET['memory']} and {BUDGET['epochs']} epochs may be chosen -- with that "
+                  "cheaper metric a memory of 200 costs about the CPU that last round's 100 did with every validation item.", "",
+                  "| bits | lr (x parent's 1e-3) | memory | memory targets | epochs | val mAP stage 2 | val mAP stage 3 | score | CPU ratio stage 2 / 3 | eligible | chosen |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += sweep_rows(selection, lambda r: [r["lr_factor"], r["memory"], r.get("memory_targets", "centers"), r.get("epochs", LIFELONG_EPOCHS),
+                                                  f"{r['val_mAP_stage2']:.4f}", f"{r['val_mAP_stage3']:.4f}", f"{r['val_mAP']:.4f}",
+                                                  f"{r['cpu_ratio_stage2']:.2f} / {r['cpu_ratio_stage3']:.2f}", "yes" if r["within_budget"] else "no"],
+                            eligible=lambda r: r["within_budget"]) + [""]
+    selection = results.get("selection_stage2", [])
+    if selection:
+        lines += [f"## Last round's sweep of the stage settings (seed {SELECTION_SEED}, stage-2 validation only)", "",
+                  "Validation mAP: every stage's validation items so far, searched against the old codes + the training codes (then also the "
+                  "memory items' fresh codes, which this round's metric leaves out: the database holds their stored codes). "
                   f"{LIFELONG_EPOCHS} epochs; memory = earlier training items per old class, weighted (new items per new class) / (memory per old class).", "",
                   "| bits | lr (x parent's 1e-3) | old_weight | memory | backbone | validation mAP | train CPU s | chosen |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -320,7 +377,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, 32 bits, no upgrade table, nothing written")
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--no-upgrade", action="store_true")
+    parser.add_argument("--render", action="store_true", help="only rewrite lifelong.md from lifelong.json")
     args = parser.parse_args()
+    if args.render:
+        import json
+
+        write_tables(json.loads((RESULTS / "lifelong.json").read_text()))
+        return
     torch.set_num_threads(1)
     set_quiet(True)
     dataset = load_dataset(DATASET)
@@ -334,6 +397,13 @@ def main() -> None:
                             f"lifelong and fine-tuning {LIFELONG_EPOCHS} epochs, retraining {STAGE1_EPOCHS} epochs, batch 128")
     seeds, bits = ([args.seeds[0]], [32]) if args.quick else (args.seeds, args.bits)
     results.setdefault("selection", [])
+    if any("val_mAP_stage3" not in r for r in results["selection"]):  # last round's file: its sweep scored stage 2 only
+        results["selection_stage2"] = [r for r in results["selection"] if "val_mAP_stage3" not in r and "memory" in r]
+        results["selection"] = [r for r in results["selection"] if "val_mAP_stage3" in r or "memory" not in r]
+        results["stages"], results["selection_centers"] = [], []  # measured again with the newly chosen settings
+    if any(r.get("val_max_queries") != VAL_MAX_QUERIES for r in results["selection"] if "val_mAP_stage3" in r):  # another metric: sweep again
+        results["selection"] = [r for r in results["selection"] if "val_mAP_stage3" not in r]
+        results["stages"], results["selection_centers"] = [], []
     if any("memory" not in r for r in results["selection"]):  # last round's file: its sweep was of the pairwise method
         results["selection_pairwise"] = [r for r in results["selection"] if "memory" not in r]
         results["selection"] = [r for r in results["selection"] if "memory" in r]
@@ -349,8 +419,7 @@ def main() -> None:
             results["selection"] += rows
             if not args.quick:
                 atomic_write_json(out, results)
-        chosen = max((r for r in results["selection"] if r["n_bits"] == n_bits), key=lambda r: r["val_mAP"])
-        chosen = {key: chosen[key] for key in ("lr_factor", "old_weight", "memory", "freeze_backbone") if key in chosen}
+        chosen = chosen_setting([r for r in results["selection"] if r["n_bits"] == n_bits])
         results.setdefault("selection_centers", [])
         if not any(r["n_bits"] == n_bits for r in results["selection_centers"]):
             work = Path(tempfile.mkdtemp(prefix="hashlearn-lifelong-"))

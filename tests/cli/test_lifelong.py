@@ -19,6 +19,8 @@ def test_lifelong_command_trains_the_next_stage_and_appends_to_the_index(tmp_pat
     assert main(["lifelong", "--from", str(stage1), "--run-dir", str(tmp_path / "s3"), "--stage", "3"]) == 2
     assert "next stage is 2" in capsys.readouterr().err
     assert main(["lifelong", "--from", str(stage1), "--run-dir", str(tmp_path / "s4"), "-o", "x.hlx"]) == 2
+    assert main(["lifelong", "--from", str(stage1), "--run-dir", str(stage2), "--resume", "-q"]) == 2
+    assert "has finished" in capsys.readouterr().err
 
 
 def test_readme_lifelong_block_runs_verbatim(tmp_path):

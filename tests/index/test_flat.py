@@ -234,3 +234,40 @@ def test_property_matches_reference(n, n_bytes, k, radius, seed, shuffled_ids):
         hit = np.flatnonzero(distances[q] <= radius)
         order = np.lexsort((id_values[hit], distances[q][hit]))
         np.testing.assert_array_equal(ranged.ids[ranged.lims[q] : ranged.lims[q + 1]], id_values[hit][order])
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, 17])
+def test_strictly_ascending_matches_diff_at_block_edges(n):
+    """Blocks of 8 (and 1) compared with the whole-array reference, a descent at every position."""
+    ids = np.arange(n, dtype=np.int64) * 3
+    for block in (1, 8):
+        assert flat_module._strictly_ascending(ids, block) is True
+        for i in range(1, n):
+            broken = ids.copy()
+            broken[i] = broken[i - 1]  # a tie is not ascending
+            assert flat_module._strictly_ascending(broken, block) is bool(np.all(np.diff(broken) > 0)) is False
+
+
+def test_loading_saved_ids_makes_no_sorted_copy(tmp_path):
+    """Loading checked ascending ids with np.unique and np.diff (a sorted copy and two more of their size):
+    a read-in Flat index with ids held 1.6x its file."""
+    import tracemalloc
+
+    from hashlearn.index.io import load_index, save_index
+
+    codes = np.random.default_rng(4).integers(0, 256, size=(65_536, 16), dtype=np.uint8)
+    index = FlatIndex(128)
+    index.add(codes, ids=np.arange(len(codes), dtype=np.int64) * 2)
+    path = save_index(index, tmp_path / "ids.hlx")
+    load_index(path, mmap=False)  # warm up outside the measurement
+    tracemalloc.start()
+    try:
+        loaded = load_index(path, mmap=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.25 * path.stat().st_size, peak / path.stat().st_size
+    np.testing.assert_array_equal(loaded.reconstruct(20), codes[10])
+    shuffled = FlatIndex(128)
+    shuffled.add(codes[:5], ids=np.array([9, 3, 7, 1, 5]))  # unsorted unique ids still load
+    assert load_index(save_index(shuffled, tmp_path / "u.hlx"), mmap=False).search(codes[:1], 1).ids[0, 0] == 9

@@ -155,7 +155,8 @@ def test_process_cluster_with_flat_shards(data, tmp_path):
 
 
 def test_loading_holds_the_shards_once(client, tmp_path):
-    """A file read into memory hands its shards over as views: from_state copied every shard array (2.75x the file)."""
+    """A file read into memory hands its shards over as views: from_state copied every shard array and the Flat
+    shards checked their ids with sorted copies (2.4x the file; now about 1.06x)."""
     import tracemalloc
 
     codes = np.random.default_rng(3).integers(0, 256, size=(65_536, 16), dtype=np.uint8)
@@ -177,7 +178,7 @@ def test_loading_holds_the_shards_once(client, tmp_path):
                 np.testing.assert_array_equal(loaded.reconstruct(id_), codes[id_])
         finally:
             loaded.close()
-        assert peak < 2 * file_nbytes, (mmap, peak / file_nbytes)
+        assert peak < 1.4 * file_nbytes, (mmap, peak / file_nbytes)  # the file once (+ the copy of a mapped one)
 
 
 def test_merge_equals_global_sort(make_codes):

@@ -144,13 +144,16 @@ def hamming(a, b):
     return sum(x != y for x, y in zip(a, b))
 
 
-def slow_center_term(outputs, label_sets, centers, tie_breaker, only_old, replay_weight):
-    """Weighted mean over items of the mean over bits of the CSQ cross-entropy toward the item's center."""
+def slow_center_term(outputs, label_sets, centers, tie_breaker, only_old, replay_weight, stored=None):
+    """Weighted mean over items of the mean over bits of the CSQ cross-entropy toward the item's center
+    (or toward its stored ±1 code, where ``stored[i]`` is one)."""
     u = outputs.detach().double().tolist()
     total, weights = 0.0, 0.0
     for i, row in enumerate(u):
         summed = [sum(centers[c][b] for c in label_sets[i]) for b in range(len(row))]
         center = [tie_breaker[b] if s == 0 else (1 if s > 0 else -1) for b, s in enumerate(summed)]
+        if stored is not None and stored[i] is not None:
+            center = stored[i]
         bce = 0.0
         for b, value in enumerate(row):
             p = min(max((value + 1) / 2, 1e-6), 1 - 1e-6)
@@ -245,3 +248,53 @@ def test_recorded_centers_replace_the_majority_of_their_old_classes_only():
         LifelongLoss(16, 4, old_centers="median")
     with pytest.raises(ValueError, match="recorded center of class 1"):
         LifelongLoss(16, 4, old_centers="recorded").set_old_database(codes, labels, recorded_centers={1: np.zeros(16)})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("memory_targets", ["centers", "codes"])
+def test_memory_items_aim_at_their_stored_codes_against_the_slow_reference(make_batch, approx, dtype, memory_targets):
+    from hashlearn.losses.lifelong import with_stored_codes
+
+    outputs, labels, label_sets = make_batch(dtype=dtype, batch=8, n_bits=8, n_classes=4, seed=9)
+    old = torch.where(torch.randn(10, 8, generator=torch.Generator().manual_seed(4)) > 0, 1.0, -1.0)
+    old_labels = torch.tensor([0, 1] * 5)
+    stored_rows = np.where(np.random.default_rng(1).random((8, 8)) < 0.5, -1, 1)
+    has_code = np.array([c in (0, 1) for c in labels.tolist()]) & (np.arange(8) % 2 == 0)  # some old-class items carry a code
+    targets = torch.as_tensor(with_stored_codes(labels.numpy(), 4, stored_rows, has_code))
+    loss = LifelongLoss(8, 4, old_weight=0.5, new_weight=0.3, eta=0.2, center_weight=1.1, replay_weight=3.0, memory_targets=memory_targets)
+    loss = loss.to(dtype).set_old_database(old, old_labels)
+    stored = [stored_rows[i].tolist() if has_code[i] and memory_targets == "codes" else None for i in range(8)]
+    only_old = lambda labels: bool(labels) and labels <= {0, 1}  # noqa: E731
+    expected = (1.1 * slow_center_term(outputs, label_sets, loss.centers.to(torch.int64).tolist(), loss.tie_breaker.tolist(), only_old, 3.0, stored)
+                + reference(outputs, label_sets, old.tolist(), [{int(c)} for c in old_labels], 0.5, 0.3, 0.2))
+    assert float(loss(outputs, targets)) == approx(expected, dtype)
+    # the rows' label part alone gives the plain loss; with "centers" the stored codes change nothing
+    plain = float(loss(outputs, labels))
+    assert (plain == approx(float(loss(outputs, targets)), dtype)) == (memory_targets == "centers")
+
+
+def test_stored_code_targets_pull_memory_items_onto_their_own_codes():
+    """Free codes of two items of one old class: with "codes" each ends on its own stored code, with "centers" both on the center."""
+    from hashlearn.losses.lifelong import with_stored_codes
+
+    torch.manual_seed(0)
+    old = torch.tensor([[1.0] * 16, [1.0] * 12 + [-1.0] * 4, [-1.0] * 16])
+    stored = np.array([[1] * 16, [1] * 12 + [-1] * 4])
+    targets = torch.as_tensor(with_stored_codes(np.array([0, 0]), 2, stored, np.array([True, True])))
+    for memory_targets in ("codes", "centers"):
+        loss = LifelongLoss(16, 2, new_weight=0.0, old_weight=0.0, eta=0.0, center_weight=1.0, memory_targets=memory_targets)
+        loss.set_old_database(old, torch.tensor([0, 0, 1]))
+        codes = _fit_free_codes(loss, targets)
+        expected = stored if memory_targets == "codes" else np.repeat(loss.centers[:1].numpy(), 2, axis=0)
+        assert np.array_equal(codes.numpy(), expected), memory_targets
+
+
+def test_with_stored_codes_checks_its_inputs():
+    from hashlearn.losses.lifelong import with_stored_codes
+
+    rows = with_stored_codes(np.array([[1, 0, 1]]), 3, np.array([[-1, 1]]), np.array([True]))
+    assert rows.tolist() == [[1.0, 0.0, 1.0, 1.0, 0.0, 1.0]] and rows.dtype == np.float32
+    with pytest.raises(ValueError, match="has_code"):
+        with_stored_codes(np.array([0, 1]), 2, np.ones((2, 4)), np.array([True]))
+    with pytest.raises(ValueError, match="memory_targets"):
+        LifelongLoss(8, 3, memory_targets="stored")

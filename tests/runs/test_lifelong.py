@@ -165,3 +165,97 @@ def test_each_stage_records_its_centers_and_the_next_can_reuse_them(stages, tmp_
     pm1, labels = codes_to_pm1(codes, 16), load_dataset("digits").labels[ids]
     for c in range(8):
         assert record["centers"][str(c)] == np.where(pm1[labels == c].sum(axis=0) >= 0, 1, -1).tolist()
+
+
+def test_memory_items_can_carry_their_stored_codes_and_validation_searches_only_new_items(stages, tmp_path, monkeypatch):
+    import hashlearn.runs.lifelong as workflow
+    from hashlearn.codes import codes_to_pm1
+    from hashlearn.data import load_dataset
+
+    root, _, _ = stages
+    codes, ids = load_run(root / "s1").load_codes("database")  # stage 2's stored old codes
+    labels = load_dataset("digits").labels
+    split = load_run(root / "s2").load_split()
+    memory = np.sort(np.random.default_rng(0).choice(ids, 12, replace=False))
+    train_index = np.concatenate([split.train[:5], memory])
+    rows = workflow._memory_code_targets(labels[train_index], 10, 16, codes, ids, train_index)
+    stored = {int(i): codes_to_pm1(codes[k : k + 1], 16)[0].tolist() for k, i in enumerate(ids)}
+    for row, item in zip(rows, train_index):
+        assert row[: 10].tolist() == np.eye(10)[labels[item]].tolist()
+        has_code = item in memory
+        assert row[10] == float(has_code)
+        assert row[11:].tolist() == ([(b + 1) / 2 for b in stored[int(item)]] if has_code else [0.0] * 16)
+    # the workflow: its validation metric sees the new stage's training items only, not the memory's fresh codes
+    seen = {}
+    original = workflow.old_and_new_val_metric
+
+    def spy(train, *args, **kwargs):
+        seen["n"] = len(train[1])
+        return original(train, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "old_and_new_val_metric", spy)
+    record = lifelong_run(root / "s1", tmp_path / "codes", epochs=1, overrides=["method.loss.memory_targets=codes"])
+    assert record["n_replay"] > 0 and seen["n"] == record["n_train"]
+    assert json.loads((tmp_path / "codes" / "config.json").read_text())["method"]["loss"]["memory_targets"] == "codes"
+    assert np.array_equal(load_run(tmp_path / "codes").load_codes("database")[0][: len(codes)], codes)
+
+
+def test_validation_metric_scores_an_evenly_spaced_subset_of_at_most_max_queries_items():
+    from hashlearn.codes import sign_to_codes
+    from hashlearn.eval.metrics import mean_average_precision
+    from hashlearn.runs.lifelong import old_and_new_val_metric
+
+    rng = np.random.default_rng(0)
+
+    class Sign:  # a "model" whose codes are the signs of its inputs
+        def encode(self, X):
+            return sign_to_codes(np.where(np.asarray(X) > 0, 1.0, -1.0))
+
+    X_train, y_train = rng.normal(size=(30, 16)), rng.integers(0, 3, 30)
+    old_codes, old_labels = sign_to_codes(np.where(rng.random((40, 16)) < 0.5, -1.0, 1.0)), rng.integers(0, 3, 40)
+    X_val, y_val = rng.normal(size=(25, 16)), rng.integers(0, 3, 25)
+    db, db_labels = np.concatenate([old_codes, Sign().encode(X_train)]), np.concatenate([old_labels, y_train])
+    for max_queries, step in ((None, 1), (25, 1), (10, 3), (5, 5)):
+        metric = old_and_new_val_metric((X_train, y_train), old_codes, old_labels, k=20, max_queries=max_queries)
+        expected = mean_average_precision(Sign().encode(X_val[::step]), db, y_val[::step], db_labels, k=20)
+        assert metric(Sign(), X_val, y_val) == pytest.approx(expected), max_queries
+
+
+def test_an_interrupted_stage_resumes_to_the_same_codes_and_refuses_another_start(stages, tmp_path, monkeypatch):
+    from hashlearn.train.trainer import Trainer
+
+    root, _, _ = stages
+    whole = lifelong_run(root / "s1", tmp_path / "whole", epochs=2)
+    original = Trainer._write_run
+
+    class Interrupted(Exception):
+        pass
+
+    def write_then_stop(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise Interrupted  # after epoch 1's checkpoint
+
+    monkeypatch.setattr(Trainer, "_write_run", write_then_stop)
+    with pytest.raises(Interrupted):
+        lifelong_run(root / "s1", tmp_path / "cut", epochs=2)
+    monkeypatch.setattr(Trainer, "_write_run", original)
+    assert not load_run(tmp_path / "cut").is_lifelong_stage
+    with pytest.raises(ValueError, match="replay_per_class"):
+        lifelong_run(root / "s1", tmp_path / "cut", replay_per_class=3, resume=True)
+    with pytest.raises(ValueError, match="parent"):
+        lifelong_run(tmp_path / "whole", tmp_path / "cut", resume=True)
+    with pytest.raises(ValueError, match="--set"):
+        lifelong_run(root / "s1", tmp_path / "cut", overrides=["trainer.lr=0.1"], resume=True)
+    resumed = lifelong_run(root / "s1", tmp_path / "cut", resume=True)
+    assert resumed["resumed"] and not whole["resumed"]
+    # the Trainer's resume replays the same batches: the stage ends where the uninterrupted one did
+    assert resumed["model_version"] == whole["model_version"]
+    assert np.array_equal(load_run(tmp_path / "cut").load_codes("database")[0], load_run(tmp_path / "whole").load_codes("database")[0])
+    assert resumed["blocks"][:-1] == whole["blocks"][:-1] and resumed["metrics"] == whole["metrics"]
+    with pytest.raises(ValueError, match="finished"):
+        lifelong_run(root / "s1", tmp_path / "cut", resume=True)
+    # a checkpointed run without the record of a stage start (e.g. an ordinary `hashlearn train` run) is not resumed as a stage
+    (tmp_path / "whole" / "checkpoint" / "lifelong_stage.json").unlink()
+    (tmp_path / "whole" / "lifelong.json").unlink()
+    with pytest.raises(ValueError, match="not an interrupted lifelong stage"):
+        lifelong_run(root / "s1", tmp_path / "whole", resume=True)

@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", help="with --index: write the grown index here instead of in place")
     parser.add_argument("-k", "--k", dest="k", type=positive_int, default=1000, help="mAP@k of the stage's old-class, new-class and all queries")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted stage in --run-dir from its checkpoint (same --from, --replay and --freeze-backbone)")
     add_common_arguments(parser, json=True)
     parser.set_defaults(func=run)
 
@@ -49,7 +51,7 @@ def run(args) -> int:
         raise ValueError("-o/--output goes with --index (the index to grow).")
     record = lifelong_run(args.parent, args.run_dir, stage=args.stage, epochs=args.epochs, overrides=args.overrides,
                           overwrite=args.overwrite, k=args.k, replay_per_class=args.replay,
-                          freeze_backbone=args.freeze_backbone)
+                          freeze_backbone=args.freeze_backbone, resume=args.resume)
     appended = append_stage_to_index(args.run_dir, args.index, args.output) if args.index else None
     if args.json:
         print_json({"run_dir": str(args.run_dir), **record, **({"index": appended} if appended else {})})

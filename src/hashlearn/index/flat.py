@@ -260,13 +260,23 @@ class FlatIndex(BinaryIndex):
             raise ValueError(f"meta says ntotal={meta['ntotal']} but arrays['codes'] holds {codes.shape[0]} codes.")
         if "ids" in arrays:
             ids = self._check_ids(arrays["ids"], codes.shape[0])
-            if len(np.unique(ids)) != len(ids):
+            self._ids_ascending = _strictly_ascending(ids)
+            if not self._ids_ascending and len(np.unique(ids)) != len(ids):  # ascending ids are unique: no sorted copy
                 raise ValueError("arrays['ids'] must be unique; the saved ids contain duplicates.")
-            self._ids_ascending = bool(np.all(np.diff(ids) > 0))
             is_range = len(ids) == 0 or ids[-1] == len(ids) - 1
             self._ids = None if (self._ids_ascending and is_range) else ids
         self._buffer = codes
         self._n = codes.shape[0]
+
+
+def _strictly_ascending(ids: np.ndarray, block: int = 1 << 16) -> bool:
+    """Whether ``ids`` strictly ascend, compared a block at a time (``np.diff`` of a loaded
+    index's ids would allocate their size twice more)."""
+    for start in range(0, len(ids) - 1, block):
+        chunk = ids[start : start + block + 1]
+        if not np.all(chunk[1:] > chunk[:-1]):
+            return False
+    return True
 
 
 def pad_result(distances: np.ndarray, ids: np.ndarray, k: int) -> SearchResult:

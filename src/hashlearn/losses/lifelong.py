@@ -54,6 +54,7 @@ from hashlearn.losses.csq import PROBABILITY_EPS, CSQLoss
 from hashlearn.losses.dpsh import sign_quantization_error
 
 OLD_CENTERS = ("majority", "recorded")
+MEMORY_TARGETS = ("centers", "codes")
 #: random candidates of :func:`far_centers`, after the Hadamard rows
 N_RANDOM_CANDIDATES = 2048
 
@@ -104,6 +105,24 @@ def label_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a / norm_a) @ (b / norm_b).T
 
 
+def with_stored_codes(labels, n_classes: int, codes, has_code) -> np.ndarray:
+    """Training targets that carry each item's stored code: float32 ``(n, n_classes + 1 + n_bits)`` 0/1 rows.
+
+    A row is ``[multi-hot labels | 1 if the item has a stored code | its bits]``;
+    ``codes`` are ±1 ``(n, n_bits)`` (rows without a stored code are ignored), ``has_code`` is ``(n,)`` bool.
+    :class:`LifelongLoss` reads them (``memory_targets="codes"``) and treats the rest as ordinary labels.
+
+    >>> with_stored_codes(np.array([0, 1]), 2, np.array([[1, -1], [1, 1]]), np.array([True, False])).tolist()
+    [[1.0, 0.0, 1.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]]
+    """
+    labels, codes, has_code = np.asarray(labels), np.asarray(codes), np.asarray(has_code, dtype=bool)
+    multi_hot = np.eye(n_classes, dtype=np.float32)[labels] if labels.ndim == 1 else labels.astype(np.float32)
+    if codes.ndim != 2 or len(codes) != len(multi_hot) or has_code.shape != (len(multi_hot),):
+        raise ValueError(f"codes must be ±1 (n, n_bits) and has_code (n,) with n = {len(multi_hot)} labels, got {codes.shape} and {has_code.shape}.")
+    bits = np.where(has_code[:, None] & (codes > 0), 1.0, 0.0).astype(np.float32)
+    return np.concatenate([multi_hot, has_code[:, None].astype(np.float32), bits], axis=1)
+
+
 class LifelongLoss(LocalityLoss):
     """Similarity-preserving loss against fixed old codes, within the batch, plus quantization.
 
@@ -129,6 +148,12 @@ class LifelongLoss(LocalityLoss):
         term is the weighted mean ``sum_i w_i bce_i / sum_i w_i``. A small memory
         with a weight of (new items per class / memory items per class) counts as
         much per class as the new data.
+    memory_targets : {"centers", "codes"}, default "centers"
+        The center term's target of an item that comes with its stored code (an
+        exemplar-memory item, see :func:`with_stored_codes`): its class's center, or
+        its own stored database code -- the code the database holds for it, so the
+        model learns to encode old-class queries as the stored codes were made.
+        Items without a stored code always aim at their centers.
     anchors_per_step : int or None, default None
         Compare each batch with this many old codes drawn at random (seeded by
         :meth:`set_old_database`); ``None`` uses every old code at every step.
@@ -139,7 +164,8 @@ class LifelongLoss(LocalityLoss):
     needs_similarity = False  # the cosine label similarity is computed here
 
     def __init__(self, n_bits: int, n_classes: int, *, old_weight: float = 1.0, new_weight: float = 1.0, eta: float = 0.1,
-                 center_weight: float = 0.0, old_centers: str = "majority", replay_weight: float = 1.0, anchors_per_step: int | None = None, own_quantization: bool = True):
+                 center_weight: float = 0.0, old_centers: str = "majority", replay_weight: float = 1.0, memory_targets: str = "centers",
+                 anchors_per_step: int | None = None, own_quantization: bool = True):
         super().__init__(n_bits, n_classes, own_quantization=own_quantization)
         for name, value in (("old_weight", old_weight), ("new_weight", new_weight), ("eta", eta), ("center_weight", center_weight),
                             ("replay_weight", replay_weight)):
@@ -151,6 +177,10 @@ class LifelongLoss(LocalityLoss):
         if old_centers not in OLD_CENTERS:
             raise ValueError(f"old_centers must be one of {OLD_CENTERS}, got {old_centers!r}.")
         self.center_weight, self.replay_weight, self.old_centers = float(center_weight), float(replay_weight), old_centers
+        if memory_targets not in MEMORY_TARGETS:
+            raise ValueError(f"memory_targets must be one of {MEMORY_TARGETS}, got {memory_targets!r}.")
+        self.memory_targets = memory_targets
+        self._stored_bits = None  # (has a stored code, its bits) of the batch being scored, from with_stored_codes rows
         self.anchors_per_step = anchors_per_step
         # the stored codes are data, not weights: kept out of state_dict (checkpoints stay small; the run holds them)
         self.register_buffer("old_codes", torch.zeros(0, self.n_bits), persistent=False)
@@ -204,6 +234,21 @@ class LifelongLoss(LocalityLoss):
     #: on this loss's ``centers`` and ``tie_breaker`` buffers
     item_centers = CSQLoss.item_centers
 
+    def forward(self, outputs, labels):
+        """``labels``: class ids, multi-hot labels, or :func:`with_stored_codes`'s ``(B, n_classes + 1 + n_bits)`` rows."""
+        width = self.n_classes + 1 + self.n_bits
+        if not (torch.is_tensor(labels) and labels.ndim == 2 and labels.shape[1] == width):
+            self._stored_bits = None
+            return super().forward(outputs, labels)
+        labels = labels.to(outputs.device, outputs.dtype)
+        # a row is [multi-hot labels | has a stored code | the stored code's bits in {0, 1}]
+        has_code, bits = labels[:, self.n_classes] > 0, labels[:, self.n_classes + 1:]
+        self._stored_bits = (has_code, bits)
+        try:
+            return super().forward(outputs, labels[:, : self.n_classes])
+        finally:
+            self._stored_bits = None
+
     def compute_loss(self, outputs, targets, similarity):
         k = float(self.n_bits)
         loss = outputs.new_zeros(())
@@ -212,6 +257,9 @@ class LifelongLoss(LocalityLoss):
             loss = loss + self.new_weight * masked_mean(within, off_diagonal_mask(outputs.shape[0], outputs.device)) / k**2
         if self.center_weight:
             target_bits = (self.item_centers(targets) + 1) / 2
+            stored = getattr(self, "_stored_bits", None)
+            if stored is not None and self.memory_targets == "codes":
+                target_bits = torch.where(stored[0][:, None], stored[1], target_bits)
             probabilities = ((outputs + 1) / 2).clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)
             bce = -(target_bits * torch.log(probabilities) + (1 - target_bits) * torch.log1p(-probabilities)).mean(dim=1)
             if self.replay_weight != 1.0 and bool(self.old_classes.any()):
@@ -234,7 +282,7 @@ class LifelongLoss(LocalityLoss):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, old_weight={self.old_weight}, new_weight={self.new_weight}, center_weight={self.center_weight}, "
-                f"old_centers={self.old_centers!r}, "
+                f"old_centers={self.old_centers!r}, memory_targets={self.memory_targets!r}, "
                 f"eta={self.eta}, n_old={self.n_old}")
 
 
@@ -275,4 +323,4 @@ class BackwardCompatibleLoss(torch.nn.Module):
         getattr(self.objective, "step", lambda: None)()
 
 
-__all__ = ["BackwardCompatibleLoss", "LifelongLoss", "far_centers", "label_cosine", "majority_centers"]
+__all__ = ["BackwardCompatibleLoss", "LifelongLoss", "far_centers", "label_cosine", "majority_centers", "with_stored_codes"]

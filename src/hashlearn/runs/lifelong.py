@@ -21,6 +21,11 @@ of an incremental protocol (:mod:`hashlearn.data.incremental`).
 4. ``lifelong.json`` records the parent, the stage, and the model version
    (the sha256 of the weights) that produced each block of database codes.
 
+An interrupted stage continues from its checkpoint with ``resume=True``
+(``hashlearn lifelong ... --resume``); the checkpoint folder records how the stage
+started (``STAGE_START``), and a resume from another parent or with other memory
+settings is refused.
+
 :func:`append_stage_to_index` adds a stage's new codes to a saved index
 (Flat, MIH, sharded ...) without rebuilding it, and records the block in the
 index file's header (``info["blocks"]``).
@@ -39,13 +44,19 @@ from hashlearn.runs.data import load_run_dataset, run_inputs
 from hashlearn.runs.run import Run, load_run
 
 LIFELONG_METHOD = "lifelong"
-#: a stage trains at this fraction of the parent's learning rate (unless --set trainer.lr=...)
+#: a stage trains at this multiple of the parent's learning rate (unless --set trainer.lr=...)
 #: and with these loss arguments (unless --set method.loss.*=...): chosen on validation in benchmarks/results/lifelong.md
-STAGE_LR_FACTOR = 1.0
+STAGE_LR_FACTOR = 5.0
 STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0, "old_centers": "recorded"}
 #: exemplar memory of a stage: earlier training items per old class (--replay)
-DEFAULT_REPLAY = 100
+DEFAULT_REPLAY = 200
+#: the validation metric of a stage searches at most this many stored old codes (an evenly spaced subset)
+VAL_MAX_OLD = 5000
+#: ... and at most this many validation items (None: all)
+VAL_MAX_QUERIES = 400
 FORMAT_VERSION = 1
+#: how a stage started (parent, its model version, memory settings, the old codes' sha256), in its checkpoint folder
+STAGE_START = "lifelong_stage.json"
 
 
 def model_version(run: Run) -> str:
@@ -110,7 +121,7 @@ def frozen_database_codes(run: Run, dataset=None) -> tuple[np.ndarray, np.ndarra
 
 def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | str | None = None, epochs: int | None = None,
                  overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False, dataset=None, k: int = 1000,
-                 replay_per_class: int = DEFAULT_REPLAY, freeze_backbone: bool = False) -> dict:
+                 replay_per_class: int = DEFAULT_REPLAY, freeze_backbone: bool = False, resume: bool = False) -> dict:
     """Train the stage after ``parent``'s into ``run_dir`` (see the module docstring); returns the stage record.
 
     ``stage`` (a number or a stage name) must be the parent's next stage; ``epochs``
@@ -124,6 +135,12 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     Unless ``method.loss.replay_weight`` is set, the memory items are weighted by (new
     training items per new class) / (memory items per old class), and the weight is
     recorded in the stage's config. ``freeze_backbone`` trains the hash head only.
+
+    ``resume`` continues an interrupted stage in ``run_dir`` from its checkpoint: it must be
+    a stage of this ``parent`` (same run, same model version, same stored old codes) that
+    has not finished; it keeps its own config (``epochs`` may raise the count, ``overrides``
+    are refused) and its memory settings (``replay_per_class`` and ``freeze_backbone``
+    must be the ones it started with).
     """
     from hashlearn._validation import check_positive_int
 
@@ -144,14 +161,25 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     if not hasattr(model, "n_bits") or not callable(getattr(model, "encode", None)) or getattr(model, "n_towers", 1) != 1:
         raise ValueError(f"run {parent.path} holds a {type(model).__name__}; lifelong stages update single-modal deep hash models "
                          "(not shallow estimators, classifiers or two-tower models).")
-    config = _stage_config(parent.config, epochs, overrides)
-    check_device(config.trainer.device)
     if Path(run_dir).resolve() == parent.path.resolve():
         raise ValueError("--run-dir must differ from the parent run: a stage is a new run, the parent stays as it was.")
-    run = prepare_run_dir(run_dir, overwrite=overwrite)
+    started_as = {"parent": str(parent.path.resolve()), "parent_model_version": model_version(parent), "stage": number,
+                  "replay_per_class": replay_per_class, "freeze_backbone": bool(freeze_backbone)}
+    if resume:
+        run = prepare_run_dir(run_dir, resume=True, overwrite=overwrite)
+        config = _resumed_stage_config(run, started_as, epochs, overrides)
+    else:
+        config = _stage_config(parent.config, epochs, overrides)
+    check_device(config.trainer.device)
+    if not resume:
+        run = prepare_run_dir(run_dir, overwrite=overwrite)
 
     dataset = dataset if dataset is not None else load_run_dataset(config.data)
     old_codes, old_ids = frozen_database_codes(parent, dataset)
+    started_as["old_codes_sha256"] = sha256_bytes(np.ascontiguousarray(old_codes).tobytes())
+    if resume and _read_stage_start(run)["old_codes_sha256"] != started_as["old_codes_sha256"]:
+        raise ValueError(f"--resume: the stored database codes of parent {parent.path} changed since stage run {run.path} started; "
+                         "train the stage afresh with --overwrite.")
     splits = make_stage_splits(dataset, protocol, seed=config.data.seed)
     split = splits[number - 1]
     if not np.array_equal(np.sort(old_ids), splits[number - 2].database):
@@ -165,15 +193,22 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         config.method.loss["replay_weight"] = balanced_replay_weight(labels[split.train], labels[replay])
     run.save_split(split)
     run.save_config(config)
+    if not resume:  # what --resume must find again: kept in the checkpoint folder, removed with it
+        run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run.checkpoint_dir / STAGE_START, {"format_version": FORMAT_VERSION, **started_as})
     train_index = np.concatenate([split.train, replay])
     X_train = run_inputs(dataset, train_index, config.data.features)
+    y_train = labels[train_index]
+    if config.method.loss.get("memory_targets", "centers") == "codes" and len(replay):
+        y_train = _memory_code_targets(y_train, dataset.n_classes, config.method.n_bits, old_codes, old_ids, train_index)
     # selection also sees the earlier stages' validation items (held out, never trained on): old-class queries
     val_index = np.concatenate([s.validation for s in splits[:number]])
     X_val = run_inputs(dataset, val_index, config.data.features)
     parent_record = parent.load_lifelong()
     recorded = {int(c): center for c, center in (parent_record or {}).get("centers", {}).items()}
-    seconds, cpu_seconds, centers = _train_stage(run, config, model, dataset.n_classes, (X_train, labels[train_index]), (X_val, labels[val_index]),
-                                                 old_codes, labels[old_ids], freeze_backbone=freeze_backbone, recorded_centers=recorded)
+    seconds, cpu_seconds, centers = _train_stage(run, config, model, dataset.n_classes, (X_train, y_train), (X_val, labels[val_index]),
+                                                 old_codes, labels[old_ids], freeze_backbone=freeze_backbone, recorded_centers=recorded,
+                                                 new_train=(X_train[: len(split.train)], labels[split.train]), resume=resume)
     from hashlearn.runs.evaluate import encode_array
 
     new_codes = encode_array(model, run_inputs(dataset, new_ids, config.data.features), name=f"the new database items of stage {number}")
@@ -184,7 +219,7 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         "stage_name": protocol.stages[number - 1].name, "classes": list(protocol.stages[number - 1].classes),
         "seen_classes": split.meta["incremental"]["seen_classes"], "model_version": model_version(run),
         "parent_model_version": model_version(parent), "n_old": int(len(old_ids)), "n_new": int(len(new_ids)),
-        "n_train": int(len(split.train)), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
+        "n_train": int(len(split.train)), "resumed": bool(resume), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
         "old_codes_sha256": sha256_bytes(np.ascontiguousarray(old_codes).tobytes()),
         # the ±1 center each seen class was trained toward (the next stage's old_centers="recorded" reuses them)
         "centers": {str(c): centers[c] for c in split.meta["incremental"]["seen_classes"]} if centers is not None else {},
@@ -199,6 +234,38 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     return record
 
 
+def _read_stage_start(run: Run) -> dict:
+    from hashlearn._io import MAX_JSON_BYTES, parse_json_bytes, read_bounded
+
+    path = run.checkpoint_dir / STAGE_START
+    if not path.is_file():
+        raise ValueError(f"--resume: {run.path} is not an interrupted lifelong stage (no {path}); "
+                         "continue a `hashlearn train` run with `hashlearn train --resume`.")
+    record = parse_json_bytes(read_bounded(path, MAX_JSON_BYTES, "stage start record"), str(path))
+    if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} is not a stage start record of format {FORMAT_VERSION}.")
+    return record
+
+
+def _resumed_stage_config(run: Run, started_as: dict, epochs: int | None, overrides) -> RunConfig:
+    """The config an interrupted stage started with, after checking that ``started_as`` is how it started."""
+    if run.is_lifelong_stage:
+        raise ValueError(f"--resume: stage run {run.path} has finished ({Run.LIFELONG}); there is nothing to continue.")
+    record = _read_stage_start(run)
+    for key, value in started_as.items():
+        if record.get(key) != value:
+            raise ValueError(f"--resume: stage run {run.path} started with {key}={record.get(key)!r}, not {value!r}; "
+                             "resume it with the parent and memory settings it started with, or train it afresh with --overwrite.")
+    if overrides:
+        raise ValueError("--resume continues the stage's own config; --set is not allowed (only --epochs may raise the count).")
+    config = run.config
+    if epochs is not None:
+        if epochs < config.trainer.epochs:
+            raise ValueError(f"--resume --epochs {epochs}: the stage was started for {config.trainer.epochs} epochs; it may only be raised.")
+        config.trainer.epochs = epochs
+    return config.validate()
+
+
 def _replay_items(earlier, labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     """Up to ``per_class`` training items of each earlier class, from the earlier stages' training parts (seeded)."""
     if not per_class or not earlier:
@@ -208,6 +275,20 @@ def _replay_items(earlier, labels: np.ndarray, per_class: int, seed: int) -> np.
     strata = labels[pool] if labels.ndim == 1 else np.argmax(labels[pool], axis=1)
     chosen = [rng.choice(pool[strata == c], min(per_class, int((strata == c).sum())), replace=False) for c in np.unique(strata)]
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _memory_code_targets(labels: np.ndarray, n_classes: int, n_bits: int, old_codes: np.ndarray, old_ids: np.ndarray,
+                         train_index: np.ndarray) -> np.ndarray:
+    """Training targets carrying the stored code of each training item that has one (the memory; see ``with_stored_codes``)."""
+    from hashlearn.codes import codes_to_pm1
+    from hashlearn.losses.lifelong import with_stored_codes
+
+    order = np.argsort(old_ids)
+    position = np.searchsorted(old_ids[order], train_index).clip(0, len(old_ids) - 1)
+    has_code = old_ids[order][position] == train_index
+    codes = np.zeros((len(train_index), n_bits), dtype=np.int8)
+    codes[has_code] = codes_to_pm1(old_codes[order][position[has_code]], n_bits)
+    return with_stored_codes(labels, n_classes, codes, has_code)
 
 
 def balanced_replay_weight(new_labels: np.ndarray, memory_labels: np.ndarray) -> float:
@@ -244,8 +325,12 @@ def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig
 
 
 def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val, old_codes: np.ndarray, old_labels: np.ndarray, *,
-                 freeze_backbone: bool = False, recorded_centers: dict | None = None) -> tuple[float, float, list | None]:
+                 freeze_backbone: bool = False, recorded_centers: dict | None = None, new_train=None,
+                 resume: bool = False) -> tuple[float, float, list | None]:
     """Train ``model`` in place with the lifelong loss against the fixed old codes.
+
+    ``train = (X, y)``: ``y`` the loss's targets (labels, or ``with_stored_codes`` rows); ``new_train = (X, labels)``:
+    the new stage's training items, searched with the old codes by the validation metric (default ``train``).
 
     Returns the training's wall and CPU seconds and the loss's class centers as ±1 lists (``None`` without a center term).
     """
@@ -259,8 +344,8 @@ def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val,
         parameter.requires_grad_(False)
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        Trainer(config.trainer).fit(model, objective, train=train, val=val, run_dir=run.path,
-                                    val_metric=old_and_new_val_metric(train, old_codes, old_labels, config.trainer.val_k))
+        Trainer(config.trainer).fit(model, objective, train=train, val=val, run_dir=run.path, resume=resume,
+                                    val_metric=old_and_new_val_metric(train if new_train is None else new_train, old_codes, old_labels, config.trainer.val_k))
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
@@ -270,13 +355,16 @@ def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val,
     return seconds, cpu_seconds, centers
 
 
-def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = 5000):
+def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray, k: int, max_old: int = VAL_MAX_OLD,
+                           max_queries: int | None = VAL_MAX_QUERIES):
     """Validation mAP@k of the validation codes against (old codes + new training codes).
 
     The lifelong workflow passes the validation items of every stage so far: the new
     classes' items reward new codes that keep apart from the old codes, the old classes'
     items reward a model whose old-class queries still find their classes' stored codes.
-    At most ``max_old`` old codes (a fixed, evenly spaced subset) keep it cheap.
+    At most ``max_old`` old codes and ``max_queries`` validation items (fixed, evenly spaced
+    subsets; ``None``: every item) keep it cheap: it runs after every epoch, and on a short stage
+    it costs as much CPU as the training itself.
     """
     from hashlearn.eval.metrics import mean_average_precision
 
@@ -285,6 +373,9 @@ def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray,
     X_train, y_train = train
 
     def metric(model, X_val, y_val) -> float:
+        if max_queries is not None and len(y_val) > max_queries:
+            pick = slice(None, None, -(-len(y_val) // max_queries))
+            X_val, y_val = X_val[pick], y_val[pick]
         train_codes = model.encode(X_train)
         val_codes = model.encode(X_val.cpu().numpy() if hasattr(X_val, "cpu") else X_val)
         y_val = y_val.cpu().numpy() if hasattr(y_val, "cpu") else np.asarray(y_val)
