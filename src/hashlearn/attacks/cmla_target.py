@@ -104,13 +104,22 @@ def ranking_ap(distances: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return (np.cumsum(hits, axis=1) / ranks * hits).sum(axis=1) / np.maximum(total, 1)
 
 
+def target_code_values(codes: np.ndarray, same: np.ndarray, other: np.ndarray, relevant: np.ndarray, same_weight: float,
+                       same_caps=None) -> np.ndarray:
+    """Stage 1's value ``-AP(code; other) + same_weight * min(AP(code; same), same_cap)`` of each ``{-1, +1}`` row of
+    ``codes`` ``(r, n_bits)``; ``relevant`` is one ``(N,)`` for every row or one row each, ``same_caps`` ``None``, one
+    cap or one per row."""
+    n_bits, codes = codes.shape[1], np.asarray(codes).astype(np.int64)
+    same_ap = ranking_ap((n_bits - codes @ same.T) // 2, relevant)
+    if same_caps is not None:
+        same_ap = np.minimum(same_ap, same_caps)
+    return -ranking_ap((n_bits - codes @ other.T) // 2, relevant) + same_weight * same_ap
+
+
 def target_code_value(code: np.ndarray, same: np.ndarray, other: np.ndarray, relevant: np.ndarray, same_weight: float,
                       same_cap: float | None = None) -> float:
-    """Stage 1's value ``-AP(code; other) + same_weight * min(AP(code; same), same_cap)`` of one ``{-1, +1}`` code."""
-    n_bits = len(code)
-    same_ap = ranking_ap(((n_bits - same @ code) // 2)[None], relevant)[0]
-    return float(-ranking_ap(((n_bits - other @ code) // 2)[None], relevant)[0]
-                 + same_weight * (same_ap if same_cap is None else min(same_ap, same_cap)))
+    """:func:`target_code_values` of one ``{-1, +1}`` code."""
+    return float(target_code_values(np.asarray(code)[None], same, other, relevant, same_weight, same_cap)[0])
 
 
 def greedy_target_code(code: np.ndarray, same: np.ndarray, other: np.ndarray, relevant: np.ndarray, same_weight: float,
@@ -289,11 +298,7 @@ class CMLATarget(HashAttack):
     def values(self, codes: np.ndarray, relevant: np.ndarray) -> np.ndarray:
         """Stage-1 value of each ``{-1, +1}`` code (its own row of ``relevant``)."""
         same, other = self.reference_codes(codes.shape[1])
-        n_bits, codes = codes.shape[1], codes.astype(np.int64)
-        same_ap = ranking_ap((n_bits - codes @ same.T) // 2, relevant)
-        if self._caps is not None:
-            same_ap = np.minimum(same_ap, self._caps)
-        return -ranking_ap((n_bits - codes @ other.T) // 2, relevant) + self.same_weight * same_ap
+        return target_code_values(codes, same, other, relevant, self.same_weight, self._caps)
 
     def same_caps(self, clean: np.ndarray, relevant: np.ndarray) -> np.ndarray | None:
         """Absolute caps ``same_cap * AP(clean; same references)`` per query (``None`` without ``same_cap``)."""
@@ -431,4 +436,4 @@ class CMLATarget(HashAttack):
         return f"{super().__repr__()[:-1]}, reference=<{len(self.reference[0])} reference pairs>)"
 
 
-__all__ = ["CMLATarget", "greedy_target_code", "ranking_ap", "target_code_value"]
+__all__ = ["CMLATarget", "greedy_target_code", "ranking_ap", "target_code_value", "target_code_values"]

@@ -257,7 +257,7 @@ class LifelongLoss(LocalityLoss):
             loss = loss + self.new_weight * masked_mean(within, off_diagonal_mask(outputs.shape[0], outputs.device)) / k**2
         if self.center_weight:
             target_bits = (self.item_centers(targets) + 1) / 2
-            stored = getattr(self, "_stored_bits", None)
+            stored = self._stored_bits
             if stored is not None and self.memory_targets == "codes":
                 target_bits = torch.where(stored[0][:, None], stored[1], target_bits)
             probabilities = ((outputs + 1) / 2).clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)

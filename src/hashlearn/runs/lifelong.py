@@ -168,10 +168,10 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     if resume:
         run = prepare_run_dir(run_dir, resume=True, overwrite=overwrite)
         config = _resumed_stage_config(run, started_as, epochs, overrides)
-    else:
+        check_device(config.trainer.device)
+    else:  # the config and device are checked before the run directory is made
         config = _stage_config(parent.config, epochs, overrides)
-    check_device(config.trainer.device)
-    if not resume:
+        check_device(config.trainer.device)
         run = prepare_run_dir(run_dir, overwrite=overwrite)
 
     dataset = dataset if dataset is not None else load_run_dataset(config.data)
@@ -220,7 +220,7 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         "seen_classes": split.meta["incremental"]["seen_classes"], "model_version": model_version(run),
         "parent_model_version": model_version(parent), "n_old": int(len(old_ids)), "n_new": int(len(new_ids)),
         "n_train": int(len(split.train)), "resumed": bool(resume), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
-        "old_codes_sha256": sha256_bytes(np.ascontiguousarray(old_codes).tobytes()),
+        "old_codes_sha256": started_as["old_codes_sha256"],
         # the ±1 center each seen class was trained toward (the next stage's old_centers="recorded" reuses them)
         "centers": {str(c): centers[c] for c in split.meta["incremental"]["seen_classes"]} if centers is not None else {},
         "blocks": _database_blocks(parent, old_ids) + [_block(number, protocol.stages[number - 1].name, model_version(run), run, new_ids)],
