@@ -242,3 +242,34 @@ def test_evaluators_name_their_own_k_in_errors():
     with pytest.raises(ValueError, match=r"^k must be an integer >= 1, got 0"):
         evaluate_crossmodal(qc, qc, dbc, dbc, ql, dbl, k=0)
     assert evaluate_codes(qc, dbc, ql, dbl, k=5)["mAP@5"] == pytest.approx(ref_map(qc, dbc, ql, dbl, 5))
+
+
+@pytest.mark.parametrize("unpack_bytes", [metrics.DB_UNPACK_BYTES, 0])  # the database unpacked once / per block
+def test_distance_blocks_match_explicit_distances(monkeypatch, unpack_bytes):
+    monkeypatch.setattr(metrics, "DB_UNPACK_BYTES", unpack_bytes)
+    rng = np.random.default_rng(3)
+    query, database = pack_bits(rng.integers(0, 2, (150, 24))), pack_bits(rng.integers(0, 2, (70, 24)))
+    seen = []
+    for rows, distances in metrics.hamming_distance_blocks(query, database, block=64):
+        seen.append((rows.start, rows.stop))
+        np.testing.assert_array_equal(distances, hamming_distances(query[rows], database))
+    assert seen == [(0, 64), (64, 128), (128, 150)]
+    labels = rng.integers(0, 3, 150)
+    assert metrics.mean_average_precision(query, database, labels, labels[:70], k=20) == pytest.approx(
+        ref_map(query, database, labels, labels[:70], 20))
+
+
+def test_distance_blocks_refuse_mismatched_widths():
+    with pytest.raises(ValueError, match="same number of bits"):
+        next(metrics.hamming_distance_blocks(np.zeros((2, 2), np.uint8), np.zeros((3, 4), np.uint8)))
+
+
+@pytest.mark.parametrize("top", [3, 255, 256, 2**16 - 1, 2**16, 2**20])  # uint8 / uint16 radix sorts, int64 keys
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_rank_by_hamming_orders_by_distance_then_index(top, k):
+    rng = np.random.default_rng(top + k)
+    distances = rng.integers(0, top + 1, (5, 40)).astype(np.int32)
+    distances[:, :3] = top  # the largest value present in every row, so that each key width is exercised
+    ranked = metrics.rank_by_hamming(distances, k)
+    for row, order in zip(distances, ranked):
+        assert order.tolist() == sorted(range(len(row)), key=lambda i: (row[i], i))[:k]

@@ -27,7 +27,7 @@ import torch
 from hashlearn._validation import check_labels, check_positive_int
 from hashlearn.attacks.base import AttackResult, HashAttack, _EvalMode
 from hashlearn.codes import sign_to_codes, validate_codes
-from hashlearn.eval.metrics import hamming_distance_matrix, mean_average_precision, rank_by_hamming
+from hashlearn.eval.metrics import hamming_distance_blocks, mean_average_precision, rank_by_hamming
 
 #: blocks of queries ranked at once (memory: block x n_db distances)
 _BLOCK = 128
@@ -46,9 +46,8 @@ def precision_per_query(query_codes, db_codes, query_labels, db_labels, k: int =
     db_labels = check_labels(db_labels, "db_labels", n_samples=len(db_codes))
     k = min(check_positive_int(k, "k"), len(db_codes))
     out = np.empty(len(query_codes))
-    for start in range(0, len(query_codes), _BLOCK):
-        block = slice(start, start + _BLOCK)
-        ranked = rank_by_hamming(hamming_distance_matrix(query_codes[block], db_codes), k)
+    for block, distances in hamming_distance_blocks(query_codes, db_codes, _BLOCK):
+        ranked = rank_by_hamming(distances, k)
         if query_labels.ndim == 1:
             relevant = db_labels[ranked] == query_labels[block, None]
         else:

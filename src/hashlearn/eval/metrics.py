@@ -37,6 +37,9 @@ from hashlearn.codes import unpack_bits, validate_codes
 
 #: queries processed per block (bounds memory: block x n_db distances)
 QUERY_BLOCK = 64
+#: the database's unpacked ±1 matrix is built once per call when it takes at most this many bytes
+#: (69,000 x 64 bits: 17.7 MB); a larger database is unpacked again for every query block
+DB_UNPACK_BYTES = 256 * 2**20
 
 
 class PRCurve(NamedTuple):
@@ -87,13 +90,38 @@ def hamming_distance_matrix(query_codes, db_codes) -> np.ndarray:
     (exact in float32 for up to 2^24 bits)."""
     query_codes, db_codes = _check_pair(query_codes, db_codes)
     n_bits = query_codes.shape[1] * 8
-    inner = _pm1(query_codes) @ _pm1(db_codes).T
-    return np.rint((n_bits - inner) / 2).astype(np.int32)
+    return _distances_from(_pm1(query_codes), _pm1(db_codes).T, n_bits)
+
+
+def _distances_from(query_pm1: np.ndarray, db_pm1_t: np.ndarray, n_bits: int) -> np.ndarray:
+    return np.rint((n_bits - query_pm1 @ db_pm1_t) / 2).astype(np.int32)
+
+
+def hamming_distance_blocks(query_codes, db_codes, block: int = QUERY_BLOCK) -> Iterator[tuple[slice, np.ndarray]]:
+    """``(rows, hamming_distance_matrix(query_codes[rows], db_codes))`` for consecutive blocks of
+    ``block`` queries; the database is unpacked once for all blocks when its ±1 matrix fits
+    :data:`DB_UNPACK_BYTES`."""
+    query_codes, db_codes = _check_pair(query_codes, db_codes)
+    n_bits = query_codes.shape[1] * 8
+    db_pm1_t = _pm1(db_codes).T if len(db_codes) * n_bits * 4 <= DB_UNPACK_BYTES else None
+    for start in range(0, len(query_codes), block):
+        rows = slice(start, min(start + block, len(query_codes)))
+        yield rows, _distances_from(_pm1(query_codes[rows]), _pm1(db_codes).T if db_pm1_t is None else db_pm1_t, n_bits)
 
 
 def rank_by_hamming(distances: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` nearest items per row, sorted by (distance, index)."""
+    """Indices of the ``k`` nearest items per row, sorted by (distance, index).
+
+    Distances below 2^16 (every code of up to 65,535 bits) are ranked by numpy's stable sort of
+    8- or 16-bit keys, a radix sort: linear in the row and, being stable, ties come out by index.
+    Larger distances are ranked through unique int64 keys ``distance * n_db + index``.
+    """
     n_db = distances.shape[1]
+    if distances.size and distances.min() >= 0:
+        top = int(distances.max())
+        if top < 2**16:
+            keys = distances.astype(np.uint8 if top < 2**8 else np.uint16)
+            return np.argsort(keys, axis=1, kind="stable")[:, :k]
     keys = distances.astype(np.int64) * n_db + np.arange(n_db, dtype=np.int64)  # unique: ties by index
     if k < n_db:
         keys = np.partition(keys, k - 1, axis=1)[:, :k]
@@ -127,9 +155,8 @@ def _ranked_relevance(query_codes, db_codes, query_labels, db_labels, k) -> tupl
     query_labels, db_labels = _check_label_pair(query_labels, db_labels, len(query_codes), len(db_codes))
     k = _check_k(k, len(db_codes))
     relevance = np.empty((len(query_codes), k), dtype=bool)
-    for block in _blocks(len(query_codes)):
-        ranked = rank_by_hamming(hamming_distance_matrix(query_codes[block], db_codes), k)
-        relevance[block] = _relevance(query_labels[block], db_labels, ranked)
+    for block, distances in hamming_distance_blocks(query_codes, db_codes):
+        relevance[block] = _relevance(query_labels[block], db_labels, rank_by_hamming(distances, k))
     return relevance, k
 
 
@@ -227,8 +254,7 @@ def pr_curve(query_codes, db_codes, query_labels, db_labels) -> PRCurve:
     precision_sum = np.zeros(n_bits + 1)
     recall_sum = np.zeros(n_bits + 1)
     all_index = np.arange(len(db_codes))
-    for block in _blocks(len(query_codes)):
-        distances = hamming_distance_matrix(query_codes[block], db_codes)
+    for block, distances in hamming_distance_blocks(query_codes, db_codes):
         relevant = _relevance(query_labels[block], db_labels, np.broadcast_to(all_index, distances.shape))
         offsets = (np.arange(distances.shape[0]) * (n_bits + 1))[:, None]
         size = distances.shape[0] * (n_bits + 1)
@@ -295,8 +321,8 @@ def recall_at_k(query_codes, db_codes, ground_truth_ids, k: int) -> float:
         )
     k = _check_k(k, len(db_codes))
     found = 0
-    for block in _blocks(len(query_codes)):
-        ranked = rank_by_hamming(hamming_distance_matrix(query_codes[block], db_codes), k)
+    for block, distances in hamming_distance_blocks(query_codes, db_codes):
+        ranked = rank_by_hamming(distances, k)
         for row, truth in zip(ranked, ground_truth_ids[block]):
             found += np.isin(truth, row).sum()
     return float(found / ground_truth_ids.size)
