@@ -1254,6 +1254,13 @@ def judged_worst(total: dict) -> float:
     return worst_justified_ratio(total)
 
 
+def _judged_text(total: dict) -> str:
+    judged = total.get("judged_worst")
+    if total.get("remeasure_rule") != REMEASURE_RULE or not judged:
+        return "(before the rule)"
+    return f"{judged['mutation']} ({judged_worst(total):.2f})"
+
+
 def _measured_text(measurement: dict | None) -> str:
     if measurement is None:
         return "none (imported a module / failed)"
@@ -1307,15 +1314,15 @@ def write_report(results: dict, json_path: Path, md_path: Path) -> None:
         )
     lines += ["", "Where each format's worst ratio came from (the load with the largest peak over what its files justify):", "",
               "| format | mutation | kind | outcome | resident MiB | traced MiB | mutated files MiB (on disk) | justified MiB | traced loads | seconds | "
-              "re-run alone: x justified, fresh worker / third load |",
-              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+              "re-run alone: x justified, fresh worker / third load | judged worst: mutation (x justified) |",
+              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for name, total in results["formats"].items():
         worst = total.get("worst")
         if worst:
             justified = _mib(worst["justified_nbytes"]) if "justified_nbytes" in worst else "(old: files)"
             lines.append(f"| {name} | {worst['mutation']} | {worst['kind']} | {worst['outcome']} | {_mib(worst['rss'])} | "
                          f"{_mib(worst['traced'])} | {_mib(worst['files_nbytes'])} | {justified} | {total.get('traced_loads', 0)} | "
-                         f"{total.get('seconds', 0):.0f} | {_recheck_text(total)} |")
+                         f"{total.get('seconds', 0):.0f} | {_recheck_text(total)} | {_judged_text(total)} |")
     over_rows = [(name, entry) for name, total in results["formats"].items() for entry in total.get("over_2x", [])]
     if over_rows:
         lines += ["", "Every load over 2x on its first measurement, measured twice more (ratio, then resident / traced / file-backed "
