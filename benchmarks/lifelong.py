@@ -44,6 +44,11 @@ old-query/old-db, new-query/old-db and new-query/new-db mAP@1000.
 Rows are appended to ``benchmarks/results/lifelong.json`` as they finish (a
 rerun skips rows already there; ``--fresh`` starts over) and the tables are
 rewritten into ``lifelong.md`` after each row.
+
+``--dataset openmoji`` runs the cross-modal part instead (two-tower models on
+openmoji's image-text pairs by emoji group: ``benchmarks/lifelong_openmoji.py``);
+its rows live in ``lifelong-openmoji.json`` and ``lifelong.md`` renders them as
+their own section after the Fashion-MNIST tables, whichever part ran last.
 """
 
 from __future__ import annotations
@@ -375,6 +380,9 @@ def write_tables(results: dict) -> None:
                              f"{fmt(median([r.get('new_q_new_db') for r in mine]))} |")
         lines.append("")
     lines += ["## Notes", "", *[f"- {note}" for note in results.get("notes", [])], ""]
+    from lifelong_openmoji import section_lines  # the cross-modal part's own section, from its own json
+
+    lines += section_lines()
     atomic_write_text(RESULTS / "lifelong.md", "\n".join(lines))
 
 
@@ -386,8 +394,15 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--no-upgrade", action="store_true")
     parser.add_argument("--stages-again", action="store_true", help="measure the stage rows again, keeping the validation sweeps")
-    parser.add_argument("--render", action="store_true", help="only rewrite lifelong.md from lifelong.json")
+    parser.add_argument("--render", action="store_true", help="only rewrite lifelong.md from lifelong.json (and lifelong-openmoji.json)")
+    parser.add_argument("--dataset", choices=("fashion-mnist", "openmoji"), default="fashion-mnist",
+                        help="openmoji: the cross-modal part (two-tower, 32 bits; benchmarks/lifelong_openmoji.py)")
     args = parser.parse_args()
+    if args.dataset == "openmoji" and not args.render:
+        import lifelong_openmoji
+
+        lifelong_openmoji.run(args.seeds, fresh=args.fresh)
+        return
     if args.render:
         import json
 
