@@ -23,7 +23,7 @@ and ``--index`` with ``--modality image|text`` grows an index of one side.
 from __future__ import annotations
 
 from hashlearn.cli.main import add_common_arguments, nonnegative_int, positive_int, print_json
-from hashlearn.runs.lifelong import DEFAULT_REPLAY
+from hashlearn.runs.lifelong import CROSSMODAL_DEFAULT_REPLAY, DEFAULT_REPLAY
 
 
 def register(subparsers) -> None:
@@ -31,12 +31,12 @@ def register(subparsers) -> None:
     parser.add_argument("--from", dest="parent", required=True, metavar="RUN_DIR", help="the trained run of the previous stage")
     parser.add_argument("--run-dir", required=True, help="output folder of the new stage's run; must be empty or new")
     parser.add_argument("--stage", help="the stage to train, a number or a name (default: the parent's next one; no other is allowed)")
-    parser.add_argument("--epochs", type=positive_int, help="training epochs of the stage (default: the parent's)")
+    parser.add_argument("--epochs", type=positive_int, help="training epochs of the stage (default: the parent's; a two-tower run's: at most 10)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override on the parent's config: method.loss.old_weight=2.0, trainer.lr=0.0003 ... (repeatable)")
-    parser.add_argument("--replay", type=nonnegative_int, default=DEFAULT_REPLAY, metavar="N",
-                        help=f"also train on N earlier training items per old class (exemplar memory, default {DEFAULT_REPLAY}; "
-                             "0: the new stage's data only)")
+    parser.add_argument("--replay", type=nonnegative_int, default=None, metavar="N",
+                        help=f"also train on N earlier training items per old class (exemplar memory, default {DEFAULT_REPLAY}, "
+                             f"{CROSSMODAL_DEFAULT_REPLAY} pairs for a two-tower run; 0: the new stage's data only)")
     parser.add_argument("--freeze-backbone", action="store_true", help="train the hash head only (the backbone stays the parent's)")
     parser.add_argument("--index", metavar="HLX", help="a saved index of the parent stage's database: append the new codes to it")
     parser.add_argument("-o", "--output", help="with --index: write the grown index here instead of in place")

@@ -52,6 +52,12 @@ STAGE_LR_FACTOR = 5.0
 STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0, "old_centers": "recorded"}
 #: exemplar memory of a stage: earlier training items per old class (--replay)
 DEFAULT_REPLAY = 200
+#: a two-tower stage's defaults, chosen on validation in the openmoji section of benchmarks/results/lifelong.md: the
+#: parent's lr, the pairwise terms on top of the centers, 100 memory pairs per old class (group), 10 epochs
+CROSSMODAL_STAGE_LR_FACTOR = 1.0
+CROSSMODAL_STAGE_LOSS = {**STAGE_LOSS, "new_weight": 1.0, "old_weight": 1.0}
+CROSSMODAL_DEFAULT_REPLAY = 100
+CROSSMODAL_STAGE_EPOCHS = 10
 #: the validation metric of a stage searches at most this many stored old codes (an evenly spaced subset)
 VAL_MAX_OLD = 5000
 #: ... and at most this many validation items (None: all)
@@ -168,15 +174,17 @@ def _encode(model, inputs, paired: bool, name: str):
 
 def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | str | None = None, epochs: int | None = None,
                  overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False, dataset=None, k: int = 1000,
-                 replay_per_class: int = DEFAULT_REPLAY, freeze_backbone: bool = False, resume: bool = False) -> dict:
+                 replay_per_class: int | None = None, freeze_backbone: bool = False, resume: bool = False) -> dict:
     """Train the stage after ``parent``'s into ``run_dir`` (see the module docstring); returns the stage record.
 
     ``stage`` (a number or a stage name) must be the parent's next stage; ``epochs``
     defaults to the parent's, the learning rate to ``STAGE_LR_FACTOR`` times the parent's; ``overrides`` are ``section.key=value`` strings applied on
-    top of the parent's config (e.g. ``method.loss.old_weight=2.0``, ``trainer.lr=3e-4``).
+    top of the parent's config (e.g. ``method.loss.old_weight=2.0``, ``trainer.lr=3e-4``). A two-tower parent's stage defaults to
+    ``CROSSMODAL_STAGE_EPOCHS`` epochs (at most the parent's), ``CROSSMODAL_STAGE_LR_FACTOR``, ``CROSSMODAL_STAGE_LOSS`` and
+    ``CROSSMODAL_DEFAULT_REPLAY``.
     The record holds the mAP@``k`` of old-class, new-class and all queries against the grown database.
 
-    ``replay_per_class`` (default ``DEFAULT_REPLAY``; 0: the new stage's data only) adds that
+    ``replay_per_class`` (default ``DEFAULT_REPLAY``, two-tower ``CROSSMODAL_DEFAULT_REPLAY``; 0: the new stage's data only) adds that
     many training inputs per old class, drawn (seeded) from the earlier stages' training
     items -- an exemplar memory; their stored codes stay as they are, like every old code.
     Unless ``method.loss.replay_weight`` is set, the memory items are weighted by (new
@@ -191,7 +199,8 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     """
     from hashlearn._validation import check_positive_int
 
-    replay_per_class = check_positive_int(replay_per_class, "replay_per_class", minimum=0)
+    if replay_per_class is not None:
+        replay_per_class = check_positive_int(replay_per_class, "replay_per_class", minimum=0)
     from hashlearn.data.incremental import get_incremental_protocol, make_stage_splits
     from hashlearn.runs.train import check_device, prepare_run_dir
 
@@ -212,6 +221,8 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         raise ValueError(f"run {parent.path} holds a {type(model).__name__}; lifelong stages update deep hash models, single-modal "
                          "or two-tower (not shallow estimators or classifiers).")
     paired = isinstance(model, TwoTowerHashModel)
+    if replay_per_class is None:
+        replay_per_class = CROSSMODAL_DEFAULT_REPLAY if paired else DEFAULT_REPLAY
     if Path(run_dir).resolve() == parent.path.resolve():
         raise ValueError("--run-dir must differ from the parent run: a stage is a new run, the parent stays as it was.")
     started_as = {"parent": str(parent.path.resolve()), "parent_model_version": model_version(parent), "stage": number,
@@ -221,7 +232,11 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         config = _resumed_stage_config(run, started_as, epochs, overrides)
         check_device(config.trainer.device)
     else:  # the config and device are checked before the run directory is made
-        config = _stage_config(parent.config, epochs, overrides, CROSSMODAL_LIFELONG_METHOD if paired else LIFELONG_METHOD)
+        if paired:
+            config = _stage_config(parent.config, min(CROSSMODAL_STAGE_EPOCHS, parent.config.trainer.epochs) if epochs is None else epochs,
+                                   overrides, CROSSMODAL_LIFELONG_METHOD, CROSSMODAL_STAGE_LR_FACTOR, CROSSMODAL_STAGE_LOSS)
+        else:
+            config = _stage_config(parent.config, epochs, overrides)
         check_device(config.trainer.device)
         run = prepare_run_dir(run_dir, overwrite=overwrite)
 
@@ -365,13 +380,15 @@ def balanced_replay_weight(new_labels: np.ndarray, memory_labels: np.ndarray) ->
     return round(per_class(new_labels) / per_class(memory_labels), 6)
 
 
-def _stage_config(parent: RunConfig, epochs: int | None, overrides, method: str = LIFELONG_METHOD) -> RunConfig:
-    """The parent's config with the lifelong loss ``method`` (``STAGE_LOSS``; the parent's loss arguments dropped) and the overrides applied."""
+def _stage_config(parent: RunConfig, epochs: int | None, overrides, method: str = LIFELONG_METHOD, lr_factor: float = STAGE_LR_FACTOR,
+                  loss: dict = STAGE_LOSS) -> RunConfig:
+    """The parent's config with the lifelong loss ``method`` and its arguments ``loss`` (the parent's dropped), ``lr_factor``
+    times the parent's learning rate, and the overrides applied."""
     from hashlearn.train.config import _set_path, parse_override
 
     values = parent.to_dict()
-    values["method"] = {**values["method"], "name": method, "loss": dict(STAGE_LOSS), "quantization_weight": None, "quantizer": {}}
-    values["trainer"] = {**values["trainer"], "lr": values["trainer"]["lr"] * STAGE_LR_FACTOR}
+    values["method"] = {**values["method"], "name": method, "loss": dict(loss), "quantization_weight": None, "quantizer": {}}
+    values["trainer"] = {**values["trainer"], "lr": values["trainer"]["lr"] * lr_factor}
     config = RunConfig.from_dict(values)
     for text in overrides:
         keys, value = parse_override(text)
