@@ -73,7 +73,8 @@ def run(args) -> int:
         return 0
     metrics, k = record["metrics"], record["metrics"]["k"]
     print(f"run directory: {args.run_dir} (stage {record['stage']} {record['stage_name']!r} of {record['protocol']})")
-    print(f"database: {record['n_old']} frozen codes + {record['n_new']} new; trained on {record['n_train']} new items in {record['train_seconds']:.1f} s")
+    print(f"database: {record['n_old']} frozen codes + {record['n_new']} new; trained on {record['n_train']} new items"
+          + (f" + {record['n_replay']} memory items" if record.get("n_replay") else "") + f" in {record['train_seconds']:.1f} s")
     for direction in ("I->T ", "T->I ", "") if "modalities" in record else ("",):
         name = f"{direction}mAP@{k}"
         label = f"{name} (mean of both directions)" if "modalities" in record and not direction else name
