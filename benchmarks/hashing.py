@@ -18,6 +18,7 @@ Model selection uses the validation part only; queries are used once, at the end
     PYTHONPATH=src python benchmarks/hashing.py [--quick] [--prepare-only] [--epochs 6]
     PYTHONPATH=src nohup nice -n 10 python benchmarks/hashing.py --full &   # the full-protocol table (hashing_full.py)
     PYTHONPATH=src python benchmarks/hashing.py --full --summary-only     # rewrite hashing.md from hashing-full.json
+    # on two cores: ... --full --shard 0/2 &  and  ... --full --shard 1/2 &
 
 Results of this reduced configuration (appended run by run, so an interrupted
 run keeps what it measured) go to benchmarks/results/hashing-reduced.json and
@@ -299,6 +300,8 @@ def main():
     parser.add_argument("--time-limit", type=float, default=None, help="stop starting new runs after this many minutes")
     parser.add_argument("--full", action="store_true", help="the full-protocol table (hashing_full.py): hashing.md + hashing-full.json")
     parser.add_argument("--summary-only", action="store_true", help="with --full: only rewrite hashing.md from hashing-full.json")
+    parser.add_argument("--shard", default="0/1", help="with --full: I/N runs every N-th planned cell from the I-th, so N processes "
+                        "(one per core) share the plan; they add their rows to hashing-full.json under a lock")
     args = parser.parse_args()
     if args.full:
         import hashing_full

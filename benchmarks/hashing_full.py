@@ -34,6 +34,11 @@ the tables in ``hashing.md`` are rewritten, so an interrupted run resumes where
 it stopped:
 
     PYTHONPATH=src nohup nice -n 10 python benchmarks/hashing.py --full &
+
+On N cores, N processes share the plan (``--shard I/N``: the I-th, then every
+N-th cell); each adds its rows to the file as it is on disk, under a lock:
+
+    for i in 0 1; do PYTHONPATH=src nohup nice -n 10 python benchmarks/hashing.py --full --shard $i/2 & done
 """
 
 from __future__ import annotations
@@ -438,46 +443,86 @@ def coverage(results: dict, reason: str = "") -> str:
     return "\n".join(lines)
 
 
-def main(args) -> None:
-    from hashlearn._progress import set_quiet
-
-    torch.set_num_threads(args.threads)
-    set_quiet(True)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    json_path, md_path = RESULTS / "hashing-full.json", RESULTS / "hashing.md"
-    results = json.loads(json_path.read_text()) if json_path.exists() else {"runs": [], "baselines": []}
+def _superseded_dropped(results: dict) -> dict:
+    """``results`` without the rows an earlier default superseded."""
     for key in ("runs", "baselines"):  # the first round's feature rows used a 10,000-item database: superseded
         results[key] = [r for r in results[key] if r["dataset"] != "fmnist-efficientnet" or "n_database" in r]
     # rows that ran before a loss default changed (loss_settings_sweep.md) record no "loss": superseded --
     # `triplet` with its own quantization (eta 0.1 -> 0; its +q variants switch eta off, so they stay) and every
     # `dsdh` row (classifier "mse" -> "ce")
     results["runs"] = [r for r in results["runs"] if "loss" in r or (r["method"] != "triplet" and not r["method"].startswith("dsdh"))]
+    return results
+
+
+def _cell(row: dict) -> tuple:
+    return row["dataset"], row["method"], row["n_bits"], row["seed"]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)``: this process runs the plan's cells ``i, i + n, i + 2n, ...``."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard must be I/N with integers 0 <= I < N, got {text!r}.") from None
+    if not 0 <= index < count:
+        raise SystemExit(f"--shard must be I/N with integers 0 <= I < N, got {text!r}.")
+    return index, count
+
+
+def main(args) -> None:
+    import fcntl
+    import tempfile
+
+    from hashlearn._progress import set_quiet
+
+    torch.set_num_threads(args.threads)
+    set_quiet(True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    json_path, md_path = RESULTS / "hashing-full.json", RESULTS / "hashing.md"
+    # processes of other shards write the same file: each write re-reads it under this lock and adds its own rows
+    lock_path = Path(tempfile.gettempdir()) / "hashlearn-hashing-full.lock"
+
+    def read() -> dict:
+        return _superseded_dropped(json.loads(json_path.read_text()) if json_path.exists() else {"runs": [], "baselines": []})
+
+    results = read()
     if args.summary_only:
         atomic_write_text(md_path, summarize(results, coverage(results, MISSING_REASON)))
         return
-    results["machine"] = (f"{platform.machine()}, {os.cpu_count()} CPU cores, shared (load average "
-                          f"{os.getloadavg()[0]:.0f} measured at the start), torch {torch.__version__}, {args.threads} thread")
-    done = {(r["dataset"], r["method"], r["n_bits"], r["seed"]) for r in results["runs"]}
+    shard, n_shards = parse_shard(args.shard)
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, shared (load average {os.getloadavg()[0]:.0f} measured at the "
+               f"start), torch {torch.__version__}, {args.threads} thread" + (f" per process, {n_shards} processes" if n_shards > 1 else ""))
     data_cache: dict = {}
     started = time.time()
 
-    def write():
-        atomic_write_json(json_path, results)
-        atomic_write_text(md_path, summarize(results, coverage(results, MISSING_REASON)))
+    def write(rows=(), baseline_rows=(), cli=None) -> None:
+        """Add ``rows`` / ``baseline_rows`` / ``cli`` to the file as it is now (other shards' rows kept), then rewrite hashing.md."""
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = read()
+            cells = {_cell(r) for r in merged["runs"]}
+            merged["runs"] += [r for r in rows if _cell(r) not in cells]
+            have = {(b["dataset"], b["n_bits"], b["method"]) for b in merged["baselines"]}
+            merged["baselines"] += [b for b in baseline_rows if (b["dataset"], b["n_bits"], b["method"]) not in have]
+            if cli is not None:
+                merged["cli_default"] = cli
+            merged["machine"] = machine
+            atomic_write_json(json_path, merged)
+            atomic_write_text(md_path, summarize(merged, coverage(merged, MISSING_REASON)))
+        results.clear()
+        results.update(merged)
 
     def cli_check():
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="hashlearn-cli-default-") as workdir:
-            results["cli_default"] = cli_default_vs_itq(Path(workdir))
-        results["cli_default"]["load_average"] = os.getloadavg()[0]
-        print(json.dumps(results["cli_default"], default=str)[:2000], flush=True)
-        write()
+            cli = cli_default_vs_itq(Path(workdir))
+        cli["load_average"] = os.getloadavg()[0]
+        print(json.dumps(cli, default=str)[:2000], flush=True)
+        write(cli=cli)
 
-    for dataset, method, n_bits, seed in plan():
-        if (dataset, method, n_bits, seed) in done:
+    for number, (dataset, method, n_bits, seed) in enumerate(plan()):
+        if number % n_shards != shard or (dataset, method, n_bits, seed) in {_cell(r) for r in results["runs"]}:
             continue
-        if (dataset, method) == ("fmnist-efficientnet", "csq") and n_bits == 16 and "cli_default" not in results:
+        if (dataset, method) == ("fmnist-efficientnet", "csq") and n_bits == 16 and "cli_default" not in results and shard == 0:
             cli_check()
         if args.time_limit is not None and time.time() - started > 60 * args.time_limit:
             print("time limit reached; stopping", flush=True)
@@ -490,12 +535,10 @@ def main(args) -> None:
         have = {b["method"] for b in results["baselines"] if b["dataset"] == dataset and b["n_bits"] == n_bits}
         missing = [name for name in baseline_names(kind) if name not in have]
         if missing:
-            results["baselines"] += [{"dataset": dataset, "n_database": len(data["y_database"]), **row}
-                                     for row in baselines(data, kind, n_bits, missing)]
-            write()
+            write(baseline_rows=[{"dataset": dataset, "n_database": len(data["y_database"]), **row}
+                                 for row in baselines(data, kind, n_bits, missing)])
         row = {"dataset": dataset, "method": method, "n_bits": n_bits, "seed": seed, "load_average": os.getloadavg()[0],
                "n_train": len(data["y_train"]), "n_database": len(data["y_database"]), **run_cell(data, kind, method, n_bits, seed)}
-        results["runs"].append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "diagnostics"}), flush=True)
-        write()
+        write(rows=[row])
     write()

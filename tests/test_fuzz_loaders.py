@@ -292,3 +292,27 @@ def test_a_nested_entry_whose_kind_is_not_a_string_is_a_corrupt_file(kind):
 
     with pytest.raises(CorruptFileError, match="kind must be a string"):
         index_from_state({"kind": kind, "meta": {}}, {})
+
+
+# --- the harness's re-measurement rule --------------------------------------------------------------
+def test_a_load_over_2x_is_judged_by_the_median_of_its_three_measurements():
+    assert fuzz.judged_ratio(3.55, 1.26, 1.26) == 1.26  # a resident spike that neither re-measurement shows
+    assert fuzz.judged_ratio(2.2, 1.5, 2.25) == 2.2  # a one-off that every fresh worker pays still counts
+    assert fuzz.judged_ratio(2.5, 2.4, 1.1) == 2.4  # a cost the same worker pays again counts
+    assert fuzz.judged_ratio(2.5, None, 1.1) == 2.5  # a missing re-measurement counts as over
+    assert fuzz.judged_ratio(2.5, None, None) == float("inf")
+
+
+def test_a_format_is_judged_by_the_rule_only_if_every_part_ran_under_it():
+    ruled = {"start": 0, "stop": 1, "counts": {"ok": 1}, "by_kind": {}, "examples": {}, "remeasure_rule": fuzz.REMEASURE_RULE,
+             "over_2x": [{"mutation": 0, "judged": 1.3}], "judged_worst": {"mutation": 0}, "judged_worst_ratio": 1.3}
+    old = {"start": 1, "stop": 2, "counts": {"ok": 1}, "by_kind": {}, "examples": {}}
+    total = {}
+    fuzz._merge(total, dict(ruled))
+    assert total["remeasure_rule"] == fuzz.REMEASURE_RULE and total["judged_worst_ratio"] == 1.3 and len(total["over_2x"]) == 1
+    fuzz._merge(total, old)
+    assert total["remeasure_rule"] == 0
+    total = {}
+    fuzz._merge(total, old)
+    fuzz._merge(total, dict(ruled, start=1, stop=2))
+    assert total["remeasure_rule"] == 0

@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
+
 from hashlearn.cli.main import main
+from hashlearn.data import dataset_available
 from hashlearn.index.io import read_header
 
 
@@ -21,6 +24,30 @@ def test_lifelong_command_trains_the_next_stage_and_appends_to_the_index(tmp_pat
     assert main(["lifelong", "--from", str(stage1), "--run-dir", str(tmp_path / "s4"), "-o", "x.hlx"]) == 2
     assert main(["lifelong", "--from", str(stage1), "--run-dir", str(stage2), "--resume", "-q"]) == 2
     assert "has finished" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not dataset_available("openmoji"), reason="the openmoji packages are missing")
+def test_lifelong_command_on_a_two_tower_run_grows_an_index_of_one_side(tmp_path, capsys):
+    stage1, stage2, index = tmp_path / "s1", tmp_path / "s2", tmp_path / "text.hlx"
+    assert main(["train", "--dataset", "openmoji", "--method", "dcmh", "--bits", "16", "--epochs", "1", "--set", "model.hidden=[32]",
+                 "--set", "data.protocol=groups-small", "-q", "--run-dir", str(stage1)]) == 0
+    assert main(["index", "build", "--model", str(stage1), "--modality", "text", "-o", str(index), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["lifelong", "--from", str(stage1), "--run-dir", str(stage2), "--epochs", "1",
+                 "--index", str(index), "--modality", "text", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "stage 2 'travel-activities-objects' of groups-small" in out and "I->T mAP@1000" in out and "T->I mAP@1000" in out
+    record = json.loads((stage2 / "lifelong.json").read_text())
+    assert record["modalities"] == ["image", "text"] and read_header(index)["info"]["modality"] == "text"
+    # a two-tower stage's defaults: 100 memory pairs per old group (here every stage-1 training pair: 20 per group), the parent's lr,
+    # the pairwise terms on top of the centers
+    assert record["n_replay"] == 80
+    parent, config = (json.loads((run / "config.json").read_text()) for run in (stage1, stage2))
+    assert config["trainer"]["lr"] == parent["trainer"]["lr"] and config["method"]["loss"]["old_weight"] == config["method"]["loss"]["new_weight"] == 1.0
+    assert [b["stage"] for b in read_header(index)["info"]["blocks"]] == [1, 2]
+    assert main(["lifelong", "--from", str(stage2), "--run-dir", str(tmp_path / "s3"), "--index", str(index), "-q"]) == 2
+    assert "pass --modality text" in capsys.readouterr().err and not (tmp_path / "s3").exists()  # refused before training
+    assert main(["lifelong", "--from", str(stage1), "--run-dir", str(tmp_path / "s4"), "--modality", "image"]) == 2
 
 
 def test_readme_lifelong_block_runs_verbatim(tmp_path):

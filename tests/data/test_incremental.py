@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hashlearn.data import load_dataset
+from hashlearn.data import dataset_available, load_dataset
 from hashlearn.data.incremental import (INCREMENTAL_PROTOCOLS, IncrementalProtocol, Stage, check_stages, get_incremental_protocol,
                                         item_stages, make_stage_split, make_stage_splits)
 from hashlearn.errors import DataLeakageError
@@ -82,3 +82,74 @@ def test_registered_protocols_name_real_classes():
         for protocol in protocols.values():
             classes = [c for stage in protocol.stages for c in stage.classes]
             assert len(classes) == len(set(classes))
+
+
+# --- paired data: openmoji by emoji group ------------------------------------------------------------
+def _toy_pairs():
+    """12 image-text pairs, 2 groups each with 2 subgroups (columns: g0, g1, s0a, s0b, s1a, s1b); pairs 0 and 1 share an image."""
+    from hashlearn.data.paired import PairedDataset
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (12, 3, 8, 8), dtype=np.uint8)
+    images[1] = images[0]
+    labels = np.zeros((12, 6), dtype=np.uint8)
+    for i in range(12):
+        group, sub = i % 2, (i // 2) % 2
+        labels[i, group] = labels[i, 2 + 2 * group + sub] = 1
+    return PairedDataset("toy", images, labels, texts=[f"pair number {i}" for i in range(12)],
+                         meta={"classes": ["g0", "g1", "s0a", "s0b", "s1a", "s1b"]})
+
+
+def test_named_stages_own_their_groups_subgroups():
+    protocol = IncrementalProtocol("by-group", (Stage("first", groups=("g0",)), Stage("second", groups=("g1",))), 1, 2, 1)
+    resolved = protocol.for_dataset(_toy_pairs())
+    assert [stage.classes for stage in resolved.stages] == [(0, 2, 3), (1, 4, 5)]
+    with pytest.raises(ValueError, match="does not have"):
+        IncrementalProtocol("bad", (Stage("x", groups=("g9",)),), 1, 1, 1).for_dataset(_toy_pairs())
+
+
+def test_paired_stage_splits_check_contents_over_pairs():
+    dataset = _toy_pairs()
+    protocol = IncrementalProtocol("by-group", (Stage("first", groups=("g0",)), Stage("second", groups=("g1",))), 1, 2, 1)
+    splits = make_stage_splits(dataset, protocol, seed=0)
+    assert not np.isin([0, 1], np.concatenate([s.query for s in splits])).any()  # a pair sharing its image never queries
+    assert all(s.meta.get("paired") for s in splits)
+    # a query whose image is also a database pair's image is a leak, even at other indices
+    query = splits[1].query[:1]
+    leaky = dataset.images.copy()
+    leaky[splits[0].database[0]] = leaky[query[0]]
+    from hashlearn.data.paired import PairedDataset
+
+    copy = PairedDataset("toy", leaky, dataset.labels, texts=dataset.texts, meta=dataset.meta)
+    with pytest.raises(DataLeakageError, match="over pairs"):
+        check_stages(splits, dataset.labels, protocol, dataset=copy)
+
+
+@pytest.mark.skipif(not dataset_available("openmoji"), reason="the openmoji packages are missing")
+def test_openmoji_groups_arrive_in_three_stages_of_pairs():
+    from hashlearn.data.paired import duplicate_groups
+
+    dataset = load_dataset("openmoji")
+    n_groups = dataset.meta["n_groups"]
+    splits = make_stage_splits(dataset, "groups", seed=0)
+    protocol = get_incremental_protocol("openmoji", "groups").for_dataset(dataset)
+    assert [s.meta["incremental"]["stage_name"] for s in splits] == protocol.stage_names == [
+        "smileys-people-nature-food", "travel-activities-objects", "symbols-flags"]
+    # every class -- group or subgroup -- is in exactly one stage, and a pair's stage is its group's
+    assert sorted(c for stage in protocol.stages for c in stage.classes) == list(range(dataset.n_classes))
+    group_of = np.argmax(dataset.labels[:, :n_groups], axis=1)
+    for number, (split, stage) in enumerate(zip(splits, protocol.stages), start=1):
+        groups = [dataset.meta["classes"].index(name) for name in stage.groups]
+        assert set(np.unique(group_of[split.train])) == set(groups) == set(np.unique(group_of[split.validation]))
+        assert len(split.validation) == 10 * len(groups)
+        new_queries = np.setdiff1d(split.query, splits[number - 2].query) if number > 1 else split.query
+        assert len(new_queries) == 25 * len(groups)
+        # every new database pair trains, except the validation pairs
+        new = np.setdiff1d(split.database, splits[number - 2].database) if number > 1 else split.database
+        assert np.array_equal(np.sort(np.concatenate([split.train, split.validation])), new)
+    assert len(splits[-1].database) + len(splits[-1].query) == len(dataset)
+    # queries share neither image nor text with any other pair
+    sizes = np.bincount(duplicate_groups(dataset))
+    assert (sizes[duplicate_groups(dataset)[splits[-1].query]] == 1).all()
+    small = make_stage_splits(dataset, "groups-small", seed=0)
+    assert [len(s.train) for s in small] == [80, 60, 40]

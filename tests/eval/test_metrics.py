@@ -273,3 +273,16 @@ def test_rank_by_hamming_orders_by_distance_then_index(top, k):
     ranked = metrics.rank_by_hamming(distances, k)
     for row, order in zip(distances, ranked):
         assert order.tolist() == sorted(range(len(row)), key=lambda i: (row[i], i))[:k]
+
+
+@pytest.mark.parametrize("n_bits", [8, 16, 24, 32, 64, 128])  # one-word codes: XOR + popcount; others: the ±1 product
+def test_hamming_distance_matrix_matches_a_bit_loop(monkeypatch, n_bits):
+    monkeypatch.setattr(metrics, "_XOR_CHUNK", 7)  # several database chunks, the last one short
+    rng = np.random.default_rng(n_bits)
+    bits_q, bits_db = rng.integers(0, 2, (9, n_bits)), rng.integers(0, 2, (30, n_bits))
+    bits_db[0] = 1 - bits_q[0]  # the largest distance, n_bits
+    expected = np.array([[int(np.sum(a != b)) for b in bits_db] for a in bits_q])
+    got = metrics.hamming_distance_matrix(pack_bits(bits_q), pack_bits(bits_db))
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)
+    assert metrics.hamming_distance_matrix(pack_bits(bits_q[:0]), pack_bits(bits_db)).shape == (0, 30)

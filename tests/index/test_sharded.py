@@ -181,6 +181,36 @@ def test_loading_holds_the_shards_once(client, tmp_path):
         assert peak < 1.4 * file_nbytes, (mmap, peak / file_nbytes)  # the file once (+ the copy of a mapped one)
 
 
+def test_a_sharded_file_is_read_even_with_mmap(client, tmp_path, monkeypatch):
+    """The shards live on the workers as copies, so a mapped sharded file held its pages (resident,
+    unseen by tracemalloc) and the copies at once: 2x the file's resident cost for mmap=True loads.
+    load_index reads it instead; a Flat file is still mapped."""
+    import hashlearn.index.io as io_module
+
+    mapped = []
+
+    class RecordingMemmap(np.memmap):
+        def __new__(cls, *args, **kwargs):
+            mapped.append(args[0])
+            return super().__new__(cls, *args, **kwargs)
+
+    codes = np.random.default_rng(6).integers(0, 256, size=(4096, 16), dtype=np.uint8)
+    with ShardedIndex(128, 2, "Flat", client=client) as index:
+        index.add(codes)
+        sharded_path = save_index(index, tmp_path / "sharded.hlx")
+        expected = index.search(codes[:4], 3)
+    flat = FlatIndex(128)
+    flat.add(codes)
+    flat_path = save_index(flat, tmp_path / "flat.hlx")
+    monkeypatch.setattr(io_module.np, "memmap", RecordingMemmap)
+    for verify in (True, False):
+        with load_index(sharded_path, mmap=True, verify=verify, client=client) as loaded:
+            check_equal(loaded.search(codes[:4], 3), expected)
+    assert mapped == []
+    load_index(flat_path, mmap=True)
+    assert mapped and all(os.fspath(path) == os.fspath(flat_path) for path in mapped)
+
+
 def test_merge_equals_global_sort(make_codes):
     """Merging per-shard top-k lists of any split (ties across shards included) is the global top-k."""
     from hashlearn.index.sharded import merge_range_results, merge_search_results

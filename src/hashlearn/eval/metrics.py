@@ -86,27 +86,51 @@ def _pm1(codes: np.ndarray) -> np.ndarray:
 
 
 def hamming_distance_matrix(query_codes, db_codes) -> np.ndarray:
-    """Exact Hamming distances ``int32 (nq, n_db)`` through a ±1 matrix product
-    (exact in float32 for up to 2^24 bits)."""
+    """Exact Hamming distances ``int32 (nq, n_db)``: XOR and popcount for codes of one machine
+    word (8, 16, 32 or 64 bits), a ±1 matrix product otherwise (exact in float32 for up to 2^24 bits)."""
     query_codes, db_codes = _check_pair(query_codes, db_codes)
-    n_bits = query_codes.shape[1] * 8
-    return _distances_from(_pm1(query_codes), _pm1(db_codes).T, n_bits)
+    if len(query_codes) == 0:
+        return np.empty((0, len(db_codes)), dtype=np.int32)
+    return next(hamming_distance_blocks(query_codes, db_codes, block=len(query_codes)))[1]
 
 
-def _distances_from(query_pm1: np.ndarray, db_pm1_t: np.ndarray, n_bits: int) -> np.ndarray:
-    return np.rint((n_bits - query_pm1 @ db_pm1_t) / 2).astype(np.int32)
+#: codes of this many bytes are one unsigned machine word: their distances are XOR + popcount
+_WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+#: database items per XOR chunk of the popcount path (bounds its temporary to block x chunk words)
+_XOR_CHUNK = 32768
+
+
+def _popcount_distances(query_words: np.ndarray, db_words: np.ndarray) -> np.ndarray:
+    out = np.empty((len(query_words), len(db_words)), dtype=np.int32)
+    for start in range(0, len(db_words), _XOR_CHUNK):
+        chunk = db_words[start : start + _XOR_CHUNK]
+        out[:, start : start + len(chunk)] = np.bitwise_count(query_words[:, None] ^ chunk[None, :])
+    return out
+
+
+def _product_distances(query_pm1: np.ndarray, db_pm1_t: np.ndarray, n_bits: int) -> np.ndarray:
+    return ((n_bits - query_pm1 @ db_pm1_t) * 0.5).astype(np.int32)  # n_bits - inner is even and exact
 
 
 def hamming_distance_blocks(query_codes, db_codes, block: int = QUERY_BLOCK) -> Iterator[tuple[slice, np.ndarray]]:
     """``(rows, hamming_distance_matrix(query_codes[rows], db_codes))`` for consecutive blocks of
-    ``block`` queries; the database is unpacked once for all blocks when its ±1 matrix fits
-    :data:`DB_UNPACK_BYTES`."""
+    ``block`` queries. One-word codes go through XOR + popcount (3-5x the matrix product at 32
+    and 64 bits); for other widths the database's ±1 matrix is built once for all blocks when it
+    fits :data:`DB_UNPACK_BYTES`."""
     query_codes, db_codes = _check_pair(query_codes, db_codes)
-    n_bits = query_codes.shape[1] * 8
+    n_bytes = query_codes.shape[1]
+    word = _WORDS.get(n_bytes)
+    if word is not None:
+        query_words, db_words = query_codes.view(word)[:, 0], db_codes.view(word)[:, 0]
+        for start in range(0, len(query_codes), block):
+            rows = slice(start, min(start + block, len(query_codes)))
+            yield rows, _popcount_distances(query_words[rows], db_words)
+        return
+    n_bits = n_bytes * 8
     db_pm1_t = _pm1(db_codes).T if len(db_codes) * n_bits * 4 <= DB_UNPACK_BYTES else None
     for start in range(0, len(query_codes), block):
         rows = slice(start, min(start + block, len(query_codes)))
-        yield rows, _distances_from(_pm1(query_codes[rows]), _pm1(db_codes).T if db_pm1_t is None else db_pm1_t, n_bits)
+        yield rows, _product_distances(_pm1(query_codes[rows]), _pm1(db_codes).T if db_pm1_t is None else db_pm1_t, n_bits)
 
 
 def rank_by_hamming(distances: np.ndarray, k: int) -> np.ndarray:

@@ -36,6 +36,10 @@ class BinaryIndex(ABC):
 
     #: name used in factory strings and saved files
     kind: str = "abstract"
+    #: whether ``from_state`` keeps memory-mapped arrays as they are; a kind that copies them
+    #: (a sharded index hands its shards to dask workers) is read by ``load_index`` even with
+    #: ``mmap=True``: mapped, the file's pages and the copies would be resident at once
+    keeps_mapped_arrays: bool = True
 
     def __init__(self, n_bits: int):
         self.n_bits = check_n_bits(n_bits, maximum=MAX_BITS)

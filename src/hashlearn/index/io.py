@@ -366,6 +366,11 @@ def read_header(path: str | os.PathLike) -> dict:
 def verify_file(path: str | os.PathLike, chunk_nbytes: int = 1 << 22) -> dict:
     """Check sizes and both checksums of an index file without building it; returns its header."""
     header = read_header(path)
+    _verify_payload(path, header, chunk_nbytes)
+    return header
+
+
+def _verify_payload(path, header: dict, chunk_nbytes: int = 1 << 22) -> None:
     digest, remaining = hashlib.sha256(), header["payload_nbytes"]
     with open(path, "rb") as handle:
         handle.seek(header["payload_offset"])
@@ -376,7 +381,6 @@ def verify_file(path: str | os.PathLike, chunk_nbytes: int = 1 << 22) -> dict:
             digest.update(chunk)
             remaining -= len(chunk)
     _check_payload(digest.hexdigest(), header, str(path))
-    return header
 
 
 def load_index(path: str | os.PathLike, mmap: bool = True, verify: bool = True, **options) -> BinaryIndex:
@@ -391,19 +395,22 @@ def load_index(path: str | os.PathLike, mmap: bool = True, verify: bool = True, 
     (the default) still reads the whole payload once to check its sha256 -- about 2 s
     per GB (sha256 ran at 0.5 GB/s on a busy 2-core machine); pass ``verify=False`` to
     skip that for trusted large files (the header checksum, the file size and the array
-    bounds are always checked). Without mmap the payload is always verified.
+    bounds are always checked). Without mmap the payload is always verified. A kind that
+    copies its arrays anyway (a sharded index: its shards live on dask workers) is read as
+    with ``mmap=False``: mapped, the file's pages and the copies would be resident together.
 
     Raises :class:`~hashlearn.errors.CorruptFileError` for any problem with the content,
     ``FileNotFoundError`` / ``IsADirectoryError`` / ``PermissionError`` for the path.
     """
-    if not mmap:
-        header = read_header(path)  # sizes, caps and structure before the file is read
+    header = read_header(path)  # sizes, caps and structure before the file is read or mapped
+    if not mmap or not index_class(header["kind"]).keeps_mapped_arrays:
         buffer = bytearray(header["file_nbytes"])
         with open(path, "rb") as handle:
             if handle.readinto(buffer) != len(buffer):
                 raise CorruptFileError(f"{path} is truncated: it shrank while it was read.")
         return _index_from_buffer(buffer, header, str(path), options)
-    header = verify_file(path) if verify else read_header(path)
+    if verify:
+        _verify_payload(path, header)
     arrays = {}
     for spec in header["arrays"]:
         dtype, shape = _DTYPES[spec["dtype"]], tuple(spec["shape"])

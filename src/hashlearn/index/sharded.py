@@ -180,6 +180,7 @@ class ShardedIndex(BinaryIndex):
     """
 
     kind = "sharded"
+    keeps_mapped_arrays = False  # the shards live on the workers as copies: load_index reads the file
 
     def __init__(self, n_bits: int, n_shards: int = 2, shard_factory="Flat", *, partition: str = "round_robin",
                  partition_bits=None, bound_bits: int | None = None, routing: str = "sequential", client=None, address: str | None = None, n_workers: int | None = None,

@@ -105,6 +105,12 @@ def label_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a / norm_a) @ (b / norm_b).T
 
 
+def similarity_gap(codes, other_codes, targets, other_targets, n_bits: int) -> torch.Tensor:
+    """``(len(codes), len(other_codes))`` values ``(K s_ij - <u_i, b_j>)^2 / K^2``, ``s_ij`` the label cosine (the pairwise term)."""
+    k = float(n_bits)
+    return (k * label_cosine(targets, other_targets) - codes @ other_codes.T).pow(2) / k**2
+
+
 def with_stored_codes(labels, n_classes: int, codes, has_code) -> np.ndarray:
     """Training targets that carry each item's stored code: float32 ``(n, n_classes + 1 + n_bits)`` 0/1 rows.
 
@@ -250,35 +256,41 @@ class LifelongLoss(LocalityLoss):
             self._stored_bits = None
 
     def compute_loss(self, outputs, targets, similarity):
-        k = float(self.n_bits)
         loss = outputs.new_zeros(())
         if self.new_weight:
-            within = (k * label_cosine(targets, targets) - outputs @ outputs.T).pow(2)
-            loss = loss + self.new_weight * masked_mean(within, off_diagonal_mask(outputs.shape[0], outputs.device)) / k**2
+            within = similarity_gap(outputs, outputs, targets, targets, self.n_bits)
+            loss = loss + self.new_weight * masked_mean(within, off_diagonal_mask(outputs.shape[0], outputs.device))
         if self.center_weight:
-            target_bits = (self.item_centers(targets) + 1) / 2
-            stored = self._stored_bits
-            if stored is not None and self.memory_targets == "codes":
-                target_bits = torch.where(stored[0][:, None], stored[1], target_bits)
-            probabilities = ((outputs + 1) / 2).clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)
-            bce = -(target_bits * torch.log(probabilities) + (1 - target_bits) * torch.log1p(-probabilities)).mean(dim=1)
-            if self.replay_weight != 1.0 and bool(self.old_classes.any()):
-                only_old = (targets[:, ~self.old_classes.to(targets.device)] == 0).all(dim=1) & (targets > 0).any(dim=1)
-                weights = torch.where(only_old, self.replay_weight, 1.0).to(bce)
-                bce = (weights * bce).sum() / weights.sum().clamp_min(1e-12)
-            else:
-                bce = bce.mean()
-            loss = loss + self.center_weight * bce
+            loss = loss + self.center_weight * self._center_term(outputs, targets)
         if self.n_old and self.old_weight:
+            pick = self._anchor_pick(self.n_old, outputs.device)
             old_codes, old_targets = self.old_codes.to(outputs), self.old_targets.to(outputs)
-            if self.anchors_per_step is not None and self.anchors_per_step < self.n_old:
-                pick = torch.randperm(self.n_old, generator=self._generator)[: self.anchors_per_step].to(outputs.device)
+            if pick is not None:
                 old_codes, old_targets = old_codes[pick], old_targets[pick]
-            cross = (k * label_cosine(targets, old_targets) - outputs @ old_codes.T).pow(2)
-            loss = loss + self.old_weight * cross.mean() / k**2
+            loss = loss + self.old_weight * similarity_gap(outputs, old_codes, targets, old_targets, self.n_bits).mean()
         if self.own_quantization and self.eta:
             loss = loss + self.eta * sign_quantization_error(outputs)
         return loss
+
+    def _center_term(self, outputs, targets):
+        """The CSQ cross-entropy toward each item's center (or its stored code), memory items weighted by ``replay_weight``."""
+        target_bits = (self.item_centers(targets) + 1) / 2
+        stored = self._stored_bits
+        if stored is not None and self.memory_targets == "codes":
+            target_bits = torch.where(stored[0][:, None], stored[1], target_bits)
+        probabilities = ((outputs + 1) / 2).clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)
+        bce = -(target_bits * torch.log(probabilities) + (1 - target_bits) * torch.log1p(-probabilities)).mean(dim=1)
+        if self.replay_weight != 1.0 and bool(self.old_classes.any()):
+            only_old = (targets[:, ~self.old_classes.to(targets.device)] == 0).all(dim=1) & (targets > 0).any(dim=1)
+            weights = torch.where(only_old, self.replay_weight, 1.0).to(bce)
+            return (weights * bce).sum() / weights.sum().clamp_min(1e-12)
+        return bce.mean()
+
+    def _anchor_pick(self, n_old: int, device):
+        """The seeded random subset of ``anchors_per_step`` old items compared at this step (``None``: all of them)."""
+        if self.anchors_per_step is None or self.anchors_per_step >= n_old:
+            return None
+        return torch.randperm(n_old, generator=self._generator)[: self.anchors_per_step].to(device)
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, old_weight={self.old_weight}, new_weight={self.new_weight}, center_weight={self.center_weight}, "
@@ -323,4 +335,4 @@ class BackwardCompatibleLoss(torch.nn.Module):
         getattr(self.objective, "step", lambda: None)()
 
 
-__all__ = ["BackwardCompatibleLoss", "LifelongLoss", "far_centers", "label_cosine", "majority_centers", "with_stored_codes"]
+__all__ = ["BackwardCompatibleLoss", "LifelongLoss", "far_centers", "label_cosine", "majority_centers", "similarity_gap", "with_stored_codes"]

@@ -32,6 +32,7 @@ from hashlearn.losses.dsdh import DSDHLoss
 from hashlearn.losses.greedyhash import GreedyHashLoss
 from hashlearn.losses.hashnet import HashNetLoss
 from hashlearn.losses.lifelong import LifelongLoss
+from hashlearn.losses.lifelong_crossmodal import CrossModalLifelongLoss
 from hashlearn.losses.ssah import SSAHLoss
 from hashlearn.losses.triplet import TripletLoss
 from hashlearn.losses.unsupervised import UnsupervisedLoss
@@ -118,6 +119,9 @@ LOSSES: dict[str, LossSpec] = {
     "lifelong": LossSpec(LifelongLoss, "lifelong hashing: fixed old codes as targets + cosine label similarity (Xu et al., DLCH 2023)",
                          by_input=_by_input((1e-3, 8), (1e-3, 10, 0.1), (1e-2, 11, 0.01))),
     "ssah": LossSpec(SSAHLoss, "SSAH-style: label network + optional modality adversary (Li et al., CVPR 2018); paired", epochs=40),
+    # the lifelong loss across modalities: the two-tower stages of `hashlearn lifelong` (image / text codes vs stored old codes)
+    "lifelong-crossmodal": LossSpec(CrossModalLifelongLoss, "lifelong hashing of image-text pairs: inter-modal terms against the stored "
+                                    "old image and text codes, shared centers (Xu et al., DLCH 2023); paired", epochs=40),
 }
 
 def training_defaults(method_name: str, features: str = "pixels") -> dict:

@@ -129,16 +129,20 @@ def train_crossmodal(run: Run, config, dataset, split, resume: bool):
 
 
 def encode_crossmodal(run: Run, model, dataset, parts=("query", "database"), keep: bool = True) -> dict:
-    """``{(part, modality): (codes, ids)}``; with ``keep`` written as ``codes/<part>_<modality>_codes.npy`` / ``_ids.npy``."""
+    """``{(part, modality): (codes, ids)}``; with ``keep`` written as ``codes/<part>_<modality>_codes.npy`` / ``_ids.npy``.
+
+    The database of a lifelong stage (``hashlearn lifelong``) is read as stored: its old codes are frozen, never re-encoded."""
     split = run.load_split()
     out = {}
     for part in parts:
         ids = np.arange(len(dataset)) if part == "all" else getattr(split, part)
         for modality in MODALITIES:
+            if part == "database" and run.is_lifelong_stage:
+                out[(part, modality)] = run.load_codes(part, modality)
+                continue
             codes = model.encode(modality_inputs(dataset, ids, run.config.data.features, modality), modality)
             if keep:
-                save_npy(run.codes_dir / f"{part}_{modality}_codes.npy", codes)
-                save_npy(run.codes_dir / f"{part}_{modality}_ids.npy", np.asarray(ids, dtype=np.int64))
+                run.save_codes(part, codes, ids, modality)
             out[(part, modality)] = (codes, np.asarray(ids, dtype=np.int64))
     return out
 
@@ -284,6 +288,8 @@ def crossmodal_index_codes(run: Run, modality: str, *, dataset=None, part: str =
     model = run.load_model()
     if not hasattr(model, "tower"):
         raise ValueError(f"run {run.path} holds a {type(model).__name__}, not a two-tower model; --modality needs a cross-modal run.")
+    if part == "database" and run.is_lifelong_stage:  # frozen codes of earlier stages + this stage's: never re-encoded
+        return run.load_codes(part, modality)
     ids = np.arange(len(dataset)) if part == "all" else getattr(run.load_split(), part)
     codes = model.encode(modality_inputs(dataset, ids, run.config.data.features, modality), modality)
     return codes, np.asarray(ids, dtype=np.int64)

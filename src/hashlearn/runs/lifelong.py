@@ -44,12 +44,20 @@ from hashlearn.runs.data import load_run_dataset, run_inputs
 from hashlearn.runs.run import Run, load_run
 
 LIFELONG_METHOD = "lifelong"
+#: the loss of a two-tower (cross-modal) stage: the lifelong loss across modalities
+CROSSMODAL_LIFELONG_METHOD = "lifelong-crossmodal"
 #: a stage trains at this multiple of the parent's learning rate (unless --set trainer.lr=...)
 #: and with these loss arguments (unless --set method.loss.*=...): chosen on validation in benchmarks/results/lifelong.md
 STAGE_LR_FACTOR = 5.0
 STAGE_LOSS = {"center_weight": 1.0, "new_weight": 0.0, "old_weight": 0.0, "old_centers": "recorded"}
 #: exemplar memory of a stage: earlier training items per old class (--replay)
 DEFAULT_REPLAY = 200
+#: a two-tower stage's defaults, chosen on validation in the openmoji section of benchmarks/results/lifelong.md: the
+#: parent's lr, the pairwise terms on top of the centers, 100 memory pairs per old class (group), 10 epochs
+CROSSMODAL_STAGE_LR_FACTOR = 1.0
+CROSSMODAL_STAGE_LOSS = {**STAGE_LOSS, "new_weight": 1.0, "old_weight": 1.0}
+CROSSMODAL_DEFAULT_REPLAY = 100
+CROSSMODAL_STAGE_EPOCHS = 10
 #: the validation metric of a stage searches at most this many stored old codes (an evenly spaced subset)
 VAL_MAX_OLD = 5000
 #: ... and at most this many validation items (None: all)
@@ -119,17 +127,64 @@ def frozen_database_codes(run: Run, dataset=None) -> tuple[np.ndarray, np.ndarra
     return encode_parts(run, ("database",), dataset=dataset)["database"]
 
 
+def frozen_crossmodal_database_codes(run: Run, dataset) -> tuple[dict, np.ndarray]:
+    """``({"image": codes, "text": codes}, ids)`` of a two-tower run's database pairs as they are stored (a stage-1 run:
+    encoded once by its model and kept, both sides); one row per pair, in the same order on both sides."""
+    from hashlearn.runs.crossmodal import MODALITIES, encode_crossmodal
+
+    split = run.load_split()
+    stored = all(run.codes_path("database", m)[0].exists() for m in MODALITIES)
+    if stored or run.is_lifelong_stage:
+        sides = {m: run.load_codes("database", m) for m in MODALITIES}
+        ids = sides["image"][1]
+        if not np.array_equal(ids, sides["text"][1]):
+            from hashlearn.errors import CorruptFileError
+
+            raise CorruptFileError(f"run {run.path}: the stored image and text database codes are of different pairs (their ids differ).")
+        if run.is_lifelong_stage or np.array_equal(np.sort(ids), split.database):
+            return {m: codes for m, (codes, _) in sides.items()}, ids
+    encoded = encode_crossmodal(run, run.load_model(), dataset, parts=("database",))
+    return {m: encoded[("database", m)][0] for m in MODALITIES}, encoded[("database", "image")][1]
+
+
+def _codes_sha256(codes) -> str:
+    """The sha256 of stored codes: one array, or both sides of a cross-modal database (image bytes, then text bytes)."""
+    if isinstance(codes, dict):
+        return sha256_bytes(b"".join(np.ascontiguousarray(codes[m]).tobytes() for m in ("image", "text")))
+    return sha256_bytes(np.ascontiguousarray(codes).tobytes())
+
+
+def _stage_inputs(dataset, index: np.ndarray, features: str, paired: bool):
+    """Model inputs of the items ``index``: one array, or a two-tower model's ``(image inputs, text inputs)``."""
+    if paired:
+        from hashlearn.runs.crossmodal import paired_inputs
+
+        return paired_inputs(dataset, index, features)
+    return run_inputs(dataset, index, features)
+
+
+def _encode(model, inputs, paired: bool, name: str):
+    """Packed codes of ``inputs``: one array, or ``{"image": ..., "text": ...}`` for a two-tower model."""
+    if paired:
+        return {modality: model.encode(x, modality) for modality, x in zip(("image", "text"), inputs)}
+    from hashlearn.runs.evaluate import encode_array
+
+    return encode_array(model, inputs, name=name)
+
+
 def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | str | None = None, epochs: int | None = None,
                  overrides: list[str] | tuple[str, ...] = (), overwrite: bool = False, dataset=None, k: int = 1000,
-                 replay_per_class: int = DEFAULT_REPLAY, freeze_backbone: bool = False, resume: bool = False) -> dict:
+                 replay_per_class: int | None = None, freeze_backbone: bool = False, resume: bool = False) -> dict:
     """Train the stage after ``parent``'s into ``run_dir`` (see the module docstring); returns the stage record.
 
     ``stage`` (a number or a stage name) must be the parent's next stage; ``epochs``
     defaults to the parent's, the learning rate to ``STAGE_LR_FACTOR`` times the parent's; ``overrides`` are ``section.key=value`` strings applied on
-    top of the parent's config (e.g. ``method.loss.old_weight=2.0``, ``trainer.lr=3e-4``).
+    top of the parent's config (e.g. ``method.loss.old_weight=2.0``, ``trainer.lr=3e-4``). A two-tower parent's stage defaults to
+    ``CROSSMODAL_STAGE_EPOCHS`` epochs (at most the parent's), ``CROSSMODAL_STAGE_LR_FACTOR``, ``CROSSMODAL_STAGE_LOSS`` and
+    ``CROSSMODAL_DEFAULT_REPLAY``.
     The record holds the mAP@``k`` of old-class, new-class and all queries against the grown database.
 
-    ``replay_per_class`` (default ``DEFAULT_REPLAY``; 0: the new stage's data only) adds that
+    ``replay_per_class`` (default ``DEFAULT_REPLAY``, two-tower ``CROSSMODAL_DEFAULT_REPLAY``; 0: the new stage's data only) adds that
     many training inputs per old class, drawn (seeded) from the earlier stages' training
     items -- an exemplar memory; their stored codes stay as they are, like every old code.
     Unless ``method.loss.replay_weight`` is set, the memory items are weighted by (new
@@ -144,7 +199,8 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     """
     from hashlearn._validation import check_positive_int
 
-    replay_per_class = check_positive_int(replay_per_class, "replay_per_class", minimum=0)
+    if replay_per_class is not None:
+        replay_per_class = check_positive_int(replay_per_class, "replay_per_class", minimum=0)
     from hashlearn.data.incremental import get_incremental_protocol, make_stage_splits
     from hashlearn.runs.train import check_device, prepare_run_dir
 
@@ -158,9 +214,15 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
     if number > len(protocol.stages):
         raise ValueError(f"run {parent.path} is the last stage ({previous['stage_name']!r}) of protocol {protocol.name!r}; there is no stage {number}.")
     model = parent.load_model()
-    if not hasattr(model, "n_bits") or not callable(getattr(model, "encode", None)) or getattr(model, "n_towers", 1) != 1:
-        raise ValueError(f"run {parent.path} holds a {type(model).__name__}; lifelong stages update single-modal deep hash models "
-                         "(not shallow estimators, classifiers or two-tower models).")
+    from hashlearn.models import HashModel
+    from hashlearn.models.two_tower import TwoTowerHashModel
+
+    if not isinstance(model, (HashModel, TwoTowerHashModel)):
+        raise ValueError(f"run {parent.path} holds a {type(model).__name__}; lifelong stages update deep hash models, single-modal "
+                         "or two-tower (not shallow estimators or classifiers).")
+    paired = isinstance(model, TwoTowerHashModel)
+    if replay_per_class is None:
+        replay_per_class = CROSSMODAL_DEFAULT_REPLAY if paired else DEFAULT_REPLAY
     if Path(run_dir).resolve() == parent.path.resolve():
         raise ValueError("--run-dir must differ from the parent run: a stage is a new run, the parent stays as it was.")
     started_as = {"parent": str(parent.path.resolve()), "parent_model_version": model_version(parent), "stage": number,
@@ -170,13 +232,18 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         config = _resumed_stage_config(run, started_as, epochs, overrides)
         check_device(config.trainer.device)
     else:  # the config and device are checked before the run directory is made
-        config = _stage_config(parent.config, epochs, overrides)
+        if paired:
+            config = _stage_config(parent.config, min(CROSSMODAL_STAGE_EPOCHS, parent.config.trainer.epochs) if epochs is None else epochs,
+                                   overrides, CROSSMODAL_LIFELONG_METHOD, CROSSMODAL_STAGE_LR_FACTOR, CROSSMODAL_STAGE_LOSS)
+        else:
+            config = _stage_config(parent.config, epochs, overrides)
         check_device(config.trainer.device)
         run = prepare_run_dir(run_dir, overwrite=overwrite)
 
     dataset = dataset if dataset is not None else load_run_dataset(config.data)
-    old_codes, old_ids = frozen_database_codes(parent, dataset)
-    started_as["old_codes_sha256"] = sha256_bytes(np.ascontiguousarray(old_codes).tobytes())
+    protocol = protocol.for_dataset(dataset)
+    old_codes, old_ids = frozen_crossmodal_database_codes(parent, dataset) if paired else frozen_database_codes(parent, dataset)
+    started_as["old_codes_sha256"] = _codes_sha256(old_codes)
     if resume and _read_stage_start(run)["old_codes_sha256"] != started_as["old_codes_sha256"]:
         raise ValueError(f"--resume: the stored database codes of parent {parent.path} changed since stage run {run.path} started; "
                          "train the stage afresh with --overwrite.")
@@ -197,36 +264,44 @@ def lifelong_run(parent: Run | str | Path, run_dir: str | Path, *, stage: int | 
         run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run.checkpoint_dir / STAGE_START, {"format_version": FORMAT_VERSION, **started_as})
     train_index = np.concatenate([split.train, replay])
-    X_train = run_inputs(dataset, train_index, config.data.features)
+    X_train = _stage_inputs(dataset, train_index, config.data.features, paired)
     y_train = labels[train_index]
-    if config.method.loss.get("memory_targets", "centers") == "codes" and len(replay):
+    if config.method.loss.get("memory_targets", "centers") == "codes" and len(replay) and not paired:
         y_train = _memory_code_targets(y_train, dataset.n_classes, config.method.n_bits, old_codes, old_ids, train_index)
     # selection also sees the earlier stages' validation items (held out, never trained on): old-class queries
     val_index = np.concatenate([s.validation for s in splits[:number]])
-    X_val = run_inputs(dataset, val_index, config.data.features)
+    X_val = _stage_inputs(dataset, val_index, config.data.features, paired)
     parent_record = parent.load_lifelong()
     recorded = {int(c): center for c, center in (parent_record or {}).get("centers", {}).items()}
+    n_new_train = len(split.train)
+    new_train = (tuple(x[:n_new_train] for x in X_train) if paired else X_train[:n_new_train], labels[split.train])
     seconds, cpu_seconds, centers = _train_stage(run, config, model, dataset.n_classes, (X_train, y_train), (X_val, labels[val_index]),
                                                  old_codes, labels[old_ids], freeze_backbone=freeze_backbone, recorded_centers=recorded,
-                                                 new_train=(X_train[: len(split.train)], labels[split.train]), resume=resume)
-    from hashlearn.runs.evaluate import encode_array
-
-    new_codes = encode_array(model, run_inputs(dataset, new_ids, config.data.features), name=f"the new database items of stage {number}")
-    codes, ids = np.concatenate([old_codes, new_codes]), np.concatenate([old_ids, new_ids])
-    run.save_codes("database", codes, ids)
+                                                 new_train=new_train, resume=resume)
+    new_codes = _encode(model, _stage_inputs(dataset, new_ids, config.data.features, paired), paired,
+                        name=f"the new database items of stage {number}")
+    ids = np.concatenate([old_ids, new_ids])
+    if paired:  # each side: the stored codes unchanged, then the new pairs'
+        codes = {m: np.concatenate([old_codes[m], new_codes[m]]) for m in ("image", "text")}
+        for modality, side in codes.items():
+            run.save_codes("database", side, ids, modality)
+    else:
+        codes = np.concatenate([old_codes, new_codes])
+        run.save_codes("database", codes, ids)
     record = {
         "format_version": FORMAT_VERSION, "parent": str(parent.path.resolve()), "protocol": protocol.name, "stage": number,
         "stage_name": protocol.stages[number - 1].name, "classes": list(protocol.stages[number - 1].classes),
         "seen_classes": split.meta["incremental"]["seen_classes"], "model_version": model_version(run),
         "parent_model_version": model_version(parent), "n_old": int(len(old_ids)), "n_new": int(len(new_ids)),
         "n_train": int(len(split.train)), "resumed": bool(resume), "n_replay": int(len(replay)), "replay_ids_sha256": sha256_bytes(np.sort(replay).tobytes()), "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "seconds": time.perf_counter() - started,
-        "old_codes_sha256": started_as["old_codes_sha256"],
+        "old_codes_sha256": started_as["old_codes_sha256"], **({"modalities": ["image", "text"]} if paired else {}),
         # the ±1 center each seen class was trained toward (the next stage's old_centers="recorded" reuses them)
         "centers": {str(c): centers[c] for c in split.meta["incremental"]["seen_classes"]} if centers is not None else {},
         "blocks": _database_blocks(parent, old_ids) + [_block(number, protocol.stages[number - 1].name, model_version(run), run, new_ids)],
     }
-    query_codes = encode_array(model, run_inputs(dataset, split.query, config.data.features), name="the queries")
-    record["metrics"] = stage_metrics(query_codes, labels[split.query], codes, labels[ids], protocol.stages[number - 1].classes, k=k)
+    query_codes = _encode(model, _stage_inputs(dataset, split.query, config.data.features, paired), paired, name="the queries")
+    metrics = crossmodal_stage_metrics if paired else stage_metrics
+    record["metrics"] = metrics(query_codes, labels[split.query], codes, labels[ids], protocol.stages[number - 1].classes, k=k)
     atomic_write_json(run.lifelong_path, record)
     from hashlearn.runs.report import write_run_report
 
@@ -305,13 +380,15 @@ def balanced_replay_weight(new_labels: np.ndarray, memory_labels: np.ndarray) ->
     return round(per_class(new_labels) / per_class(memory_labels), 6)
 
 
-def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig:
-    """The parent's config with the lifelong loss (``STAGE_LOSS``; the parent's loss arguments dropped) and the overrides applied."""
+def _stage_config(parent: RunConfig, epochs: int | None, overrides, method: str = LIFELONG_METHOD, lr_factor: float = STAGE_LR_FACTOR,
+                  loss: dict = STAGE_LOSS) -> RunConfig:
+    """The parent's config with the lifelong loss ``method`` and its arguments ``loss`` (the parent's dropped), ``lr_factor``
+    times the parent's learning rate, and the overrides applied."""
     from hashlearn.train.config import _set_path, parse_override
 
     values = parent.to_dict()
-    values["method"] = {**values["method"], "name": LIFELONG_METHOD, "loss": dict(STAGE_LOSS), "quantization_weight": None, "quantizer": {}}
-    values["trainer"] = {**values["trainer"], "lr": values["trainer"]["lr"] * STAGE_LR_FACTOR}
+    values["method"] = {**values["method"], "name": method, "loss": dict(loss), "quantization_weight": None, "quantizer": {}}
+    values["trainer"] = {**values["trainer"], "lr": values["trainer"]["lr"] * lr_factor}
     config = RunConfig.from_dict(values)
     for text in overrides:
         keys, value = parse_override(text)
@@ -327,19 +404,23 @@ def _stage_config(parent: RunConfig, epochs: int | None, overrides) -> RunConfig
 def _train_stage(run: Run, config: RunConfig, model, n_classes: int, train, val, old_codes: np.ndarray, old_labels: np.ndarray, *,
                  freeze_backbone: bool = False, recorded_centers: dict | None = None, new_train=None,
                  resume: bool = False) -> tuple[float, float, list | None]:
-    """Train ``model`` in place with the lifelong loss against the fixed old codes.
+    """Train ``model`` in place with the lifelong loss (``config.method.name``) against the fixed old codes.
 
     ``train = (X, y)``: ``y`` the loss's targets (labels, or ``with_stored_codes`` rows); ``new_train = (X, labels)``:
     the new stage's training items, searched with the old codes by the validation metric (default ``train``).
+    A two-tower model takes ``X = (image inputs, text inputs)`` and ``old_codes = {"image": ..., "text": ...}``.
 
     Returns the training's wall and CPU seconds and the loss's class centers as ±1 lists (``None`` without a center term).
     """
     from hashlearn.losses import build_objective
     from hashlearn.train.trainer import Trainer
 
-    objective = build_objective(LIFELONG_METHOD, config.method.n_bits, n_classes, **config.method.loss)
-    objective.locality.set_old_database(old_codes, old_labels, seed=config.trainer.seed, recorded_centers=recorded_centers)
-    frozen = [p for p in model.backbone.parameters() if p.requires_grad] if freeze_backbone else []
+    objective = build_objective(config.method.name, config.method.n_bits, n_classes, **config.method.loss)
+    paired = isinstance(old_codes, dict)
+    objective.locality.set_old_database((old_codes["image"], old_codes["text"]) if paired else old_codes, old_labels,
+                                        seed=config.trainer.seed, recorded_centers=recorded_centers)
+    backbones = [model.image_tower.backbone, model.text_tower.backbone] if paired else [model.backbone]
+    frozen = [p for backbone in backbones for p in backbone.parameters() if p.requires_grad] if freeze_backbone else []
     for parameter in frozen:
         parameter.requires_grad_(False)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -359,6 +440,9 @@ def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray,
                            max_queries: int | None = VAL_MAX_QUERIES):
     """Validation mAP@k of the validation codes against (old codes + new training codes).
 
+    With a two-tower model (``train = ((image inputs, text inputs), labels)``, ``old_codes = {"image": ..., "text": ...}``)
+    it is the mean of image->text and text->image: validation image codes against the old and training text codes, and back.
+
     The lifelong workflow passes the validation items of every stage so far: the new
     classes' items reward new codes that keep apart from the old codes, the old classes'
     items reward a model whose old-class queries still find their classes' stored codes.
@@ -368,20 +452,29 @@ def old_and_new_val_metric(train, old_codes: np.ndarray, old_labels: np.ndarray,
     """
     from hashlearn.eval.metrics import mean_average_precision
 
-    step = max(1, len(old_codes) // max_old)
-    old_codes, old_labels = old_codes[::step], old_labels[::step]
+    paired = isinstance(old_codes, dict)
+    step = max(1, len(old_labels) // max_old)
+    old_codes = {m: codes[::step] for m, codes in old_codes.items()} if paired else old_codes[::step]
+    old_labels = old_labels[::step]
     X_train, y_train = train
+    db_labels = np.concatenate([old_labels, np.asarray(y_train)])
+    as_array = lambda x: x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)  # noqa: E731
 
     def metric(model, X_val, y_val) -> float:
         if max_queries is not None and len(y_val) > max_queries:
             pick = slice(None, None, -(-len(y_val) // max_queries))
-            X_val, y_val = X_val[pick], y_val[pick]
-        train_codes = model.encode(X_train)
-        val_codes = model.encode(X_val.cpu().numpy() if hasattr(X_val, "cpu") else X_val)
-        y_val = y_val.cpu().numpy() if hasattr(y_val, "cpu") else np.asarray(y_val)
-        db_codes = np.concatenate([old_codes, train_codes])
-        db_labels = np.concatenate([old_labels, np.asarray(y_train)])
-        return mean_average_precision(val_codes, db_codes, y_val, db_labels, k=min(k, len(db_codes)))
+            X_val, y_val = (tuple(x[pick] for x in X_val) if paired else X_val[pick]), y_val[pick]
+        y_val = as_array(y_val)
+        if not paired:
+            db_codes = np.concatenate([old_codes, model.encode(X_train)])
+            return mean_average_precision(model.encode(as_array(X_val)), db_codes, y_val, db_labels, k=min(k, len(db_codes)))
+        sides = dict(zip(("image", "text"), range(2)))
+        maps = []
+        for query_side, db_side in (("image", "text"), ("text", "image")):
+            db_codes = np.concatenate([old_codes[db_side], model.encode(X_train[sides[db_side]], db_side)])
+            query_codes = model.encode(as_array(X_val[sides[query_side]]), query_side)
+            maps.append(mean_average_precision(query_codes, db_codes, y_val, db_labels, k=min(k, len(db_codes))))
+        return sum(maps) / 2
 
     return metric
 
@@ -399,13 +492,30 @@ def stage_metrics(query_codes, query_labels, db_codes, db_labels, new_classes, k
             "n_query_old": int((~is_new).sum()), "n_query_new": int(is_new.sum()), "k": int(k)}
 
 
-def append_stage_to_index(run: Run | str | Path, index_path: str | Path, output: str | Path | None = None) -> dict:
+def crossmodal_stage_metrics(query_codes: dict, query_labels, db_codes: dict, db_labels, new_classes, k: int = 1000) -> dict:
+    """:func:`stage_metrics` of image queries against the text database (``I->T ...`` keys) and of text queries against the
+    image database (``T->I ...``); the plain ``mAP@k*`` keys are the mean of the two directions."""
+    per_direction = {direction: stage_metrics(query_codes[query_side], query_labels, db_codes[db_side], db_labels, new_classes, k=k)
+                     for direction, query_side, db_side in (("I->T", "image", "text"), ("T->I", "text", "image"))}
+    first = per_direction["I->T"]
+    out = {key: value for key, value in first.items() if not key.startswith("mAP")}
+    for key in (key for key in first if key.startswith("mAP")):
+        values = [row[key] for row in per_direction.values()]
+        out[key] = None if None in values else sum(values) / 2
+        out.update({f"{direction} {key}": row[key] for direction, row in per_direction.items()})
+    return out
+
+
+def append_stage_to_index(run: Run | str | Path, index_path: str | Path, output: str | Path | None = None, *,
+                          modality: str | None = None) -> dict:
     """Add a lifelong stage's new database codes to the index file at ``index_path`` without rebuilding it.
 
     The index must hold exactly the parent stage's database (ids = dataset rows, as
     ``hashlearn index build --model PARENT`` writes them, or an earlier append). The
     file is rewritten atomically at ``output`` (default: in place) with ``info["blocks"]``
     extended by this stage's block: stage, model version, run, count and the sha256 of its ids.
+    A two-tower stage appends one side of its pairs: ``modality`` ``"image"`` or ``"text"``, the
+    side the index holds (``hashlearn index build --model PARENT --modality ...``).
     """
     from hashlearn.index.io import load_index, read_header, save_index
 
@@ -415,7 +525,15 @@ def append_stage_to_index(run: Run | str | Path, index_path: str | Path, output:
         raise ValueError(f"run {run.path} is not a lifelong stage (no {Run.LIFELONG}); build its index with `hashlearn index build`.")
     header = read_header(index_path)
     info = dict(header.get("info") or {})
-    codes, ids = run.load_codes("database")
+    if "modalities" in record:  # a two-tower stage: one side per index
+        if modality not in record["modalities"] or info.get("modality", modality) != modality:
+            raise ValueError(f"run {run.path} is a two-tower stage: pass modality 'image' or 'text' (--modality), the side "
+                             f"{index_path} holds ({info.get('modality', 'not recorded')}); got {modality!r}.")
+        codes, ids = run.load_codes("database", modality)
+    elif modality is not None:
+        raise ValueError(f"modality {modality!r}: run {run.path} is a single-modal stage; its index holds its one kind of code.")
+    else:
+        codes, ids = run.load_codes("database")
     n_old = record["n_old"]
     old_ids, new_ids, new_codes = ids[:n_old], ids[n_old:], codes[n_old:]
     blocks = info.get("blocks")
@@ -442,4 +560,5 @@ def append_stage_to_index(run: Run | str | Path, index_path: str | Path, output:
     return {"path": str(path), "kind": header["kind"], "n_added": int(len(new_ids)), "ntotal": int(ntotal), "blocks": info["blocks"]}
 
 
-__all__ = ["append_stage_to_index", "balanced_replay_weight", "frozen_database_codes", "lifelong_run", "model_version", "old_and_new_val_metric", "stage_metrics", "stage_of"]
+__all__ = ["append_stage_to_index", "balanced_replay_weight", "crossmodal_stage_metrics", "frozen_crossmodal_database_codes",
+           "frozen_database_codes", "lifelong_run", "model_version", "old_and_new_val_metric", "stage_metrics", "stage_of"]

@@ -96,11 +96,14 @@ class Run:
     audit_dir = property(lambda self: self.path / self.AUDIT)
     lifelong_path = property(lambda self: self.path / self.LIFELONG)
 
-    def codes_path(self, part: str) -> tuple[Path, Path]:
-        """``(codes .npy, ids .npy)`` of one part."""
+    def codes_path(self, part: str, modality: str | None = None) -> tuple[Path, Path]:
+        """``(codes .npy, ids .npy)`` of one part (of a cross-modal run: of one side, ``modality`` ``"image"`` or ``"text"``)."""
         if part not in CODE_PARTS:
             raise ValueError(f"part must be one of {', '.join(CODE_PARTS)}, got {part!r}.")
-        return self.codes_dir / f"{part}_codes.npy", self.codes_dir / f"{part}_ids.npy"
+        if modality is not None and modality not in ("image", "text"):
+            raise ValueError(f"modality must be 'image', 'text' or None, got {modality!r}.")
+        stem = part if modality is None else f"{part}_{modality}"
+        return self.codes_dir / f"{stem}_codes.npy", self.codes_dir / f"{stem}_ids.npy"
 
     def attack_path(self, name: str) -> Path:
         return self.attack_dir / f"{name}.json"
@@ -203,24 +206,26 @@ class Run:
     def save_metrics(self, metrics: dict) -> Path:
         return atomic_write_json(self.metrics_path, metrics)
 
-    def save_codes(self, part: str, codes: np.ndarray, ids: np.ndarray) -> tuple[Path, Path]:
-        """Keep the packed codes of one part and their dataset row indices."""
+    def save_codes(self, part: str, codes: np.ndarray, ids: np.ndarray, modality: str | None = None) -> tuple[Path, Path]:
+        """Keep the packed codes of one part (of one side of a cross-modal run's pairs) and their dataset row indices."""
         from hashlearn.codes import validate_codes
 
-        codes = validate_codes(codes, name=f"{part} codes")
+        what = part if modality is None else f"{part} {modality}"
+        codes = validate_codes(codes, name=f"{what} codes")
         ids = np.asarray(ids, dtype=np.int64)
         if ids.shape != (len(codes),):
-            raise ValueError(f"ids of the {part} codes must have shape ({len(codes)},), got {ids.shape}.")
-        codes_path, ids_path = self.codes_path(part)
+            raise ValueError(f"ids of the {what} codes must have shape ({len(codes)},), got {ids.shape}.")
+        codes_path, ids_path = self.codes_path(part, modality)
         save_npy(codes_path, codes)
         save_npy(ids_path, ids)
         return codes_path, ids_path
 
-    def load_codes(self, part: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(codes, ids)`` of one part, as ``evaluate`` or ``encode`` kept them."""
-        codes_path, ids_path = self.codes_path(part)
+    def load_codes(self, part: str, modality: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, ids)`` of one part (of one side of a cross-modal run's pairs), as ``evaluate``, ``encode`` or a lifelong stage kept them."""
+        codes_path, ids_path = self.codes_path(part, modality)
         if not codes_path.exists():
-            raise FileNotFoundError(f"no {part} codes in run {self.path}; run `hashlearn evaluate --model {self.path}` first.")
+            what = part if modality is None else f"{part} {modality}"
+            raise FileNotFoundError(f"no {what} codes in run {self.path}; run `hashlearn evaluate --model {self.path}` first.")
         codes, ids = load_npy(codes_path), load_npy(ids_path)
         if len(codes) != len(ids):
             raise CorruptFileError(f"{codes_path} holds {len(codes)} codes but {ids_path} {len(ids)} ids.")
