@@ -493,6 +493,7 @@ def main(args) -> None:
     machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, shared (load average {os.getloadavg()[0]:.0f} measured at the "
                f"start), torch {torch.__version__}, {args.threads} thread" + (f" per process, {n_shards} processes" if n_shards > 1 else ""))
     data_cache: dict = {}
+    done = {_cell(r) for r in results["runs"]}  # every shard's finished cells, as of the last write
     started = time.time()
 
     def write(rows=(), baseline_rows=(), cli=None) -> None:
@@ -511,6 +512,8 @@ def main(args) -> None:
             atomic_write_text(md_path, summarize(merged, coverage(merged, MISSING_REASON)))
         results.clear()
         results.update(merged)
+        done.clear()
+        done.update(_cell(r) for r in merged["runs"])
 
     def cli_check():
         with tempfile.TemporaryDirectory(prefix="hashlearn-cli-default-") as workdir:
@@ -520,7 +523,7 @@ def main(args) -> None:
         write(cli=cli)
 
     for number, (dataset, method, n_bits, seed) in enumerate(plan()):
-        if number % n_shards != shard or (dataset, method, n_bits, seed) in {_cell(r) for r in results["runs"]}:
+        if number % n_shards != shard or (dataset, method, n_bits, seed) in done:
             continue
         if (dataset, method) == ("fmnist-efficientnet", "csq") and n_bits == 16 and "cli_default" not in results and shard == 0:
             cli_check()

@@ -37,8 +37,8 @@ from hashlearn.codes import unpack_bits, validate_codes
 
 #: queries processed per block (bounds memory: block x n_db distances)
 QUERY_BLOCK = 64
-#: the database's unpacked ±1 matrix is built once per call when it takes at most this many bytes
-#: (69,000 x 64 bits: 17.7 MB); a larger database is unpacked again for every query block
+#: codes wider than one machine word: the database's unpacked ±1 matrix is built once per call when it
+#: takes at most this many bytes (100,000 x 128 bits: 51 MB); a larger database is unpacked again per query block
 DB_UNPACK_BYTES = 256 * 2**20
 
 
@@ -91,7 +91,7 @@ def hamming_distance_matrix(query_codes, db_codes) -> np.ndarray:
     query_codes, db_codes = _check_pair(query_codes, db_codes)
     if len(query_codes) == 0:
         return np.empty((0, len(db_codes)), dtype=np.int32)
-    return next(hamming_distance_blocks(query_codes, db_codes, block=len(query_codes)))[1]
+    return next(_distance_blocks(query_codes, db_codes, len(query_codes)))[1]
 
 
 #: codes of this many bytes are one unsigned machine word: their distances are XOR + popcount
@@ -118,6 +118,11 @@ def hamming_distance_blocks(query_codes, db_codes, block: int = QUERY_BLOCK) -> 
     and 64 bits); for other widths the database's ±1 matrix is built once for all blocks when it
     fits :data:`DB_UNPACK_BYTES`."""
     query_codes, db_codes = _check_pair(query_codes, db_codes)
+    return _distance_blocks(query_codes, db_codes, block)
+
+
+def _distance_blocks(query_codes: np.ndarray, db_codes: np.ndarray, block: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """:func:`hamming_distance_blocks` of codes already checked by :func:`_check_pair`."""
     n_bytes = query_codes.shape[1]
     word = _WORDS.get(n_bytes)
     if word is not None:

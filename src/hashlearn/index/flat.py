@@ -261,7 +261,7 @@ class FlatIndex(BinaryIndex):
         if "ids" in arrays:
             ids = self._check_ids(arrays["ids"], codes.shape[0])
             self._ids_ascending = _strictly_ascending(ids)
-            if not self._ids_ascending and _has_duplicates(ids):  # ascending ids are unique: no sorted copy
+            if not self._ids_ascending and _has_duplicates(ids, ascending=False):  # ascending ids are unique: no sorted copy
                 raise ValueError("arrays['ids'] must be unique; the saved ids contain duplicates.")
             is_range = len(ids) == 0 or ids[-1] == len(ids) - 1
             self._ids = None if (self._ids_ascending and is_range) else ids
@@ -279,11 +279,14 @@ def _strictly_ascending(ids: np.ndarray, block: int = 1 << 16) -> bool:
     return True
 
 
-def _has_duplicates(ids: np.ndarray) -> bool:
+def _has_duplicates(ids: np.ndarray, ascending: bool | None = None) -> bool:
     """Whether ``ids`` hold a value twice: ascending ids are checked in place, others by one
-    sorted copy. (``np.unique`` of int64 builds a hash set first: about 6x the ids' size in
-    resident memory, which ``tracemalloc`` does not see.)"""
-    return not _strictly_ascending(ids) and not _strictly_ascending(np.sort(ids))
+    sorted copy (``ascending``: whether ``ids`` are strictly ascending, when the caller knows).
+    (``np.unique`` of int64 builds a hash set first: about 6x the ids' size in resident memory,
+    which ``tracemalloc`` does not see.)"""
+    if ascending is None:
+        ascending = _strictly_ascending(ids)
+    return not ascending and not _strictly_ascending(np.sort(ids))
 
 
 def pad_result(distances: np.ndarray, ids: np.ndarray, k: int) -> SearchResult:
