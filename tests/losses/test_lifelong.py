@@ -186,6 +186,23 @@ def test_old_centers_are_the_majority_of_the_stored_codes_and_new_ones_are_far()
     assert torch.equal(loss.old_codes, torch.as_tensor(codes, dtype=torch.float32))
 
 
+@pytest.mark.parametrize("code_dtype", [np.int8, np.float32, np.float64])
+def test_majority_centers_of_multi_hot_labels_match_the_slow_reference(code_dtype):
+    """Every item votes for each of its labels; ties (even counts) give +1; a class without items has no center."""
+    from hashlearn.losses.lifelong import majority_centers
+
+    rng = np.random.default_rng(0)
+    codes = np.where(rng.random((40, 12)) < 0.5, -1, 1).astype(code_dtype)
+    labels = (rng.random((40, 5)) < 0.4).astype(np.float32)
+    labels[:, 4] = 0  # class 4 has no items
+    centers, has_center = majority_centers(codes, labels)
+    assert ((labels.T @ codes.astype(np.float64))[:4] == 0).any()  # the case has ties
+    sets = [{c for c in range(5) if labels[i, c]} for i in range(40)]
+    expected = slow_majority(codes.astype(int).tolist(), sets, 5)
+    assert has_center.tolist() == [e is not None for e in expected] == [True] * 4 + [False]
+    assert centers[:4].tolist() == expected[:4] and centers.dtype == np.int8
+
+
 def test_new_centers_of_a_hadamard_parent_keep_csq_distances():
     """Old centers = CSQ's Hadamard rows: the new ones are n_bits/2 from all of them and from each other, as CSQ's own are."""
     from hashlearn.losses.csq import _min_pairwise_hamming, make_hash_centers

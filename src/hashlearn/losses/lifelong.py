@@ -61,8 +61,10 @@ N_RANDOM_CANDIDATES = 2048
 
 def majority_centers(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(centers, has_center)``: the bitwise majority (ties +1) of the ±1 ``codes`` of each class of the multi-hot ``labels``."""
-    codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels, dtype=np.float64) > 0
-    sums = labels.T.astype(np.float64) @ codes  # (C, K): per class, the sum of its items' codes
+    codes, labels = np.asarray(codes), np.asarray(labels) > 0
+    # (C, K): per class, the sum of its items' codes -- an integer product: exact, and not a BLAS call, whose worker
+    # threads would spin on the other cores for a while after it, into the training that follows
+    sums = labels.T.astype(np.int64) @ np.rint(codes).astype(np.int64)
     has_center = labels.any(axis=0)
     return np.where(sums >= 0, 1, -1).astype(np.int8), has_center
 
