@@ -96,3 +96,42 @@ def test_an_index_of_one_side_grows_stage_by_stage(stages, tmp_path, modality):
     expected = reference_search(codes[::41], codes, 10, ids=ids)
     found = index.search(codes[::41], 10)
     assert np.array_equal(found.distances, expected.distances) and np.array_equal(found.ids, expected.ids)
+
+
+def test_an_interrupted_two_tower_stage_resumes_to_the_same_weights_and_codes(stages, tmp_path, monkeypatch):
+    from hashlearn.train.trainer import Trainer
+
+    root, stage1, _ = stages
+    whole = lifelong_run(root / "s1", tmp_path / "whole", epochs=2, replay_per_class=5)
+    original = Trainer._write_run
+
+    class Interrupted(Exception):
+        pass
+
+    def write_then_stop(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise Interrupted  # after epoch 1's checkpoint
+
+    monkeypatch.setattr(Trainer, "_write_run", write_then_stop)
+    with pytest.raises(Interrupted):
+        lifelong_run(root / "s1", tmp_path / "cut", epochs=2, replay_per_class=5)
+    monkeypatch.setattr(Trainer, "_write_run", original)
+    assert not load_run(tmp_path / "cut").is_lifelong_stage
+    with pytest.raises(ValueError, match="replay_per_class"):  # the two-tower default memory is not the one it started with
+        lifelong_run(root / "s1", tmp_path / "cut", resume=True)
+    resumed = lifelong_run(root / "s1", tmp_path / "cut", replay_per_class=5, resume=True)
+    assert resumed["resumed"] and not whole["resumed"] and resumed["modalities"] == ["image", "text"]
+    # the same weights (the model version is their sha256), and both sides' stored codes: the old ones as stage 1 keeps them
+    assert resumed["model_version"] == whole["model_version"] != resumed["parent_model_version"]
+    cut_model, whole_model = load_run(tmp_path / "cut").load_model(), load_run(tmp_path / "whole").load_model()
+    for (name, weight), (other_name, other) in zip(cut_model.state_dict().items(), whole_model.state_dict().items()):
+        assert name == other_name and np.array_equal(weight.numpy(), other.numpy()), name
+    for modality in MODALITIES:
+        codes, ids = load_run(tmp_path / "cut").load_codes("database", modality)
+        whole_codes, whole_ids = load_run(tmp_path / "whole").load_codes("database", modality)
+        assert np.array_equal(codes, whole_codes) and np.array_equal(ids, whole_ids)
+        assert np.array_equal(codes[: len(stage1[modality][1])], stage1[modality][0])
+    assert resumed["blocks"] == [{**b, "run": str((tmp_path / "cut").resolve())} if b["stage"] == 2 else b for b in whole["blocks"]]
+    assert resumed["metrics"] == whole["metrics"] and resumed["replay_ids_sha256"] == whole["replay_ids_sha256"]
+    with pytest.raises(ValueError, match="finished"):
+        lifelong_run(root / "s1", tmp_path / "cut", replay_per_class=5, resume=True)
