@@ -396,12 +396,12 @@ def main() -> None:
     parser.add_argument("--stages-again", action="store_true", help="measure the stage rows again, keeping the validation sweeps")
     parser.add_argument("--render", action="store_true", help="only rewrite lifelong.md from lifelong.json (and lifelong-openmoji.json)")
     parser.add_argument("--dataset", choices=("fashion-mnist", "openmoji"), default="fashion-mnist",
-                        help="openmoji: the cross-modal part (two-tower, 32 bits; benchmarks/lifelong_openmoji.py)")
+                        help="openmoji: the cross-modal part (two towers at --bits; benchmarks/lifelong_openmoji.py)")
     args = parser.parse_args()
     if args.dataset == "openmoji" and not args.render:
         import lifelong_openmoji
 
-        lifelong_openmoji.run(args.seeds, fresh=args.fresh)
+        lifelong_openmoji.run(args.seeds, bits=args.bits, fresh=args.fresh)
         return
     if args.render:
         import json
