@@ -11,7 +11,7 @@ from hashlearn.data import dataset_available
 from hashlearn.index.io import load_index, read_header
 from hashlearn.runs import evaluate_run, load_run
 from hashlearn.runs.crossmodal import MODALITIES, modality_inputs
-from hashlearn.runs.lifelong import append_stage_to_index, lifelong_run
+from hashlearn.runs.lifelong import CROSSMODAL_STAGE_LOSS, CROSSMODAL_STAGE_LR_FACTOR, append_stage_to_index, lifelong_run
 
 pytestmark = pytest.mark.skipif(not dataset_available("openmoji"), reason="the openmoji packages are missing")
 
@@ -68,6 +68,10 @@ def test_stage_bookkeeping_of_a_two_tower_chain(stages):
     assert third["parent_model_version"] == second["model_version"]
     config = json.loads((root / "s2" / "config.json").read_text())
     assert config["method"]["name"] == "lifelong-crossmodal" and config["trainer"]["epochs"] == 1
+    # without --set, a two-tower stage takes the two-tower defaults (the openmoji benchmark's validation choice)
+    assert {key: config["method"]["loss"][key] for key in CROSSMODAL_STAGE_LOSS} == CROSSMODAL_STAGE_LOSS
+    parent_lr = json.loads((root / "s1" / "config.json").read_text())["trainer"]["lr"]
+    assert config["trainer"]["lr"] == pytest.approx(parent_lr * CROSSMODAL_STAGE_LR_FACTOR)
     model = json.loads((root / "s2" / "model" / "model.json").read_text())
     assert model["class"] == "TwoTowerHashModel"
     split = load_run(root / "s3").load_split()
