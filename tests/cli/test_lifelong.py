@@ -39,11 +39,12 @@ def test_lifelong_command_on_a_two_tower_run_grows_an_index_of_one_side(tmp_path
     assert "stage 2 'travel-activities-objects' of groups-small" in out and "I->T mAP@1000" in out and "T->I mAP@1000" in out
     record = json.loads((stage2 / "lifelong.json").read_text())
     assert record["modalities"] == ["image", "text"] and read_header(index)["info"]["modality"] == "text"
-    # a two-tower stage's defaults: 100 memory pairs per old group (here every stage-1 training pair: 20 per group), the parent's lr,
-    # the pairwise terms on top of the centers
+    # a two-tower stage's defaults: 100 memory pairs per old group (here every stage-1 training pair: 20 per group), twice the
+    # parent's lr, the pairwise terms on top of the centers (the within-batch one at weight 2)
     assert record["n_replay"] == 80
     parent, config = (json.loads((run / "config.json").read_text()) for run in (stage1, stage2))
-    assert config["trainer"]["lr"] == parent["trainer"]["lr"] and config["method"]["loss"]["old_weight"] == config["method"]["loss"]["new_weight"] == 1.0
+    assert config["trainer"]["lr"] == pytest.approx(2 * parent["trainer"]["lr"])
+    assert (config["method"]["loss"]["old_weight"], config["method"]["loss"]["new_weight"]) == (1.0, 2.0)
     assert [b["stage"] for b in read_header(index)["info"]["blocks"]] == [1, 2]
     assert main(["lifelong", "--from", str(stage2), "--run-dir", str(tmp_path / "s3"), "--index", str(index), "-q"]) == 2
     assert "pass --modality text" in capsys.readouterr().err and not (tmp_path / "s3").exists()  # refused before training
