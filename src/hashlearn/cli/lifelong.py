@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--from", dest="parent", required=True, metavar="RUN_DIR", help="the trained run of the previous stage")
     parser.add_argument("--run-dir", required=True, help="output folder of the new stage's run; must be empty or new")
     parser.add_argument("--stage", help="the stage to train, a number or a name (default: the parent's next one; no other is allowed)")
-    parser.add_argument("--epochs", type=positive_int, help="training epochs of the stage (default: the parent's; a two-tower run's: at most 10)")
+    parser.add_argument("--epochs", type=positive_int, help="training epochs of the stage (default: the parent's; a two-tower run's: at most 6)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override on the parent's config: method.loss.old_weight=2.0, trainer.lr=0.0003 ... (repeatable)")
     parser.add_argument("--replay", type=nonnegative_int, default=None, metavar="N",
