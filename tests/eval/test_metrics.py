@@ -78,6 +78,22 @@ def test_map_and_precision_match_reference(multi, tie_heavy, k):
     assert metrics.precision_at_k(qc, dbc, ql, dbl, k=kk) == pytest.approx(ref_precision_at_k(qc, dbc, ql, dbl, kk))
 
 
+@pytest.mark.parametrize("n_classes", [1, 8, 63, 64, 65, 130])
+def test_multi_hot_labels_of_every_word_count_match_the_reference(n_classes):
+    """Multi-hot labels are compared as packed 64-bit words: one, two and three words, and their edges."""
+    qc, dbc, ql, dbl = make_data(7, n_q=9, n_db=50, multi=True, n_classes=n_classes, tie_heavy=True)
+    if n_classes > 1:  # sparse labels, so that some pairs share none: relevance depends on the last word too
+        rng = np.random.default_rng(1)
+        ql, dbl = ql * (rng.random(ql.shape) < 0.05), dbl * (rng.random(dbl.shape) < 0.05)
+        ql[0], dbl[:3] = 0, 0
+        ql[1, -1], dbl[4, -1] = 1, 1
+    for k in (7, None):
+        assert metrics.mean_average_precision(qc, dbc, ql, dbl, k=k) == pytest.approx(ref_map(qc, dbc, ql, dbl, k))
+    assert metrics.precision_at_k(qc, dbc, ql, dbl, k=12) == pytest.approx(ref_precision_at_k(qc, dbc, ql, dbl, 12))
+    for r in (0, 5, 16):
+        assert metrics.precision_recall_at_radius(qc, dbc, ql, dbl, r) == pytest.approx(ref_radius(qc, dbc, ql, dbl, r))
+
+
 def test_ties_are_broken_by_ascending_database_index():
     # all database codes identical: the ranking is the database order
     dbc = pack_bits(np.zeros((4, 8), dtype=int))

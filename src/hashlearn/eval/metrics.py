@@ -158,20 +158,24 @@ def rank_by_hamming(distances: np.ndarray, k: int) -> np.ndarray:
     return keys % n_db
 
 
-def _relevance(query_labels: np.ndarray, db_labels: np.ndarray, db_index: np.ndarray) -> np.ndarray:
-    """Boolean relevance of ``db_index`` (nq, k) items to each query."""
-    if query_labels.ndim == 1:
-        return db_labels[db_index] == query_labels[:, None]
-    return np.einsum("qkc,qc->qk", db_labels[db_index].astype(np.int32), query_labels.astype(np.int32)) > 0
+def _label_keys(labels: np.ndarray) -> np.ndarray:
+    """What :func:`_relevance` compares: 1-D class ids as they are; multi-hot rows (checked 0/1) packed into
+    ``(n, ceil(n_classes / 64))`` uint64 words, so two items share a label when their words share a set bit."""
+    if labels.ndim == 1:
+        return labels
+    packed = np.packbits(labels, axis=1)
+    if packed.shape[1] % 8:
+        packed = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8)))
+    return np.ascontiguousarray(packed).view(np.uint64)
 
 
-def _relevant_counts(query_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
-    """Number of relevant database items per query."""
-    if query_labels.ndim == 1:
-        values, counts = np.unique(db_labels, return_counts=True)
-        lookup = dict(zip(values.tolist(), counts.tolist()))
-        return np.array([lookup.get(label, 0) for label in query_labels.tolist()], dtype=np.int64)
-    return ((query_labels.astype(np.int32) @ db_labels.T.astype(np.int32)) > 0).sum(axis=1)
+def _relevance(query_keys: np.ndarray, db_keys: np.ndarray, db_index: np.ndarray) -> np.ndarray:
+    """Boolean relevance of ``db_index`` (nq, k) items to each query, from :func:`_label_keys` of both sides."""
+    if query_keys.ndim == 1:
+        return db_keys[db_index] == query_keys[:, None]
+    if query_keys.shape[1] == 1:  # up to 64 labels: one AND per ranked item
+        return (db_keys[:, 0][db_index] & query_keys[:, :1]) != 0
+    return (db_keys[db_index] & query_keys[:, None, :]).any(axis=2)
 
 
 def _blocks(n: int) -> Iterator[slice]:
@@ -184,8 +188,9 @@ def _ranked_relevance(query_codes, db_codes, query_labels, db_labels, k) -> tupl
     query_labels, db_labels = _check_label_pair(query_labels, db_labels, len(query_codes), len(db_codes))
     k = _check_k(k, len(db_codes))
     relevance = np.empty((len(query_codes), k), dtype=bool)
+    query_keys, db_keys = _label_keys(query_labels), _label_keys(db_labels)
     for block, distances in hamming_distance_blocks(query_codes, db_codes):
-        relevance[block] = _relevance(query_labels[block], db_labels, rank_by_hamming(distances, k))
+        relevance[block] = _relevance(query_keys[block], db_keys, rank_by_hamming(distances, k))
     return relevance, k
 
 
@@ -283,8 +288,9 @@ def pr_curve(query_codes, db_codes, query_labels, db_labels) -> PRCurve:
     precision_sum = np.zeros(n_bits + 1)
     recall_sum = np.zeros(n_bits + 1)
     all_index = np.arange(len(db_codes))
+    query_keys, db_keys = _label_keys(query_labels), _label_keys(db_labels)
     for block, distances in hamming_distance_blocks(query_codes, db_codes):
-        relevant = _relevance(query_labels[block], db_labels, np.broadcast_to(all_index, distances.shape))
+        relevant = _relevance(query_keys[block], db_keys, np.broadcast_to(all_index, distances.shape))
         offsets = (np.arange(distances.shape[0]) * (n_bits + 1))[:, None]
         size = distances.shape[0] * (n_bits + 1)
         retrieved = np.bincount((distances + offsets).ravel(), minlength=size).reshape(-1, n_bits + 1).cumsum(axis=1)
@@ -336,7 +342,7 @@ def float_mean_average_precision(queries, database, query_labels, db_labels, k: 
     query_labels, db_labels = _check_label_pair(query_labels, db_labels, len(queries), len(database))
     k = _check_k(k, len(database))
     ranked = float_knn(queries, database, k, metric=metric)
-    return float(_average_precisions_of(_relevance(query_labels, db_labels, ranked)).mean())
+    return float(_average_precisions_of(_relevance(_label_keys(query_labels), _label_keys(db_labels), ranked)).mean())
 
 
 def recall_at_k(query_codes, db_codes, ground_truth_ids, k: int) -> float:
