@@ -12,6 +12,8 @@ from hashlearn.index.io import load_index, read_header
 from hashlearn.runs import evaluate_run, load_run
 from hashlearn.runs.lifelong import append_stage_to_index, lifelong_run
 
+from .conftest import run_interrupted_after_epoch_one
+
 TINY = ["--method", "csq", "--bits", "16", "--dataset", "digits", "--epochs", "2", "--set", "model.hidden=[32]",
         "--set", "trainer.lr=0.01", "--set", "data.protocol=class-incremental", "--set", "trainer.val_k=100", "-q"]
 
@@ -222,23 +224,9 @@ def test_validation_metric_scores_an_evenly_spaced_subset_of_at_most_max_queries
 
 
 def test_an_interrupted_stage_resumes_to_the_same_codes_and_refuses_another_start(stages, tmp_path, monkeypatch):
-    from hashlearn.train.trainer import Trainer
-
     root, _, _ = stages
     whole = lifelong_run(root / "s1", tmp_path / "whole", epochs=2)
-    original = Trainer._write_run
-
-    class Interrupted(Exception):
-        pass
-
-    def write_then_stop(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        raise Interrupted  # after epoch 1's checkpoint
-
-    monkeypatch.setattr(Trainer, "_write_run", write_then_stop)
-    with pytest.raises(Interrupted):
-        lifelong_run(root / "s1", tmp_path / "cut", epochs=2)
-    monkeypatch.setattr(Trainer, "_write_run", original)
+    run_interrupted_after_epoch_one(monkeypatch, lambda: lifelong_run(root / "s1", tmp_path / "cut", epochs=2))
     assert not load_run(tmp_path / "cut").is_lifelong_stage
     with pytest.raises(ValueError, match="replay_per_class"):
         lifelong_run(root / "s1", tmp_path / "cut", replay_per_class=3, resume=True)

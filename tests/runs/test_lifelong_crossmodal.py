@@ -13,6 +13,8 @@ from hashlearn.runs import evaluate_run, load_run
 from hashlearn.runs.crossmodal import MODALITIES, modality_inputs
 from hashlearn.runs.lifelong import CROSSMODAL_STAGE_LOSS, CROSSMODAL_STAGE_LR_FACTOR, append_stage_to_index, lifelong_run
 
+from .conftest import run_interrupted_after_epoch_one
+
 pytestmark = pytest.mark.skipif(not dataset_available("openmoji"), reason="the openmoji packages are missing")
 
 #: a small DCMH stage 1 on openmoji's groups-small protocol: 32 px pixels (small CNN) + bag-of-words (MLP), 80 training pairs
@@ -103,23 +105,9 @@ def test_an_index_of_one_side_grows_stage_by_stage(stages, tmp_path, modality):
 
 
 def test_an_interrupted_two_tower_stage_resumes_to_the_same_weights_and_codes(stages, tmp_path, monkeypatch):
-    from hashlearn.train.trainer import Trainer
-
     root, stage1, _ = stages
     whole = lifelong_run(root / "s1", tmp_path / "whole", epochs=2, replay_per_class=5)
-    original = Trainer._write_run
-
-    class Interrupted(Exception):
-        pass
-
-    def write_then_stop(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        raise Interrupted  # after epoch 1's checkpoint
-
-    monkeypatch.setattr(Trainer, "_write_run", write_then_stop)
-    with pytest.raises(Interrupted):
-        lifelong_run(root / "s1", tmp_path / "cut", epochs=2, replay_per_class=5)
-    monkeypatch.setattr(Trainer, "_write_run", original)
+    run_interrupted_after_epoch_one(monkeypatch, lambda: lifelong_run(root / "s1", tmp_path / "cut", epochs=2, replay_per_class=5))
     assert not load_run(tmp_path / "cut").is_lifelong_stage
     with pytest.raises(ValueError, match="replay_per_class"):  # the two-tower default memory is not the one it started with
         lifelong_run(root / "s1", tmp_path / "cut", resume=True)
