@@ -488,7 +488,6 @@ def run_target_forms(method, model, inputs, labels, split, query, record, is_don
                         "intra_weight": "-" if intra is None else intra, "n_queries": len(query), **out})
 
 
-
 #: table 6: multiples of the stated budget swept (image L-inf 8/255 -> 8, 16, 32 /255; text L2 0.5 -> 0.5, 1.0, 2.0)
 BUDGET_SCALES = (1.0, 2.0, 4.0)
 #: table 6's grid for the target form, chosen per budget on the validation pairs (``--budget-settings`` picks a subset)
@@ -679,8 +678,8 @@ def render_markdown(rows, meta) -> str:
         for r in attacks:
             lines.append(
                 f"| {r['model']} | {r['attack']} | {r['modality']} | {r['steps']} | {r.get('intra_weight', '-')} | {r['cross']} | "
-                f"{r['cross_clean']:.3f} | {r['cross_adv']:.3f} | {r['cross_adv'] / max(r['cross_clean'], 1e-12):.2f} | {r['same']} | "
-                f"{r['same_clean']:.3f} | {r['same_adv']:.3f} | {r['same_adv'] / max(r['same_clean'], 1e-12):.2f} | "
+                f"{r['cross_clean']:.3f} | {r['cross_adv']:.3f} | {ratios(r)[0]:.2f} | {r['same']} | "
+                f"{r['same_clean']:.3f} | {r['same_adv']:.3f} | {ratios(r)[1]:.2f} | "
                 f"{r['norm']} {r['distortion']:.4f} | {r['bits_flipped']:.1f} | {r['seconds'] / max(r['n_queries'], 1):.3f} |")
         lines.append("")
     trials = [r for r in rows if r["table"] == "cmla-validation"]
@@ -721,9 +720,8 @@ def render_markdown(rows, meta) -> str:
                   "| model | attack | query | intra | cross | cross clean | cross attacked | ratio | same | same clean | same attacked | ratio | distortion | bits flipped | query-paired bits | target |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in forms:
-            cross_ratio = r["cross_adv"] / max(r["cross_clean"], 1e-12)
-            same_ratio = r["same_adv"] / max(r["same_clean"], 1e-12)
-            met = "met" if cross_ratio <= 0.5 and same_ratio >= 0.9 else "missed"
+            cross_ratio, same_ratio = ratios(r)
+            met = "met" if target_met(r) else "missed"
             distortion = "-" if r["norm"] == "none" else f"{r['norm']} {r['distortion']:.4f}"
             lines.append(f"| {r['model']} | {r['attack']} | {r['modality']} | {r['intra_weight']} | {r['cross']} | {r['cross_clean']:.3f} | "
                          f"{r['cross_adv']:.3f} | {cross_ratio:.2f} | {r['same']} | {r['same_clean']:.3f} | {r['same_adv']:.3f} | "
@@ -736,8 +734,7 @@ def render_markdown(rows, meta) -> str:
                       "| model | attack | query | chosen | cross ratio | same ratio | bits flipped |", "|---|---|---|---|---|---|---|"]
             for r in trials:
                 lines.append(f"| {r['model']} | {r['attack']} | {r['modality']} | {'yes' if r['chosen'] else ''} | "
-                             f"{r['cross_adv'] / max(r['cross_clean'], 1e-12):.2f} | {r['same_adv'] / max(r['same_clean'], 1e-12):.2f} | "
-                             f"{r['bits_flipped']:.1f} |")
+                             "{:.2f} | {:.2f} | ".format(*ratios(r)) + f"{r['bits_flipped']:.1f} |")
             lines.append("")
     order = {"hag": 0, "cmla": 1, "cmla-labels": 2, "cmla-target (tanh reach)": 3, "cmla-target": 4}
     targets = sorted((r for r in rows if r["table"] == "target"),
@@ -777,7 +774,7 @@ def render_markdown(rows, meta) -> str:
             chosen = choose(group)
             for name, r in group.items():
                 lines.append(f"| {key[0]} | {key[1]} | {name} | {'yes' if name == chosen else ''} | "
-                             f"{r['cross_adv'] / max(r['cross_clean'], 1e-12):.2f} | {r['same_adv'] / max(r['same_clean'], 1e-12):.2f} | "
+                             "{:.2f} | {:.2f} | ".format(*ratios(r)) +
                              f"{r['norm']} {r['distortion']:.4f} | {r['bits_flipped']:.1f} | {r['mean_bits_planned']:.1f} / {r['mean_bits_reached']:.1f} |")
         lines.append("")
     lines += render_budget(rows)
