@@ -56,9 +56,9 @@ IMAGE_EPS = 8 / 255  # L-inf, pixels in [0, 1]
 TEXT_EPS = 0.5  # L2 in binary bag-of-words space (half of one token's presence)
 ITERATIONS = (100, 200, 500)
 #: the tables that attack the pixel models (one process per model, ``--attack-models``)
-ATTACK_TABLES = {"cmla", "adversarial", "forms", "target", "budget"}
+ATTACK_TABLES = {"cmla", "adversarial", "forms", "target", "budget", "index"}
 #: the fields that identify a row (a rerun skips rows already there); rows without a field leave it out
-KEY_FIELDS = ("table", "method", "n_bits", "seed", "model", "attack", "modality", "steps", "budget_scale")
+KEY_FIELDS = ("table", "method", "n_bits", "seed", "model", "attack", "modality", "steps", "budget_scale", "references")
 #: CMLA label form: Theta = <h, b> / 32 (the likelihood's linear regime at 32 bits); positives and negatives weighted equally
 LABEL_THETA_SCALE = 1 / 32
 #: intra-modal weights tried on the validation pairs per form (table 4)
@@ -282,21 +282,26 @@ def retrieval_row(name, n_bits, seed, codes, split, labels):
 
 # --- attacks ------------------------------------------------------------------------------------
 def attack_queries(model, inputs, labels, query, database, modality, attack_name, steps, intra_weight=None, seed=0, budget_scale=1.0,
-                   references=None, options=None):
+                   references=None, options=None, budgets=None):
     """mAP of ``query`` pairs before and after attacking their ``modality`` side; distortion of the inputs.
 
     ``attack_name`` ``"cmla-labels"``: CMLA's label form (the paper's objective) with positives and negatives
     weighted equally, ``theta_scale`` 1/32, and the clean codes of the pairs ``references`` as its references;
     ``"cmla-target"``: the two-stage form (``CMLATarget``) with the same references and ``options`` (its keyword
-    arguments beyond the budget and ``intra_weight``)."""
+    arguments beyond the budget and ``intra_weight``). ``budgets``: per modality ``dict(eps=, norm=, clip=)`` in place
+    of the pixel / bag-of-words budgets (``IMAGE_EPS``, ``TEXT_EPS``), scaled by ``budget_scale`` as they are."""
     from hashlearn.attacks import CMLA, HAG, CMLATarget
 
     image, text = inputs
     other = "text" if modality == "image" else "image"
     x = torch.from_numpy((image if modality == "image" else text)[query])
     tower = model.tower(modality)
-    budget = (dict(eps=IMAGE_EPS * budget_scale, norm="linf", clip=(0.0, 1.0)) if modality == "image"
-              else dict(eps=TEXT_EPS * budget_scale, norm="l2", clip=(0.0, 1.0)))
+    if budgets is not None:
+        budget = dict(budgets[modality])
+        budget["eps"] = budget["eps"] * budget_scale
+    else:
+        budget = (dict(eps=IMAGE_EPS * budget_scale, norm="linf", clip=(0.0, 1.0)) if modality == "image"
+                  else dict(eps=TEXT_EPS * budget_scale, norm="l2", clip=(0.0, 1.0)))
     paired = model.encode((text if modality == "image" else image)[query], other)
     if attack_name in ("cmla-target", "cmla-labels"):  # the attacker's references: the training pairs' clean codes
         reference = (model.encode((image if modality == "image" else text)[references], modality),
@@ -555,6 +560,9 @@ def save(rows, meta, path_json, path_md):
     combined["load"] = "; ".join(f"{m.get('part')}: {m.get('load')}" for m in metas)
     combined["command"] = " and ".join(m["command"] for m in metas)
     combined["notes"] = [note for m in metas for note in m.get("notes", [])]
+    for m in metas:  # a measurement one part made (table 7's text scale) belongs to the merged file too
+        if "minilm_neighbour_distance" in m:
+            combined["minilm_neighbour_distance"] = m["minilm_neighbour_distance"]
     atomic_write_json(path_md.with_suffix(".json"), {"meta": combined, "parts": metas, "rows": merged})
     atomic_write_text(path_md, render_markdown(merged, combined))
 
@@ -778,6 +786,9 @@ def render_markdown(rows, meta) -> str:
                              f"{r['norm']} {r['distortion']:.4f} | {r['bits_flipped']:.1f} | {r['mean_bits_planned']:.1f} / {r['mean_bits_reached']:.1f} |")
         lines.append("")
     lines += render_budget(rows)
+    from crossmodal_index import render_index
+
+    lines += render_index(rows, meta)
     notes = NOTES + list(meta.get("notes") or [])
     lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     return "\n".join(lines)
@@ -883,6 +894,14 @@ def main(argv=None) -> int:
             if "target" in args.tables:
                 run_target_forms(method, model, inputs, labels, split, query, record, is_done, rows,
                                  load_rows(path_md.with_suffix(".json")), quick=args.quick, iterations=args.target_iterations)
+            if "index" in args.tables:
+                from crossmodal_index import MINILM_EPS, frozen_model, run_index, text_neighbour_distance
+
+                run_index(f"{method} pixels", model, inputs, labels, split, query, record, is_done, rows, quick=args.quick)
+                frozen, features = frozen_model(method, dataset, split, labels, WORK, quick=args.quick)
+                meta["minilm_neighbour_distance"] = text_neighbour_distance(features[1])
+                run_index(f"{method} frozen", frozen, features, labels, split, query, record, is_done, rows, modalities=("text",),
+                          budgets={"text": dict(eps=MINILM_EPS, norm="l2", clip=None)}, quick=args.quick)
             if "budget" in args.tables:
                 run_budget(method, model, inputs, labels, split, query, record, is_done, rows, load_rows(path_md.with_suffix(".json")),
                            settings=args.budget_settings, n_validation=args.budget_validation_pairs, quick=args.quick)
