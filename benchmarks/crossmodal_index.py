@@ -117,7 +117,8 @@ def run_index(name, model, inputs, labels, split, query, record, is_done, rows, 
               budgets=None, steps=100, n_validation=100, quick=False):
     """Table 7 for one model (``name``): per modality and reference kind, the target form's setting chosen on the
     validation pairs, then the query pairs; HAG (untargeted) on the same queries as the baseline."""
-    from crossmodal import MARGIN, TARGET_GRID, attack_queries, choose, code_space_bound
+    from crossmodal import attack_queries, choose
+    from crossmodal_target import MARGIN, TARGET_GRID, code_space_bound
 
     validation = split.validation[:n_validation] if not quick else split.validation[:10]
     unseen = np.setdiff1d(split.database, np.concatenate([split.train, split.validation]))
@@ -170,7 +171,8 @@ def run_index(name, model, inputs, labels, split, query, record, is_done, rows, 
 
 def render_index(rows, meta) -> list[str]:
     """Table 7 and its validation sub-table."""
-    from crossmodal import choose, ratios, target_cells
+    from crossmodal import choose, ratios
+    from crossmodal_target import target_cells
 
     order = {"hag": 0, "code-space bound (lambda 1)": 1}
     table = sorted((r for r in rows if r["table"] == "index"),
@@ -181,7 +183,8 @@ def render_index(rows, meta) -> list[str]:
     neighbour = meta.get("minilm_neighbour_distance")
     scale = (f" (the median distance from a text's embedding to its nearest other text's is {neighbour:.2f})"
              if neighbour else "")
-    lines = ["## 7. The target form when the attacker knows the index (32 bits, 100 iterations)", "",
+    steps = " / ".join(str(n) for n in sorted({r["steps"] for r in table + trials if r["steps"]}))
+    lines = [f"## 7. The target form when the attacker knows the index (32 bits, {steps} iterations)", "",
              "Tables 5 and 6 plan the target code against the training pairs' clean codes. Here the attacker plans against the "
              "codes actually searched -- the database's codes and labels, as an attacker holding the index would -- next to the "
              "training-pair references on the same models, queries and budgets. `pixels`: the pixel + bag-of-words models of "
