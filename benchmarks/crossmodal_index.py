@@ -118,7 +118,7 @@ def run_index(name, model, inputs, labels, split, query, record, is_done, rows, 
     """Table 7 for one model (``name``): per modality and reference kind, the target form's setting chosen on the
     validation pairs, then the query pairs; HAG (untargeted) on the same queries as the baseline."""
     from crossmodal import attack_queries, choose
-    from crossmodal_target import MARGIN, TARGET_GRID, code_space_bound
+    from crossmodal_target import MARGIN, TARGET_GRID, code_space_bound, validate_target_settings
 
     validation = split.validation[:n_validation] if not quick else split.validation[:10]
     unseen = np.setdiff1d(split.database, np.concatenate([split.train, split.validation]))
@@ -142,16 +142,9 @@ def run_index(name, model, inputs, labels, split, query, record, is_done, rows, 
                     "norm": "none", "distortion": float("nan"), "seconds": float("nan"), **out})
         for kind in REFERENCES:
             validation_references, test_references = references[kind]
-            for setting, options in grid.items():
-                if is_done(table="index-validation", model=name, attack=f"cmla-target {setting}", modality=modality, steps=steps,
-                           references=kind):
-                    continue
-                options = dict(options)
-                intra = options.pop("intra_weight")
-                out = attack_queries(model, inputs, labels, validation, unseen, modality, "cmla-target", steps, intra,
-                                     references=validation_references, options=options, budgets=budgets)
-                record({"table": "index-validation", "model": name, "attack": f"cmla-target {setting}", "modality": modality,
-                        "references": kind, "setting": setting, "intra_weight": intra, "n_queries": len(validation), **out})
+            validate_target_settings(model, inputs, labels, validation, unseen, modality, grid, steps, record, is_done,
+                                     table="index-validation", name=name, key={"references": kind},
+                                     references=validation_references, budgets=budgets)
             trials = {r["setting"]: r for r in rows if r["table"] == "index-validation" and r["model"] == name
                       and r["modality"] == modality and r["references"] == kind and r["setting"] in grid}
             chosen = choose(trials)
@@ -171,8 +164,8 @@ def run_index(name, model, inputs, labels, split, query, record, is_done, rows, 
 
 def render_index(rows, meta) -> list[str]:
     """Table 7 and its validation sub-table."""
-    from crossmodal import choose, ratios
-    from crossmodal_target import target_cells
+    from crossmodal import choose
+    from crossmodal_target import target_cells, validation_cells
 
     order = {"hag": 0, "code-space bound (lambda 1)": 1}
     table = sorted((r for r in rows if r["table"] == "index"),
@@ -211,9 +204,7 @@ def render_index(rows, meta) -> list[str]:
             chosen = choose(group)
             for setting, r in group.items():
                 lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {setting} | {'yes' if setting == chosen else ''} | "
-                             "{:.2f} | {:.2f} | ".format(*ratios(r)) +
-                             f"{r['norm']} {r['distortion']:.4f} | {r['bits_flipped']:.1f} | "
-                             f"{r['mean_bits_planned']:.1f} / {r['mean_bits_reached']:.1f} |")
+                             f"{validation_cells(r)} |")
     if table:
         lines += ["", "Notes on table 7:", ""] + [f"- {note}" for note in INDEX_NOTES]
     return lines + [""]

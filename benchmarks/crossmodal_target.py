@@ -224,6 +224,23 @@ BUDGET_GRID = {"margin-0.5": "margin reach, lambda 0.5, cost<=1", "margin-1": "m
                "margin-2": "margin reach, lambda 2, cost<=1", "tanh-1-capped": "tanh reach, lambda 1, same capped at clean, cost<=1"}
 
 
+def validate_target_settings(model, inputs, labels, validation, unseen, modality, grid, steps, record, is_done, *, table, name,
+                             key=None, **attack_kwargs):
+    """The target form with each setting of ``grid`` on the ``validation`` pairs against the ``unseen`` database pairs,
+    recorded as rows of ``table`` for model ``name`` (``key``: their further key fields, e.g. the budget scale); rows
+    already done are skipped; ``attack_kwargs`` go to :func:`attack_queries` (references, budget)."""
+    key = key or {}
+    for setting, options in grid.items():
+        if is_done(table=table, model=name, attack=f"cmla-target {setting}", modality=modality, steps=steps, **key):
+            continue
+        options = dict(options)
+        intra = options.pop("intra_weight")
+        out = attack_queries(model, inputs, labels, validation, unseen, modality, "cmla-target", steps, intra, options=options,
+                             **attack_kwargs)
+        record({"table": table, "model": name, "attack": f"cmla-target {setting}", "modality": modality, "setting": setting,
+                "intra_weight": intra, **key, "n_queries": len(validation), **out})
+
+
 def run_budget(method, model, inputs, labels, split, query, record, is_done, rows, prior_rows, *, settings=tuple(BUDGET_GRID),
                n_validation=100, steps=100, scales=BUDGET_SCALES, quick=False):
     """Table 6: HAG, CMLA and the target form at each multiple ``scales`` of the stated budget, same model and queries
@@ -241,16 +258,9 @@ def run_budget(method, model, inputs, labels, split, query, record, is_done, row
                for modality in ("image", "text")}
     for scale in scales:
         for modality in ("image", "text"):
-            for name, options in grid.items():
-                if is_done(table="budget-validation", model=method, attack=f"cmla-target {name}", modality=modality, steps=steps,
-                           budget_scale=scale):
-                    continue
-                options = dict(options)
-                intra = options.pop("intra_weight")
-                out = attack_queries(model, inputs, labels, validation, unseen, modality, "cmla-target", steps, intra,
-                                     budget_scale=scale, references=split.train, options=options)
-                record({"table": "budget-validation", "model": method, "attack": f"cmla-target {name}", "modality": modality,
-                        "setting": name, "intra_weight": intra, "budget_scale": scale, "n_queries": len(validation), **out})
+            validate_target_settings(model, inputs, labels, validation, unseen, modality, grid, steps, record, is_done,
+                                     table="budget-validation", name=method, key={"budget_scale": scale}, budget_scale=scale,
+                                     references=split.train)
             trials = {r["setting"]: r for r in rows if r["table"] == "budget-validation" and r["model"] == method
                       and r["modality"] == modality and r["budget_scale"] == scale and r["setting"] in grid}
             chosen = choose(trials)
@@ -276,6 +286,12 @@ def target_cells(r) -> str:
             f"{'-' if r['norm'] == 'none' else format(r['distortion'], '.4f').join([r['norm'] + ' ', ''])} | "
             f"{r['bits_flipped']:.1f} | {plan} | {'-' if r['norm'] == 'none' else format(r['seconds'] / max(r['n_queries'], 1), '.3f')} | "
             f"{'met' if target_met(r) else 'missed'}")
+
+
+def validation_cells(r) -> str:
+    """A validation sub-table's cells from the ratios on: cross and same ratio, distortion, bits flipped, planned / reached."""
+    return ("{:.2f} | {:.2f} | ".format(*ratios(r)) + f"{r['norm']} {r['distortion']:.4f} | {r['bits_flipped']:.1f} | "
+            f"{r['mean_bits_planned']:.1f} / {r['mean_bits_reached']:.1f}")
 
 
 def budget_name(row) -> str:
@@ -333,9 +349,7 @@ def render_budget(rows) -> list[str]:
             chosen = choose(group)
             for name, r in group.items():
                 lines.append(f"| {key[0]} | {key[1]} | {budget_name(r)} | {name} | {'yes' if name == chosen else ''} | "
-                             "{:.2f} | {:.2f} | ".format(*ratios(r)) +
-                             f"{r['norm']} {r['distortion']:.4f} | {r['bits_flipped']:.1f} | "
-                             f"{r['mean_bits_planned']:.1f} / {r['mean_bits_reached']:.1f} |")
+                             f"{validation_cells(r)} |")
     return lines + [""]
 
 
@@ -412,7 +426,6 @@ def render_forms_and_target(rows) -> list[str]:
             chosen = choose(group)
             for name, r in group.items():
                 lines.append(f"| {key[0]} | {key[1]} | {name} | {'yes' if name == chosen else ''} | "
-                             "{:.2f} | {:.2f} | ".format(*ratios(r)) +
-                             f"{r['norm']} {r['distortion']:.4f} | {r['bits_flipped']:.1f} | {r['mean_bits_planned']:.1f} / {r['mean_bits_reached']:.1f} |")
+                             f"{validation_cells(r)} |")
         lines.append("")
     return lines
