@@ -302,6 +302,8 @@ def main():
     parser.add_argument("--summary-only", action="store_true", help="with --full: only rewrite hashing.md from hashing-full.json")
     parser.add_argument("--shard", default="0/1", help="with --full: I/N runs every N-th planned cell from the I-th, so N processes "
                         "(one per core) share the plan; they add their rows to hashing-full.json under a lock")
+    parser.add_argument("--methods-matching", default=None, help="with --full: only the planned cells whose method contains this "
+                        "(e.g. @paper200 while other processes run the rest of the plan)")
     args = parser.parse_args()
     if args.full:
         import hashing_full
