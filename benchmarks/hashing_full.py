@@ -379,7 +379,9 @@ def preset_table(groups, dataset) -> list[str]:
         text = [f"{c['mAP@5000']:.3f} ({c['best_epoch']}/{c['epochs']})" if c else "-" for c in cells.values()]
         lines.append(f"| {method} | " + " | ".join(text) + " |")
     lines += ["", "The preset differs from the defaults in the trainer (lr 1e-5 and batch 64 vs the swept lr and batch 128, weight "
-              "decay 1e-5) and the quantizer (target sampled per call vs exact quantiles; 10,000 vs 64 SWD projections; weight 0.1)."]
+              "decay 1e-5) and the quantizer (target sampled per call vs exact quantiles; 10,000 vs 64 SWD projections; weight 0.1). "
+              f"The @paper{PAPER_FULL_EPOCHS} cells ran as a third process (`--methods-matching @paper{PAPER_FULL_EPOCHS}`) beside two "
+              "shards of the plan on the same 2 cores; each row's load average is in `hashing-full.json`."]
     return lines
 
 
