@@ -16,7 +16,7 @@ budgets:
   at 224 px costs about 15 CPU s per step for 50 images on this machine
   (100 steps x 100 queries x the validation grid: hours).
 
-Selection as in table 6: the target form's setting (``BUDGET_GRID``) is chosen
+Selection as in table 6: the target form's setting (``INDEX_SETTINGS``) is chosen
 on 100 validation pairs searched against the database pairs outside the
 training and validation pairs -- with those pairs' codes as the references for
 the index-known attacker -- then run once on the query pairs against the full
@@ -118,13 +118,12 @@ def run_index(name, model, inputs, labels, split, query, record, is_done, rows, 
     """Table 7 for one model (``name``): per modality and reference kind, the target form's setting chosen on the
     validation pairs, then the query pairs; HAG (untargeted) on the same queries as the baseline."""
     from crossmodal import attack_queries, choose
-    from crossmodal_target import MARGIN, TARGET_GRID, code_space_bound, validate_target_settings
+    from crossmodal_target import TARGET_SETTINGS, code_space_bound, validate_target_settings
 
     validation = split.validation[:n_validation] if not quick else split.validation[:10]
     unseen = np.setdiff1d(split.database, np.concatenate([split.train, split.validation]))
     steps = steps if not quick else 5
-    settings = {**TARGET_GRID, "margin reach, lambda 0.75, cost<=1": dict(MARGIN, same_weight=0.75, max_cost=1.0, intra_weight=0.5)}
-    grid = {setting: dict(settings[setting]) for setting in INDEX_SETTINGS}
+    grid = {setting: dict(TARGET_SETTINGS[setting]) for setting in INDEX_SETTINGS}
     if quick:
         grid = {setting: {**options, "rounds": min(options["rounds"], 5)} for setting, options in list(grid.items())[:2]}
     references = {"training pairs": (split.train, split.train), "index": (unseen, split.database)}
@@ -136,10 +135,8 @@ def run_index(name, model, inputs, labels, split, query, record, is_done, rows, 
         bound = "code-space bound (lambda 1)"
         if not is_done(table="index", model=name, attack=bound, modality=modality, steps=0, references="index, no budget"):
             out = code_space_bound(model, inputs, labels, query, split.database, modality, 1.0)
-            cross, same = ("I->T", "I->I") if modality == "image" else ("T->I", "T->T")
             record({"table": "index", "model": name, "attack": bound, "modality": modality, "references": "index, no budget",
-                    "setting": "-", "intra_weight": "-", "n_queries": len(query), "steps": 0, "cross": cross, "same": same,
-                    "norm": "none", "distortion": float("nan"), "seconds": float("nan"), **out})
+                    "setting": "-", "intra_weight": "-", "n_queries": len(query), **out})
         for kind in REFERENCES:
             validation_references, test_references = references[kind]
             validate_target_settings(model, inputs, labels, validation, unseen, modality, grid, steps, record, is_done,

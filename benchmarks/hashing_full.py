@@ -533,7 +533,7 @@ def main(args) -> None:
     for number, (dataset, method, n_bits, seed) in enumerate(plan()):
         if number % n_shards != shard or (dataset, method, n_bits, seed) in done:
             continue
-        if getattr(args, "methods_matching", None) and args.methods_matching not in method:
+        if args.methods_matching and args.methods_matching not in method:
             continue
         if (dataset, method) == ("fmnist-efficientnet", "csq") and n_bits == 16 and "cli_default" not in results and shard == 0:
             cli_check()
