@@ -298,7 +298,7 @@ def summarize(results: dict, coverage_note: str = "") -> str:
                         lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")
         lines += paired_table(groups, dataset, bits, "") + [""]
-        lines += paired_table(groups, dataset, bits, "+reg") + [""]
+        lines += paired_table(groups, dataset, bits, "+reg") + same_objective_note(groups, dataset, bits) + [""]
         lines += preset_table(groups, dataset) + [""]
         lines += cost_table(groups, dataset) + [""]
         lines += diagnostics_table(groups, dataset) + [""]
@@ -355,8 +355,6 @@ def paired_table(groups, dataset, bits, reference: str) -> list[str]:
             tally[verdict] += 1
             lines.append(f"| {method} | {b} | {len(seeds)} | {', '.join(f'{d:+.3f}' for d in diffs)} | {mean:+.3f} | {verdict} |")
     lines += ["", f"HSWD vs {label} on {dataset}: wins {tally['win']}, ties {tally['tie']}, loses {tally['loss']} of the paired (method, bits) cells."]
-    if reference == "+reg":
-        lines += same_objective_note(groups, dataset, bits)
     return lines
 
 
